@@ -1,0 +1,57 @@
+# One obvious way to run things. `make run` and `make test` are the two commands of the README.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+FLOWER_PORT ?= 5555
+export PORT FLOWER_PORT
+
+.PHONY: run test bench chaos lint fmt worker beat scheduler flower venv migrate clean
+
+# The virtualenv is rebuilt whenever a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || { echo "creating virtualenv $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing requirements into $(VENV) ..."
+	@$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	@$(PY) manage.py waitforservices
+	@$(PY) manage.py migrate --noinput -v 0
+
+run: migrate  ## the whole platform in the foreground: API + WebSocket, worker, scheduler, Flower
+	@$(PY) manage.py devsetup --port $(PORT) --flower-port $(FLOWER_PORT)
+	@exec $(VENV)/bin/honcho --no-prefix -f Procfile start -p $(PORT) 2>&1 || true
+
+test: venv  ## installs what is missing, then runs the whole suite
+	@$(PY) manage.py waitforservices --timeout 60
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: migrate  ## the benchmarks, printing a table
+	$(PY) -m bench $(BENCH_ARGS)
+
+chaos: migrate  ## the fault-injection run, printing its summary
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+worker: migrate
+	exec $(VENV)/bin/celery -A draconic worker -Q critical,high,normal,low -l INFO -E --without-gossip
+
+scheduler beat: migrate
+	exec $(PY) manage.py scheduler
+
+flower: venv
+	exec $(VENV)/bin/celery -A draconic flower --port=$(FLOWER_PORT)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,18 @@
+"""The Celery application. Configuration comes from Django settings (``CELERY_`` namespace)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "draconic.settings")
+
+#: Celery queues, one per job priority, consumed in this order (queue_order_strategy=priority).
+PRIORITY_QUEUES = ("critical", "high", "normal", "low")
+
+app = Celery("draconic")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in PRIORITY_QUEUES]
+app.autodiscover_tasks(["workers"])

@@ -1,0 +1,226 @@
+"""Django settings for Draconic, read from the environment (12-factor).
+
+Every variable is listed in ``.env.example``. A value that cannot be used raises
+``ImproperlyConfigured`` naming the variable, at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from draconic.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# pytest sets this implicitly so a bare `pytest` never touches the development Redis DB.
+TESTING = env_bool("DRACONIC_TESTING", "pytest" in sys.modules)
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
+    SECRET_KEY = "draconic-development-only-insecure-key"  # noqa: S105
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "jobs",
+    "admin_api",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "draconic.urls"
+WSGI_APPLICATION = "draconic.wsgi.application"
+ASGI_APPLICATION = "draconic.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL -------------------------------------------------------------------------
+DATABASE_URL = env_url(
+    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/draconic", schemes=("postgres", "postgresql")
+)
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0),
+        conn_health_checks=True,
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+    "DB_CONNECT_TIMEOUT", 5, minimum=1
+)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, resource ledger, channel layer --------------------------------
+REDIS_URL = env_url(
+    "REDIS_URL",
+    "redis://127.0.0.1:6379/15" if TESTING else "redis://127.0.0.1:6379/0",
+    schemes=("redis", "rediss", "unix"),
+)
+# Keys of the ledger and of the dispatcher live under this prefix, so two deployments can
+# share one Redis database without seeing each other's capacity.
+DRACONIC_REDIS_PREFIX = env_str("DRACONIC_REDIS_PREFIX", "draconic")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": f"{DRACONIC_REDIS_PREFIX}:asgi",
+            "capacity": 1000,
+            "expiry": 30,
+        },
+    }
+}
+
+# --- Celery ------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None  # results live in PostgreSQL, on the Job row
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "normal"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "queue_order_strategy": "priority",
+    # Longer than any job may run, so acks_late never causes a redelivery of a live task.
+    "visibility_timeout": 86400 + 3600,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
+CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", True)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
+
+# --- Draconic ----------------------------------------------------------------------------
+MAX_CPU_UNITS = env_int("MAX_CPU_UNITS", 8, minimum=1)
+MAX_MEMORY_MB = env_int("MAX_MEMORY_MB", 4096, minimum=1)
+DRACONIC_MAX_PAYLOAD_BYTES = env_int("DRACONIC_MAX_PAYLOAD_BYTES", 64 * 1024, minimum=2)
+DRACONIC_MAX_BATCH_SIZE = env_int("DRACONIC_MAX_BATCH_SIZE", 1000, minimum=1)
+DRACONIC_DEFAULT_MAX_ATTEMPTS = env_int("DRACONIC_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)
+DRACONIC_DEFAULT_TIMEOUT_SECONDS = env_int("DRACONIC_DEFAULT_TIMEOUT_SECONDS", 3600, minimum=1)
+DRACONIC_HANDLER_MODULES = env_list("DRACONIC_HANDLER_MODULES", [])
+DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG or TESTING)
+DRACONIC_EXPORT_DIR = Path(
+    env_str("DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / ("test-exports" if TESTING else "exports")))
+)
+# Retry timing is owned by the platform: exponential backoff with jitter and a cap.
+DRACONIC_RETRY_BASE_SECONDS = env_float("DRACONIC_RETRY_BASE_SECONDS", 0.2 if TESTING else 2.0, minimum=0)
+DRACONIC_RETRY_MAX_SECONDS = env_float("DRACONIC_RETRY_MAX_SECONDS", 2.0 if TESTING else 300.0, minimum=0)
+DRACONIC_RETRY_JITTER = env_float("DRACONIC_RETRY_JITTER", 0.2, minimum=0)
+# A running job's lease is renewed every third of this; an expired lease means a lost worker.
+DRACONIC_LEASE_SECONDS = env_float("DRACONIC_LEASE_SECONDS", 30.0, minimum=1)
+# Extra time past timeout_seconds before Celery's hard time limit kills the job.
+DRACONIC_TIMEOUT_GRACE_SECONDS = env_int("DRACONIC_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
+# A queued job that has not started after this long has its message re-published.
+DRACONIC_REQUEUE_AFTER_SECONDS = env_float("DRACONIC_REQUEUE_AFTER_SECONDS", 300.0, minimum=1)
+# The oldest top-priority job that does not fit gets capacity reserved after this wait.
+DRACONIC_STARVATION_SECONDS = env_float("DRACONIC_STARVATION_SECONDS", 30.0, minimum=0)
+DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05)
+DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
+
+# --- Email (send_email jobs) ------------------------------------------------------------
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str(
+    "EMAIL_FILE_PATH", str(BASE_DIR / "var" / ("test-mail" if TESTING else "mail"))
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "draconic@localhost")
+
+# --- REST framework -----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Draconic API",
+    "DESCRIPTION": "Submit typed jobs and dependency graphs; watch them run on Celery.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# --- Static files, auth, i18n -------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,182 @@
+"""The jobs REST API. Views validate with an input serializer, call one service or selector,
+and answer with an output serializer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors, services
+from jobs.models import Job, JobStatus, Priority
+from jobs.serializers import (
+    BatchInputSerializer,
+    DependenciesInputSerializer,
+    ExecutionLogOutputSerializer,
+    JobInputSerializer,
+    JobOutputSerializer,
+)
+
+ERROR = inline_serializer(
+    "Error",
+    fields={"detail": serializers.CharField(help_text="What went wrong and what to do next.")},
+)
+VALIDATION_ERROR = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description="Each bad field, mapped to a list of messages. Nothing was stored.",
+)
+NOT_FOUND = OpenApiResponse(ERROR, description="No such job among yours (or not a UUID).")
+CONFLICT = OpenApiResponse(ERROR, description="The job's state does not allow this.")
+UNAUTHORIZED = OpenApiResponse(ERROR, description="No valid token or session.")
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def _get_job_or_404(request: Request, job_id: Any) -> Job:
+    job = selectors.job_get(user=request.user, job_id=job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!s:.64} among yours")
+    return job
+
+
+class JobFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
+    priority = serializers.ChoiceField(choices=list(Priority.labels), required=False)
+    type = serializers.CharField(max_length=64, required=False)
+
+
+class JobListCreateApi(APIView):
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=[JobFilterSerializer],
+        responses={200: JobOutputSerializer(many=True), 400: VALIDATION_ERROR, 401: UNAUTHORIZED},
+    )
+    def get(self, request: Request) -> Response:
+        filters = JobFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        jobs: QuerySet[Job] = selectors.job_list(user=request.user, **filters.validated_data)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="jobs_create",
+        request=JobInputSerializer,
+        responses={
+            201: JobOutputSerializer,
+            200: OpenApiResponse(JobOutputSerializer, description="Repeated idempotency_key: the first job."),
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = JobInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job, created = services.job_submit(owner=request.user, spec=data.to_spec())
+        job = selectors.job_get(user=request.user, job_id=job.id) or job
+        return Response(
+            JobOutputSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class JobBatchApi(APIView):
+    @extend_schema(
+        operation_id="jobs_batch_create",
+        request=BatchInputSerializer,
+        responses={
+            201: inline_serializer(
+                "BatchCreated",
+                fields={
+                    "batch_id": serializers.UUIDField(),
+                    "jobs": JobOutputSerializer(many=True),
+                    "keys": serializers.DictField(child=serializers.UUIDField()),
+                },
+            ),
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = BatchInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        specs = data.to_specs()
+        jobs = services.job_submit_batch(owner=request.user, specs=specs)
+        fresh = {j.id: j for j in Job.objects.filter(id__in=[j.id for j in jobs]).prefetch_related("parent_edges")}
+        ordered = [fresh[j.id] for j in jobs]
+        return Response(
+            {
+                "batch_id": str(jobs[0].batch_id),
+                "keys": {s.key: str(j.id) for s, j in zip(specs, jobs, strict=True) if s.key},
+                "jobs": JobOutputSerializer(ordered, many=True).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JobDetailApi(APIView):
+    @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutputSerializer, 404: NOT_FOUND, 401: UNAUTHORIZED})
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobOutputSerializer(_get_job_or_404(request, job_id)).data)
+
+
+class JobCancelApi(APIView):
+    @extend_schema(
+        operation_id="jobs_cancel",
+        request=None,
+        responses={
+            200: OpenApiResponse(JobOutputSerializer, description="Cancelled (or, if it was running, asked to stop: see cancel_requested)."),
+            404: NOT_FOUND,
+            409: CONFLICT,
+            401: UNAUTHORIZED,
+        },
+    )
+    def patch(self, request: Request, job_id: str) -> Response:
+        job = services.job_cancel(job=_get_job_or_404(request, job_id))
+        job = selectors.job_get(user=request.user, job_id=job.id) or job
+        return Response(JobOutputSerializer(job).data)
+
+
+class JobLogsApi(APIView):
+    @extend_schema(
+        operation_id="jobs_logs",
+        parameters=[OpenApiParameter("since", int, description="Only lines after this log id (a cursor).")],
+        responses={200: ExecutionLogOutputSerializer(many=True), 404: NOT_FOUND, 401: UNAUTHORIZED},
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = _get_job_or_404(request, job_id)
+        since_raw = request.query_params.get("since")
+        since = None
+        if since_raw is not None:
+            if not since_raw.isdigit() or len(since_raw) > 18:
+                return Response({"since": ["must be a log id (a non-negative integer)"]}, status=400)
+            since = int(since_raw)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.job_logs(job=job, since=since), request, view=self)
+        return paginator.get_paginated_response(ExecutionLogOutputSerializer(page, many=True).data)
+
+
+class JobDependenciesApi(APIView):
+    @extend_schema(
+        operation_id="jobs_dependencies_add",
+        request=DependenciesInputSerializer,
+        responses={200: JobOutputSerializer, 400: VALIDATION_ERROR, 404: NOT_FOUND, 409: CONFLICT, 401: UNAUTHORIZED},
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = _get_job_or_404(request, job_id)
+        data = DependenciesInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.job_add_dependencies(job=job, parent_ids=data.validated_data["depends_on"])
+        job = selectors.job_get(user=request.user, job_id=job.id) or job
+        return Response(JobOutputSerializer(job).data)

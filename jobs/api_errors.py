@@ -1,0 +1,38 @@
+"""One exception handler for the API: every error is JSON, bad input is 4xx, never a 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from jobs.errors import ServiceError
+from jobs.transitions import InvalidTransition
+
+logger = logging.getLogger("draconic.api")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ServiceError):
+        return Response(exc.errors, status=exc.status_code)
+    if isinstance(exc, InvalidTransition):
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.error("database unavailable: %s", exc)
+        return Response(
+            {"detail": "The database is unavailable; nothing was changed. Retry in a moment."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None and isinstance(exc, DatabaseError):
+        logger.exception("database error")
+        return Response(
+            {"detail": "The request could not be stored; nothing was changed."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return response

@@ -1,0 +1,204 @@
+"""The resource ledger in Redis: how much CPU and memory admitted jobs hold.
+
+A lease is keyed by ``job_id:attempt``, so every operation is idempotent: reserving a lease
+twice books once, releasing twice frees once. Reserve, release, renew and reconcile are Lua
+scripts, atomic against each other. The ``epoch`` key marks a ledger that was built from
+PostgreSQL: when Redis loses its data the key is gone, reserves refuse (``LedgerLost``) and
+the dispatcher rebuilds the ledger from the ``queued`` and ``running`` jobs before admitting.
+
+Queued leases never expire (the job may wait behind a backlog); a running job's lease expires
+unless its worker renews it, which is how the scheduler finds jobs of a dead worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+
+from jobs.redis_client import get_redis, key
+
+
+class LedgerLost(Exception):  # noqa: N818
+    """Redis has no ledger (it restarted or was flushed): rebuild it before admitting."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    lease: str
+    cpu_units: int
+    memory_mb: int
+    barrier: bool = False
+    """If this claim does not fit, admit nothing after it (capacity is kept for it)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_units: int
+    memory_mb: int
+    leases: int
+    capacity_cpu: int
+    capacity_memory: int
+
+
+def lease_id(job_id: UUID | str, attempt: int) -> str:
+    return f"{job_id}:{attempt}"
+
+
+def parse_lease(lease: str | bytes) -> tuple[str, int]:
+    text = lease.decode() if isinstance(lease, bytes) else lease
+    job_id, _, attempt = text.rpartition(":")
+    return job_id, int(attempt)
+
+
+# KEYS: used, leases, expiry, epoch.  ARGV: cap_cpu, cap_mem, then lease, cpu, mem, barrier ...
+_RESERVE = """
+if redis.call('EXISTS', KEYS[4]) == 0 then return {-1} end
+local cap_cpu, cap_mem = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cpu = tonumber(redis.call('HGET', KEYS[1], 'cpu') or '0')
+local mem = tonumber(redis.call('HGET', KEYS[1], 'mem') or '0')
+local out = {}
+local stopped = false
+for i = 3, #ARGV, 4 do
+  local lease, c, m, barrier = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+3]
+  if stopped then
+    out[#out+1] = 0
+  elseif redis.call('HEXISTS', KEYS[2], lease) == 1 then
+    out[#out+1] = 1
+  elseif cpu + c <= cap_cpu and mem + m <= cap_mem then
+    cpu = cpu + c
+    mem = mem + m
+    redis.call('HSET', KEYS[2], lease, c .. ':' .. m)
+    redis.call('ZADD', KEYS[3], 'inf', lease)
+    out[#out+1] = 1
+  else
+    out[#out+1] = 0
+    if barrier == '1' then stopped = true end
+  end
+end
+redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
+return out
+"""
+
+# KEYS: used, leases, expiry.  ARGV: leases to free.  Returns how many were held.
+_RELEASE = """
+local freed = 0
+for i = 1, #ARGV do
+  local held = redis.call('HGET', KEYS[2], ARGV[i])
+  if held then
+    local sep = string.find(held, ':')
+    redis.call('HINCRBY', KEYS[1], 'cpu', -tonumber(string.sub(held, 1, sep - 1)))
+    redis.call('HINCRBY', KEYS[1], 'mem', -tonumber(string.sub(held, sep + 1)))
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i])
+    freed = freed + 1
+  end
+end
+return freed
+"""
+
+# KEYS: leases, expiry.  ARGV: expires_at, lease.  Extends a held lease; 0 if not held.
+_RENEW = """
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: used, leases, expiry, epoch.  ARGV: epoch, then lease, cpu, mem, expires_at ...
+# Replaces the whole ledger with the given leases (the truth from PostgreSQL).
+_REBUILD = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local cpu, mem = 0, 0
+for i = 2, #ARGV, 4 do
+  local c, m = tonumber(ARGV[i+1]), tonumber(ARGV[i+2])
+  cpu = cpu + c
+  mem = mem + m
+  redis.call('HSET', KEYS[2], ARGV[i], c .. ':' .. m)
+  redis.call('ZADD', KEYS[3], ARGV[i+3], ARGV[i])
+end
+redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
+redis.call('SET', KEYS[4], ARGV[1])
+return cpu
+"""
+
+
+def _keys() -> list[str]:
+    return [key("ledger", "used"), key("ledger", "leases"), key("ledger", "expiry"), key("ledger", "epoch")]
+
+
+def _script(source: str):  # type: ignore[no-untyped-def]
+    return get_redis().register_script(source)
+
+
+def ledger_reserve(claims: Sequence[Claim]) -> list[bool]:
+    """Try each claim in order; True for those now held. Raises LedgerLost if Redis lost it."""
+    if not claims:
+        return []
+    args: list[str | int] = [settings.MAX_CPU_UNITS, settings.MAX_MEMORY_MB]
+    for claim in claims:
+        args += [claim.lease, claim.cpu_units, claim.memory_mb, "1" if claim.barrier else "0"]
+    result = _script(_RESERVE)(keys=_keys(), args=args)
+    if result and result[0] == -1:
+        raise LedgerLost("the resource ledger is missing from Redis")
+    return [bool(r) for r in result]
+
+
+def ledger_release(leases: Iterable[str]) -> int:
+    """Free the given leases; returns how many were still held (a repeat frees nothing)."""
+    leases = list(leases)
+    if not leases:
+        return 0
+    return int(_script(_RELEASE)(keys=_keys()[:3], args=leases))
+
+
+def ledger_renew(lease: str, *, ttl: float | None = None) -> bool:
+    """Push a running lease's expiry ``ttl`` seconds ahead; False if it is no longer held."""
+    expires = time.time() + (ttl if ttl is not None else settings.DRACONIC_LEASE_SECONDS)
+    return bool(_script(_RENEW)(keys=_keys()[1:3], args=[expires, lease]))
+
+
+def ledger_rebuild(entries: Iterable[tuple[str, int, int, float]]) -> int:
+    """Replace the ledger with ``(lease, cpu, mem, expires_at)`` entries; returns CPU in use."""
+    args: list[str | int | float] = [str(time.time())]
+    for lease, cpu, mem, expires in entries:
+        args += [lease, cpu, mem, "inf" if expires == float("inf") else expires]
+    return int(_script(_REBUILD)(keys=_keys(), args=args))
+
+
+def ledger_is_present() -> bool:
+    return bool(get_redis().exists(key("ledger", "epoch")))
+
+
+def ledger_expired(*, now: float | None = None, limit: int = 500) -> list[str]:
+    """Leases whose holder stopped renewing them."""
+    raw = get_redis().zrangebyscore(
+        key("ledger", "expiry"), "-inf", now if now is not None else time.time(), start=0, num=limit
+    )
+    return [item.decode() for item in raw]
+
+
+def ledger_leases() -> dict[str, tuple[int, int]]:
+    raw = get_redis().hgetall(key("ledger", "leases"))
+    out: dict[str, tuple[int, int]] = {}
+    for lease, held in raw.items():
+        cpu, _, mem = held.decode().partition(":")
+        out[lease.decode()] = (int(cpu), int(mem))
+    return out
+
+
+def ledger_usage() -> Usage:
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.hmget(key("ledger", "used"), "cpu", "mem")
+    pipe.hlen(key("ledger", "leases"))
+    (cpu, mem), count = pipe.execute()
+    return Usage(
+        cpu_units=int(cpu or 0),
+        memory_mb=int(mem or 0),
+        leases=int(count),
+        capacity_cpu=settings.MAX_CPU_UNITS,
+        capacity_memory=settings.MAX_MEMORY_MB,
+    )

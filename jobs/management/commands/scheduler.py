@@ -1,0 +1,58 @@
+"""``python manage.py scheduler``: the dispatcher loop and the periodic safety net."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import OperationalError, close_old_connections
+
+from jobs import dispatcher
+from jobs.scheduler import scheduler_tick
+
+logger = logging.getLogger("draconic.scheduler")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the scheduler: admits jobs as soon as a dispatch is requested, and every tick "
+        "re-drives due retries, settles attempts of lost workers, re-publishes lost messages "
+        "and reconciles the resource ledger. Safe to run more than one."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--once", action="store_true", help="run one tick and exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.running = True
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        tick = settings.DRACONIC_SCHEDULER_TICK_SECONDS
+        if options["once"]:
+            self.stdout.write(str(scheduler_tick()))
+            return
+        self.stdout.write(f"scheduler started (tick {tick}s)")
+        next_tick = 0.0
+        while self.running:
+            try:
+                now = time.monotonic()
+                if now >= next_tick:
+                    scheduler_tick()
+                    next_tick = now + tick
+                elif dispatcher.wait_for_request(min(next_tick - now, 1.0)):
+                    dispatcher.dispatch()
+            except (OperationalError, redis.RedisError) as exc:
+                # PostgreSQL or Redis is down: say so once a second and carry on when back.
+                logger.warning("scheduler waiting for its services: %s", exc)
+                close_old_connections()
+                time.sleep(1)
+        self.stdout.write("scheduler stopped")
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self.running = False

@@ -1,0 +1,220 @@
+"""The job store: jobs, their dependency edges, their logs and the dead-letter queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    """Waiting for its parents, for resources, or (after a retry) for its next attempt time."""
+    QUEUED = "queued", "queued"
+    """Admitted: resources reserved in the ledger and its message published to Celery."""
+    RUNNING = "running", "running"
+    """A worker has started the current attempt."""
+    RETRYING = "retrying", "retrying"
+    """An attempt failed with attempts left; waits for ``next_attempt_at``, holding nothing."""
+    COMPLETED = "completed", "completed"
+    """The handler returned; ``result`` holds what it returned. Terminal."""
+    FAILED = "failed", "failed"
+    """The last attempt failed; a DeadLetter row says why. Terminal until re-driven."""
+    CANCELLED = "cancelled", "cancelled"
+    """Cancelled by its owner, or because a parent failed or was cancelled. Terminal."""
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: States the dispatcher admits from.
+ADMITTABLE_STATUSES = (JobStatus.PENDING, JobStatus.RETRYING)
+#: States that hold a lease in the resource ledger.
+LEASED_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Priority(models.IntegerChoices):
+    """Stored as a rank so that ``ORDER BY priority`` is critical first; shown by name."""
+
+    CRITICAL = 0, "critical"
+    HIGH = 1, "high"
+    NORMAL = 2, "normal"
+    LOW = 3, "low"
+
+    @classmethod
+    def by_name(cls, name: str) -> Priority:
+        return {p.label: p for p in cls}[name]
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    type = models.CharField(max_length=64)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
+    payload = models.JSONField(default=dict, blank=True)
+    cpu_units = models.PositiveIntegerField(default=1)
+    memory_mb = models.PositiveIntegerField(default=128)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    attempt = models.PositiveSmallIntegerField(
+        default=0, help_text="Attempts admitted so far; the current attempt's number."
+    )
+    attempt_offset = models.PositiveSmallIntegerField(
+        default=0, help_text="Attempts spent before the last re-drive from the dead-letter queue."
+    )
+    timeout_seconds = models.PositiveIntegerField(default=3600)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    batch_id = models.UUIDField(null=True, blank=True, db_index=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    pending_parents = models.PositiveIntegerField(
+        default=0, help_text="How many parents have not completed yet; 0 means dependencies met."
+    )
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    dependencies = models.ManyToManyField(
+        "self",
+        through="JobDependency",
+        through_fields=("job", "depends_on"),
+        symmetrical=False,
+        related_name="dependents",
+    )
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+        indexes: ClassVar = [
+            # The dispatcher's scan: ready jobs by priority, then age.
+            models.Index(
+                fields=["priority", "created_at", "id"],
+                condition=Q(status__in=["pending", "retrying"], pending_parents=0),
+                name="job_ready_idx",
+            ),
+            # The scheduler's sweeps of leased jobs.
+            models.Index(
+                fields=["status", "queued_at"],
+                condition=Q(status__in=["queued", "running"]),
+                name="job_leased_idx",
+            ),
+            # GET /jobs/: newest first per owner, optionally filtered.
+            models.Index(fields=["owner", "-created_at"], name="job_owner_created_idx"),
+            models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_idx"),
+            models.Index(fields=["owner", "priority", "-created_at"], name="job_owner_priority_idx"),
+            models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type_idx"),
+        ]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_owner_idempotency_key_uniq",
+            ),
+            models.CheckConstraint(condition=Q(cpu_units__gte=1), name="job_cpu_units_positive"),
+            models.CheckConstraint(condition=Q(memory_mb__gte=1), name="job_memory_mb_positive"),
+            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="job_max_attempts_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def priority_name(self) -> str:
+        return str(Priority(self.priority).label)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class JobDependency(models.Model):
+    """An edge ``job -> depends_on``: ``job`` may start only once ``depends_on`` completed."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="parent_edges")
+    depends_on = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="child_edges")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["job", "depends_on"], name="jobdependency_pair_uniq"),
+            models.CheckConstraint(
+                condition=~Q(job=models.F("depends_on")), name="jobdependency_no_self_edge"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} -> {self.depends_on_id}"
+
+
+class LogLevel(models.TextChoices):
+    DEBUG = "debug", "debug"
+    INFO = "info", "info"
+    WARNING = "warning", "warning"
+    ERROR = "error", "error"
+
+
+class ExecutionLog(models.Model):
+    """One line of a job's history: every state change writes one; handlers log through it."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    attempt = models.PositiveSmallIntegerField(default=0)
+    level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField()
+    from_status = models.CharField(max_length=16, blank=True, default="")
+    to_status = models.CharField(max_length=16, blank=True, default="")
+    context = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["id"]
+        indexes: ClassVar = [models.Index(fields=["job", "id"], name="log_job_id_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.attempt} {self.level}: {self.message[:60]}"
+
+
+class DeadLetterReason(models.TextChoices):
+    MAX_ATTEMPTS = "max_attempts", "max_attempts"
+    TIMEOUT = "timeout", "timeout"
+    WORKER_LOST = "worker_lost", "worker_lost"
+    NON_RETRYABLE = "non_retryable", "non_retryable"
+    UNKNOWN_TYPE = "unknown_type", "unknown_type"
+    EXCEEDS_CAPACITY = "exceeds_capacity", "exceeds_capacity"
+
+
+class DeadLetter(models.Model):
+    """A job that failed for good. Re-drive (``dead_letter_requeue``) is the only way out."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dead_letters")
+    reason = models.CharField(max_length=32, choices=DeadLetterReason.choices)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["job"], condition=Q(requeued_at__isnull=True), name="deadletter_one_open_per_job"
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(
+                fields=["reason", "-created_at"],
+                condition=Q(requeued_at__isnull=True),
+                name="deadletter_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} ({self.reason})"

@@ -1,0 +1,44 @@
+"""When a failed attempt runs again: exponential backoff with jitter and a cap. Pure."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    delay: timedelta
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+    jitter: float = 0.2
+
+    @classmethod
+    def from_settings(cls) -> RetryPolicy:
+        return cls(
+            base_delay=settings.DRACONIC_RETRY_BASE_SECONDS,
+            max_delay=settings.DRACONIC_RETRY_MAX_SECONDS,
+            jitter=settings.DRACONIC_RETRY_JITTER,
+        )
+
+    def delay_for(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """Seconds before attempt ``attempt + 1``: base * 2**(attempt-1), capped, +-jitter."""
+        raw = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
+        spread = raw * self.jitter
+        draw = (rng or random).uniform(-spread, spread)  # noqa: S311 (not for security)
+        return max(0.0, min(self.max_delay, raw + draw))
+
+    def decide(
+        self, *, attempt: int, max_attempts: int, permanent: bool, rng: random.Random | None = None
+    ) -> RetryDecision | None:
+        """A decision to retry after a delay, or None when the job must go to the DLQ."""
+        if permanent or attempt >= max_attempts:
+            return None
+        return RetryDecision(delay=timedelta(seconds=self.delay_for(attempt, rng=rng)))

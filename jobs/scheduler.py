@@ -1,0 +1,111 @@
+"""The scheduler's tick: the safety net under the event-driven paths. Safe to run twice
+(everything runs under the dispatcher's advisory lock, and every change is a CAS)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs import dispatcher, ledger
+from jobs.lifecycle import job_fail_attempt
+from jobs.models import DeadLetterReason, Job, JobStatus
+
+logger = logging.getLogger("draconic.scheduler")
+
+
+@dataclass
+class TickReport:
+    ran: bool = False
+    ledger_rebuilt: bool = False
+    leases_freed: int = 0
+    lost_attempts: int = 0
+    republished: int = 0
+    admitted: int = 0
+
+
+def scheduler_tick() -> TickReport:
+    report = TickReport()
+    with dispatcher.dispatch_lock() as got:
+        if got:
+            report.ran = True
+            if not ledger.ledger_is_present():
+                dispatcher.rebuild_ledger()
+                report.ledger_rebuilt = True
+            else:
+                report.leases_freed = reconcile_ledger()
+            report.lost_attempts = sweep_expired_leases()
+            report.republished = republish_stale_queued()
+            report.admitted = dispatcher.admit_ready()
+    report.admitted += dispatcher.dispatch()
+    return report
+
+
+def reconcile_ledger() -> int:
+    """Make the ledger hold exactly the leases of ``queued``/``running`` jobs. Returns how many
+    stray leases it freed. Runs under the dispatch lock, so no reservation is in flight."""
+    held = ledger.ledger_leases()  # read Redis before PostgreSQL: see DESIGN.md, ledger
+    rows = dispatcher.leased_jobs()
+    truth = {ledger.lease_id(i, a): (cpu, mem) for i, a, cpu, mem, _, _, _ in rows}
+    stray = [lease for lease in held if lease not in truth]
+    missing = [lease for lease in truth if lease not in held]
+    if missing:
+        logger.warning("ledger misses %d leases held in PostgreSQL; rebuilding", len(missing))
+        expires = time.time() + settings.DRACONIC_LEASE_SECONDS
+        ledger.ledger_rebuild(
+            (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else expires)
+            for i, a, cpu, mem, s, _, _ in rows
+        )
+        return len(stray)
+    if stray:
+        logger.warning("freeing %d ledger leases of jobs that no longer hold any", len(stray))
+    return ledger.ledger_release(stray)
+
+
+def sweep_expired_leases() -> int:
+    """Running attempts whose worker stopped renewing their lease failed: the worker was lost
+    (or killed by the hard time limit). Returns how many attempts it settled."""
+    settled = 0
+    now = timezone.now()
+    for lease in ledger.ledger_expired():
+        job_id, attempt = ledger.parse_lease(lease)
+        job = Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING).first()
+        if job is None:
+            ledger.ledger_release([lease])
+            continue
+        timed_out = job.started_at is not None and job.started_at + timedelta(
+            seconds=job.timeout_seconds
+        ) <= now
+        reason = DeadLetterReason.TIMEOUT if timed_out else DeadLetterReason.WORKER_LOST
+        error = (
+            f"attempt {attempt} exceeded its timeout of {job.timeout_seconds}s"
+            if timed_out
+            else f"attempt {attempt} lost its worker {job.worker or '(unknown)'}: lease expired"
+        )
+        if job_fail_attempt(job_id=job_id, attempt=attempt, error=error, reason=reason):
+            settled += 1
+    return settled
+
+
+def republish_stale_queued() -> int:
+    """Re-publish jobs queued for longer than ``DRACONIC_REQUEUE_AFTER_SECONDS`` (their message
+    was lost). A duplicate message is harmless: only one delivery can start the attempt."""
+    cutoff = timezone.now() - timedelta(seconds=settings.DRACONIC_REQUEUE_AFTER_SECONDS)
+    stale = list(
+        Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=cutoff)
+        .order_by("priority", "created_at")
+        .values_list("id", "attempt", "priority", "timeout_seconds")[:1000]
+    )
+    if not stale:
+        return 0
+    # Not a status change: only the time of the last publish moves.
+    Job.objects.filter(id__in=[s[0] for s in stale], status=JobStatus.QUEUED).update(
+        queued_at=timezone.now()
+    )
+    logger.warning("re-publishing %d queued jobs that did not start", len(stale))
+    dispatcher.publish(stale)
+    return len(stale)

@@ -1,0 +1,59 @@
+"""Reading jobs: what a user may see, filtered and ordered."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from jobs.models import DeadLetter, ExecutionLog, Job, Priority
+
+
+def parse_uuid(value: Any) -> UUID | None:
+    """A UUID, or None for anything that is not one (the API answers 404 for those)."""
+    try:
+        return UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def job_get(*, user: AbstractBaseUser, job_id: Any) -> Job | None:
+    """The user's job with that id, or None (also for other users' jobs and bad ids)."""
+    parsed = parse_uuid(job_id)
+    if parsed is None:
+        return None
+    return Job.objects.filter(id=parsed, owner=user).prefetch_related("parent_edges").first()
+
+
+def job_list(
+    *, user: AbstractBaseUser, status: str | None = None, priority: str | None = None,
+    type: str | None = None,
+) -> QuerySet[Job]:
+    """The user's jobs, newest first, optionally filtered."""
+    qs = Job.objects.filter(owner=user)
+    if status:
+        qs = qs.filter(status=status)
+    if priority:
+        qs = qs.filter(priority=Priority.by_name(priority))
+    if type:
+        qs = qs.filter(type=type)
+    return qs.order_by("-created_at", "-id").prefetch_related("parent_edges")
+
+
+def job_logs(*, job: Job, since: int | None = None) -> QuerySet[ExecutionLog]:
+    qs = ExecutionLog.objects.filter(job=job)
+    if since is not None:
+        qs = qs.filter(id__gt=since)
+    return qs.order_by("id")
+
+
+def dead_letter_list(*, type: str | None = None, reason: str | None = None) -> QuerySet[DeadLetter]:
+    """Open dead letters (not yet re-driven), newest first."""
+    qs = DeadLetter.objects.filter(requeued_at__isnull=True).select_related("job")
+    if type:
+        qs = qs.filter(job__type=type)
+    if reason:
+        qs = qs.filter(reason=reason)
+    return qs.order_by("-created_at", "-id").prefetch_related("job__parent_edges")

@@ -1,0 +1,183 @@
+"""The only code that writes ``Job.status``.
+
+Every change is a compare-and-swap (``UPDATE ... WHERE id = ANY(...) AND status = ANY(...)``)
+that writes one ExecutionLog row per job in the same transaction and publishes its event after
+the commit. A CAS that matches no row means another process got there first: the caller gets
+an empty list and must not act as if the change happened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import connection, transaction
+
+from jobs import events
+from jobs.models import ExecutionLog, Job, JobStatus, LogLevel
+
+S = JobStatus
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    S.PENDING: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
+    S.QUEUED: frozenset({S.RUNNING, S.RETRYING, S.FAILED, S.CANCELLED, S.PENDING}),
+    S.RUNNING: frozenset({S.COMPLETED, S.RETRYING, S.FAILED, S.CANCELLED}),
+    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
+    S.FAILED: frozenset({S.PENDING}),  # re-drive from the dead-letter queue
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, from_: JobStatus, to: JobStatus) -> None:
+        super().__init__(f"a job cannot go from {from_} to {to}")
+        self.from_ = from_
+        self.to = to
+
+
+@dataclass(frozen=True)
+class SQL:
+    """A raw SQL expression for a SET clause, e.g. ``SQL("attempt + 1")``. Internal use only."""
+
+    text: str
+
+
+NOW = SQL("now()")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One job's successful transition, as published to listeners."""
+
+    job_id: UUID
+    owner_id: int
+    type: str
+    priority: int
+    status: str
+    previous_status: str
+    attempt: int
+    batch_id: UUID | None
+    log_id: int
+    timestamp: datetime
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+_RETURNING = ("id", "owner_id", "type", "priority", "status", "attempt", "batch_id", "updated_at")
+
+
+def _adapt(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+def transition(
+    job_id: UUID | str,
+    *,
+    from_: JobStatus | Iterable[JobStatus],
+    to: JobStatus,
+    attempt: int | None = None,
+    message: str = "",
+    level: str = LogLevel.INFO,
+    fields: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> Change | None:
+    """Move one job from ``from_`` to ``to``; return the change, or None if the CAS lost."""
+    changes = transition_many(
+        [job_id],
+        from_=from_,
+        to=to,
+        attempt=attempt,
+        message=message,
+        level=level,
+        fields=fields,
+        context=context,
+    )
+    return changes[0] if changes else None
+
+
+def transition_many(
+    job_ids: Sequence[UUID | str],
+    *,
+    from_: JobStatus | Iterable[JobStatus],
+    to: JobStatus,
+    attempt: int | None = None,
+    message: str = "",
+    level: str = LogLevel.INFO,
+    fields: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> list[Change]:
+    """Move every job of ``job_ids`` that is in one of ``from_`` to ``to``, in one statement.
+
+    ``fields`` are extra columns to set, as values or ``SQL`` expressions. ``attempt``, when
+    given, fences the update to that attempt number (a stale worker cannot move a newer one).
+    Returns the changes that happened, one per job that matched.
+    """
+    sources = [from_] if isinstance(from_, str) else list(from_)
+    for source in sources:
+        if to not in ALLOWED[JobStatus(source)]:
+            raise InvalidTransition(JobStatus(source), to)
+    if not job_ids:
+        return []
+    table = Job._meta.db_table
+    assignments = ["status = %s", "updated_at = now()"]
+    params: list[Any] = [str(to)]
+    for column, value in (fields or {}).items():
+        if isinstance(value, SQL):
+            assignments.append(f'"{column}" = {value.text.replace("%", "%%")}')
+        else:
+            assignments.append(f'"{column}" = %s')
+            params.append(_adapt(value))
+    where = ["id = ANY(%s::uuid[])", "status = ANY(%s)"]
+    where_params: list[Any] = [[str(i) for i in job_ids], [str(s) for s in sources]]
+    if attempt is not None:
+        where.append("attempt = %s")
+        where_params.append(attempt)
+    # The CTE locks the rows and remembers their old status; the UPDATE then swaps them.
+    sql = (
+        f"WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
+        f"ORDER BY id FOR UPDATE) "
+        f"UPDATE {table} AS j SET {', '.join(assignments)} FROM old WHERE j.id = old.id "
+        f"RETURNING old.status, {', '.join('j.' + c for c in _RETURNING)}"
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, where_params + params)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        logs = ExecutionLog.objects.bulk_create(
+            [
+                ExecutionLog(
+                    job_id=row[1],
+                    attempt=row[6],
+                    level=level,
+                    message=message or f"{row[0]} -> {to}",
+                    from_status=row[0],
+                    to_status=str(to),
+                    context=dict(context or {}),
+                )
+                for row in rows
+            ]
+        )
+        changes = [
+            Change(
+                job_id=row[1],
+                owner_id=row[2],
+                type=row[3],
+                priority=row[4],
+                status=row[5],
+                previous_status=row[0],
+                attempt=row[6],
+                batch_id=row[7],
+                log_id=log.id,
+                timestamp=log.created_at,
+            )
+            for row, log in zip(rows, logs, strict=True)
+        ]
+        events.publish_on_commit(changes)
+    return changes

@@ -1,0 +1,48 @@
+"""Diagnostic job types for smoke tests and benchmarks: ``noop`` and ``fail``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workers.handlers import register
+from workers.handlers.base import Handler, HandlerError, JobContext
+
+
+def _seconds_error(payload: Mapping[str, Any]) -> dict[str, str]:
+    seconds = payload.get("seconds", 0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
+        return {"payload.seconds": "must be a number of seconds between 0 and 3600"}
+    return {}
+
+
+@register("noop", diagnostic=True)
+class NoopHandler(Handler):
+    """Returns at once, or after ``payload.seconds`` (waking early if cancelled)."""
+
+    def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, str]:
+        return _seconds_error(payload)
+
+    def run(self, ctx: JobContext) -> Any:
+        seconds = float(ctx.payload.get("seconds", 0))
+        if seconds:
+            ctx.wait(seconds)
+        return {"ok": True, "slept": seconds}
+
+
+@register("fail", diagnostic=True)
+class FailHandler(Handler):
+    """Always raises; ``payload.permanent`` makes the error non-retryable."""
+
+    def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, str]:
+        errors = _seconds_error(payload)
+        if not isinstance(payload.get("permanent", False), bool):
+            errors["payload.permanent"] = "must be true or false"
+        return errors
+
+    def run(self, ctx: JobContext) -> Any:
+        seconds = float(ctx.payload.get("seconds", 0))
+        if seconds:
+            ctx.wait(seconds)
+        message = str(ctx.payload.get("message", "the fail job type always fails"))[:500]
+        raise HandlerError(message, permanent=bool(ctx.payload.get("permanent", False)))

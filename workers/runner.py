@@ -1,0 +1,109 @@
+"""Running one attempt of a job inside a Celery worker process.
+
+``run_attempt`` is the whole life of a delivery: start (a CAS that refuses a stale or
+duplicate delivery), run the handler while a heartbeat renews the lease and watches for a
+cancel, then record the outcome and dispatch whatever became ready.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import close_old_connections
+
+from jobs import dispatcher, ledger
+from jobs.lifecycle import job_cancel_running, job_complete, job_fail_attempt, job_start
+from jobs.models import DeadLetterReason, Job
+from workers.handlers import get_handler
+from workers.handlers.base import HandlerError, JobCancelled, JobContext
+
+logger = logging.getLogger("draconic.worker")
+
+
+class Heartbeat(threading.Thread):
+    """Renews the attempt's lease every third of its lifetime and notices a cancel request."""
+
+    def __init__(self, job_id: str, attempt: int, cancel: threading.Event) -> None:
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.lease = ledger.lease_id(job_id, attempt)
+        self.job_id = job_id
+        self.cancel = cancel
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
+        while not self.stopped.wait(interval):
+            try:
+                ledger.ledger_renew(self.lease)
+                if Job.objects.filter(id=self.job_id, cancel_requested=True).exists():
+                    self.cancel.set()
+            except Exception:  # keep beating: a missed renewal is retried next interval
+                logger.warning("heartbeat for %s failed", self.lease, exc_info=True)
+            finally:
+                close_old_connections()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
+    """Run attempt ``attempt`` of ``job_id``; returns what happened, for the worker's log."""
+    job = job_start(job_id=job_id, attempt=attempt, worker=worker)
+    if job is None:
+        return "skipped: stale or duplicate delivery"
+    cancel = threading.Event()
+    heartbeat = Heartbeat(str(job.id), attempt, cancel)
+    heartbeat.start()
+    try:
+        outcome = _execute(job, cancel)
+    finally:
+        heartbeat.stop()
+    dispatcher.dispatch_soon()
+    return outcome
+
+
+def _execute(job: Job, cancel: threading.Event) -> str:
+    attempt = job.attempt
+    handler = get_handler(job.type)
+    try:
+        if handler is None:
+            raise HandlerError(f"no handler is registered for job type {job.type!r}", permanent=True)
+        result = handler.run(JobContext(job, cancel_event=cancel))
+        _check_json(result)
+    except JobCancelled:
+        job_cancel_running(job_id=job.id, attempt=attempt)
+        return "cancelled"
+    except SoftTimeLimitExceeded:
+        status = job_fail_attempt(
+            job_id=job.id,
+            attempt=attempt,
+            error=f"timed out after {job.timeout_seconds}s",
+            reason=DeadLetterReason.TIMEOUT,
+        )
+        return f"timeout -> {status}"
+    except Exception as exc:
+        permanent = bool(getattr(exc, "permanent", False))
+        status = job_fail_attempt(
+            job_id=job.id,
+            attempt=attempt,
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+            traceback=traceback.format_exc()[-20000:],
+            permanent=permanent,
+        )
+        return f"failed -> {status}"
+    if not job_complete(job_id=job.id, attempt=attempt, result=result):
+        return "completed, but the attempt had been superseded: result ignored"
+    return "completed"
+
+
+def _check_json(result: Any) -> None:
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise HandlerError(f"the handler returned a result that is not JSON: {exc}", permanent=True) from exc

@@ -1,0 +1,21 @@
+"""Celery signal receivers: they only log. State changes happen in ``workers.runner``, where a
+stale delivery can be refused before the handler runs; Celery's Django fix-up already closes
+stale database connections around each task and after a fork."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import task_failure
+
+logger = logging.getLogger("draconic.worker")
+
+
+@task_failure.connect
+def _log_task_failure(
+    task_id: str | None = None, exception: BaseException | None = None, args: Any = None, **_: Any
+) -> None:
+    # The runner settles handler errors itself; reaching here means the bookkeeping failed
+    # (PostgreSQL or Redis unreachable). The scheduler's sweeps settle the job later.
+    logger.error("task %s %s failed outside its handler: %r", task_id, args, exception)
