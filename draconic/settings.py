@@ -164,6 +164,10 @@ DRACONIC_TIMEOUT_GRACE_SECONDS = env_int("DRACONIC_TIMEOUT_GRACE_SECONDS", 10, m
 DRACONIC_REQUEUE_AFTER_SECONDS = env_float("DRACONIC_REQUEUE_AFTER_SECONDS", 300.0, minimum=1)
 # The oldest top-priority job that does not fit gets capacity reserved after this wait.
 DRACONIC_STARVATION_SECONDS = env_float("DRACONIC_STARVATION_SECONDS", 30.0, minimum=0)
+# A running job asked to cancel has this long to stop by itself before it is terminated.
+DRACONIC_CANCEL_GRACE_SECONDS = env_float(
+    "DRACONIC_CANCEL_GRACE_SECONDS", 2.0 if TESTING else 10.0, minimum=0
+)
 DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05)
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
 

@@ -222,6 +222,7 @@ def publish(batch: Sequence[tuple[UUID, int, int, int]]) -> None:
                 app.send_task(
                     "draconic.execute_job",
                     args=[str(job_id), attempt],
+                    task_id=celery_task_id(job_id, attempt),
                     queue=str(Priority(priority).label),
                     soft_time_limit=timeout,
                     time_limit=timeout + grace,
@@ -229,6 +230,11 @@ def publish(batch: Sequence[tuple[UUID, int, int, int]]) -> None:
                 )
     except Exception:
         logger.exception("could not publish %d jobs; the scheduler will re-publish them", len(batch))
+
+
+def celery_task_id(job_id: UUID | str, attempt: int) -> str:
+    """Deterministic, so the scheduler can revoke exactly one attempt of a job."""
+    return f"{job_id}:{attempt}"
 
 
 def leased_jobs() -> list[tuple[UUID, int, int, int, str, int, int]]:

@@ -89,7 +89,7 @@ def job_fail_attempt(
                 message=f"attempt {attempt} failed ({error[:200]}); retry in "
                 f"{decision.delay.total_seconds():.1f}s",
                 fields={"error": error, "next_attempt_at": timezone.now() + decision.delay},
-                context={"reason": str(reason or "error")},
+                context={"reason": str(reason or "error"), "retry_in": decision.delay.total_seconds()},
             )
             status = JobStatus.RETRYING
         else:

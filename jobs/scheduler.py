@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs import dispatcher, ledger
-from jobs.lifecycle import job_fail_attempt
+from jobs.lifecycle import job_cancel_running, job_fail_attempt
 from jobs.models import DeadLetterReason, Job, JobStatus
 
 logger = logging.getLogger("draconic.scheduler")
@@ -25,6 +25,7 @@ class TickReport:
     leases_freed: int = 0
     lost_attempts: int = 0
     republished: int = 0
+    terminated: int = 0
     admitted: int = 0
 
 
@@ -40,6 +41,7 @@ def scheduler_tick() -> TickReport:
                 report.leases_freed = reconcile_ledger()
             report.lost_attempts = sweep_expired_leases()
             report.republished = republish_stale_queued()
+            report.terminated = terminate_cancelled_running()
             report.admitted = dispatcher.admit_ready()
     report.admitted += dispatcher.dispatch()
     return report
@@ -77,6 +79,9 @@ def sweep_expired_leases() -> int:
         if job is None:
             ledger.ledger_release([lease])
             continue
+        if job.cancel_requested:
+            settled += int(job_cancel_running(job_id=job_id, attempt=attempt))
+            continue
         timed_out = job.started_at is not None and job.started_at + timedelta(
             seconds=job.timeout_seconds
         ) <= now
@@ -109,3 +114,25 @@ def republish_stale_queued() -> int:
     logger.warning("re-publishing %d queued jobs that did not start", len(stale))
     dispatcher.publish(stale)
     return len(stale)
+
+
+def terminate_cancelled_running() -> int:
+    """Running jobs whose owner cancelled them and whose handler did not stop within
+    ``DRACONIC_CANCEL_GRACE_SECONDS``: revoke the Celery task with terminate, then end the
+    job ``cancelled``. A late result of the killed attempt is ignored (fenced by attempt)."""
+    from draconic.celery import app
+
+    cutoff = timezone.now() - timedelta(seconds=settings.DRACONIC_CANCEL_GRACE_SECONDS)
+    stuck = list(
+        Job.objects.filter(
+            status=JobStatus.RUNNING, cancel_requested=True, updated_at__lt=cutoff
+        ).values_list("id", "attempt")[:100]
+    )
+    ended = 0
+    for job_id, attempt in stuck:
+        try:
+            app.control.revoke(dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL")
+        except Exception:
+            logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
+        ended += int(job_cancel_running(job_id=job_id, attempt=attempt))
+    return ended

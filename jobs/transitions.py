@@ -8,7 +8,6 @@ an empty list and must not act as if the change happened.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
+from psycopg2.extras import Json
 
 from jobs import events
 from jobs.models import ExecutionLog, Job, JobStatus, LogLevel
@@ -69,9 +69,15 @@ class Change:
 _RETURNING = ("id", "owner_id", "type", "priority", "status", "attempt", "batch_id", "updated_at")
 
 
-def _adapt(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
+_JSON_COLUMNS = frozenset(
+    f.column for f in Job._meta.concrete_fields if f.get_internal_type() == "JSONField"
+)
+
+
+def _adapt(column: str, value: Any) -> Any:
+    """JSON columns get JSON text (so a handler returning "done" or 5 stores valid JSON)."""
+    if column in _JSON_COLUMNS and value is not None:
+        return Json(value)
     return value
 
 
@@ -131,7 +137,7 @@ def transition_many(
             assignments.append(f'"{column}" = {value.text.replace("%", "%%")}')
         else:
             assignments.append(f'"{column}" = %s')
-            params.append(_adapt(value))
+            params.append(_adapt(column, value))
     where = ["id = ANY(%s::uuid[])", "status = ANY(%s)"]
     where_params: list[Any] = [[str(i) for i in job_ids], [str(s) for s in sources]]
     if attempt is not None:

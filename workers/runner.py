@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import traceback
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 
 from jobs import dispatcher, ledger
 from jobs.lifecycle import job_cancel_running, job_complete, job_fail_attempt, job_start
@@ -27,7 +28,8 @@ logger = logging.getLogger("draconic.worker")
 
 
 class Heartbeat(threading.Thread):
-    """Renews the attempt's lease every third of its lifetime and notices a cancel request."""
+    """Renews the attempt's lease every third of its lifetime and, every second, looks for a
+    cancel request (one indexed read), which it passes to the handler through ``cancel``."""
 
     def __init__(self, job_id: str, attempt: int, cancel: threading.Event) -> None:
         super().__init__(name=f"heartbeat-{job_id}", daemon=True)
@@ -37,16 +39,21 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        interval = max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
-        while not self.stopped.wait(interval):
+        renew_every = max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
+        tick = min(renew_every, 1.0)
+        next_renewal = time.monotonic() + renew_every
+        while not self.stopped.wait(tick):
             try:
-                ledger.ledger_renew(self.lease)
-                if Job.objects.filter(id=self.job_id, cancel_requested=True).exists():
+                if time.monotonic() >= next_renewal:
+                    ledger.ledger_renew(self.lease)
+                    next_renewal = time.monotonic() + renew_every
+                if not self.cancel.is_set() and Job.objects.filter(
+                    id=self.job_id, cancel_requested=True
+                ).exists():
                     self.cancel.set()
-            except Exception:  # keep beating: a missed renewal is retried next interval
+            except Exception:  # keep beating: a missed renewal is retried next tick
                 logger.warning("heartbeat for %s failed", self.lease, exc_info=True)
-            finally:
-                close_old_connections()
+        connections.close_all()
 
     def stop(self) -> None:
         self.stopped.set()

@@ -30,6 +30,9 @@ class JobContext:
         self.job = job
         self.attempt = job.attempt
         self.payload: dict[str, Any] = job.payload if isinstance(job.payload, dict) else {}
+        # In a worker the heartbeat thread watches the database and sets the event; without
+        # one (a handler called directly), the context asks the database itself.
+        self._watched = cancel_event is not None
         self._cancel_event = cancel_event or threading.Event()
 
     def log(self, message: str, *, level: str = LogLevel.INFO, **context: Any) -> None:
@@ -39,8 +42,8 @@ class JobContext:
 
     def cancel_requested(self) -> bool:
         """True once the job was cancelled; long handlers should check it between steps."""
-        if self._cancel_event.is_set():
-            return True
+        if self._cancel_event.is_set() or self._watched:
+            return self._cancel_event.is_set()
         close_old_connections()
         if Job.objects.filter(id=self.job.id, cancel_requested=True).exists():
             self._cancel_event.set()
