@@ -211,6 +211,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
+# --- API input hardening (REST API test suite) ---------------------------------------------
+# DRF's JSONParser lets through bodies that later fail with a 500 (too deep, 1e400, lone
+# surrogates); this parser answers them with a 400. See jobs/parsers.py.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.parsers.StrictJSONParser"]
+
 # --- Static files, auth, i18n -------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
