@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from jobs.models import ExecutionLog, Job, JobDependency, LogLevel
 
@@ -44,7 +44,8 @@ class JobContext:
         """True once the job was cancelled; long handlers should check it between steps."""
         if self._cancel_event.is_set() or self._watched:
             return self._cancel_event.is_set()
-        close_old_connections()
+        if not connection.in_atomic_block:  # closing inside atomic() would kill the transaction
+            close_old_connections()
         if Job.objects.filter(id=self.job.id, cancel_requested=True).exists():
             self._cancel_event.set()
         return self._cancel_event.is_set()
