@@ -7,6 +7,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from draconic.logging import install_celery_logging
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "draconic.settings")
 
 #: Celery queues, one per job priority, consumed in this order (queue_order_strategy=priority).
@@ -16,3 +18,5 @@ app = Celery("draconic")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in PRIORITY_QUEUES]
 app.autodiscover_tasks(["workers"])
+# Workers log through settings.LOGGING (JSON lines), not Celery's own text format.
+install_celery_logging()
