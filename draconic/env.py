@@ -6,6 +6,7 @@ used, so a bad deployment fails at start-up instead of at the first request.
 
 from __future__ import annotations
 
+import math
 import os
 from urllib.parse import urlparse
 
@@ -40,6 +41,8 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):  # float() accepts "nan" and "inf"; no setting wants them
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {raw!r}")
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -67,7 +70,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     raw = os.environ.get(name, default)
     parsed = urlparse(raw)
-    if parsed.scheme not in schemes or not parsed.hostname and not parsed.path:
+    if parsed.scheme not in schemes or (not parsed.hostname and not parsed.path):
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {raw!r}"
         )

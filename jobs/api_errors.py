@@ -18,6 +18,9 @@ logger = logging.getLogger("draconic.api")
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
+        if set(exc.errors) == {"detail"}:
+            # Same shape as DRF's own 404/401/409 bodies: {"detail": "one message"}.
+            return Response({"detail": " ".join(exc.errors["detail"])}, status=exc.status_code)
         return Response(exc.errors, status=exc.status_code)
     if isinstance(exc, InvalidTransition):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)

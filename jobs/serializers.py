@@ -18,23 +18,51 @@ MAX_DEPENDENCIES = 100
 MAX_JSON_DEPTH = 32
 
 
-def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of a JSON value, stopping early once past ``limit``."""
-    depth = 0
+def json_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """What makes a JSON value unstorable, or None: nesting deeper than ``limit``, or a NUL
+    character in a key or a string (PostgreSQL's jsonb refuses ``\\u0000``)."""
     stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "must not contain NUL characters (\\u0000)"
+            continue
         if isinstance(item, dict):
-            items = item.values()
+            children = [*item.keys(), *item.values()]
         elif isinstance(item, list):
-            items = item
+            children = item
         else:
             continue
-        depth = max(depth, level)
-        if depth > limit:
-            return depth
-        stack.extend((child, level + 1) for child in items)
-    return depth
+        if level > limit:
+            return f"is nested deeper than {limit} levels"
+        stack.extend((child, level + 1) for child in children)
+    return None
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer given as a JSON number. DRF's IntegerField also takes ``"5"``; a JSON API
+    that does so hides client bugs, so strings and booleans are refused here."""
+
+    default_error_messages = {"invalid": "A valid integer is required (a JSON number)."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("invalid")
+        return int(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A string given as a JSON string; numbers are refused instead of coerced."""
+
+    default_error_messages = {"invalid": "Not a valid string (a JSON string is required)."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
 
 
 class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -52,8 +80,8 @@ class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class ResourceRequirementsSerializer(StrictSerializer):
-    cpu_units = serializers.IntegerField(min_value=1, default=1)
-    memory_mb = serializers.IntegerField(min_value=1, default=128)
+    cpu_units = StrictIntegerField(min_value=1, default=1)
+    memory_mb = StrictIntegerField(min_value=1, default=128)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors = capacity_errors(attrs["cpu_units"], attrs["memory_mb"])
@@ -63,16 +91,16 @@ class ResourceRequirementsSerializer(StrictSerializer):
 
 
 class JobInputSerializer(StrictSerializer):
-    type = serializers.CharField(max_length=64, help_text="A registered job type.")
+    type = StrictCharField(max_length=64, help_text="A registered job type.")
     priority = serializers.ChoiceField(choices=list(Priority.labels), default="normal")
     payload = serializers.JSONField(default=dict, help_text="A JSON object, at most 64 KiB.")
     resource_requirements = ResourceRequirementsSerializer(required=False)
     depends_on = serializers.ListField(
         child=serializers.UUIDField(), default=list, max_length=MAX_DEPENDENCIES
     )
-    max_attempts = serializers.IntegerField(min_value=1, max_value=20, required=False)
-    timeout_seconds = serializers.IntegerField(min_value=1, max_value=86400, required=False)
-    idempotency_key = serializers.CharField(
+    max_attempts = StrictIntegerField(min_value=1, max_value=20, required=False)
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=86400, required=False)
+    idempotency_key = StrictCharField(
         max_length=255, required=False, allow_null=True, allow_blank=False
     )
 
@@ -86,9 +114,11 @@ class JobInputSerializer(StrictSerializer):
     def validate_payload(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("must be a JSON object")
-        if json_depth(value) > MAX_JSON_DEPTH:
-            raise serializers.ValidationError(f"is nested deeper than {MAX_JSON_DEPTH} levels")
-        size = len(json.dumps(value, separators=(",", ":")).encode())
+        problem = json_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        # Counted as stored: compact UTF-8 (ensure_ascii would count "é" as six bytes).
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
         if size > settings.DRACONIC_MAX_PAYLOAD_BYTES:
             raise serializers.ValidationError(
                 f"is {size} bytes; the limit is {settings.DRACONIC_MAX_PAYLOAD_BYTES} bytes"
@@ -130,11 +160,11 @@ class JobInputSerializer(StrictSerializer):
 
 
 class BatchJobInputSerializer(JobInputSerializer):
-    key = serializers.CharField(
+    key = StrictCharField(
         max_length=64, required=False, help_text="A name other jobs of the batch can depend on."
     )
     depends_on = serializers.ListField(  # type: ignore[assignment]
-        child=serializers.CharField(max_length=64),
+        child=StrictCharField(max_length=64),
         default=list,
         max_length=MAX_DEPENDENCIES,
         help_text="Keys of jobs in this batch, or ids of existing jobs.",

@@ -1,15 +1,40 @@
 from __future__ import annotations
 
-from django.urls import path, re_path
+from collections.abc import Callable
+from typing import Any
+
+from django.urls import URLPattern, path, re_path
 
 from jobs import api
+
+
+def seed_path(regex: str, view: Callable[..., Any], name: str) -> list[URLPattern]:
+    """The seed's path ``regex`` (no trailing slash) and the same path with one.
+
+    Only the seed's spelling is documented in the OpenAPI schema; the other is an alias a
+    client may use (``schema=None`` hides it), so no endpoint appears twice in the schema.
+    """
+    alias = view.view_class.as_view(schema=None)  # type: ignore[attr-defined]
+    return [
+        re_path(rf"^{regex}$", view, name=name),
+        re_path(rf"^{regex}/$", alias, name=f"{name}-slash"),
+    ]
+
+
+ID = r"(?P<job_id>[^/]+)"
 
 # The seed's paths, exactly; a trailing slash is accepted too where the seed has none.
 urlpatterns = [
     path("", api.JobListCreateApi.as_view(), name="jobs"),
     path("batch/", api.JobBatchApi.as_view(), name="jobs-batch"),
-    re_path(r"^(?P<job_id>[^/]+)/?$", api.JobDetailApi.as_view(), name="job-detail"),
-    re_path(r"^(?P<job_id>[^/]+)/cancel/?$", api.JobCancelApi.as_view(), name="job-cancel"),
-    re_path(r"^(?P<job_id>[^/]+)/logs/?$", api.JobLogsApi.as_view(), name="job-logs"),
-    re_path(r"^(?P<job_id>[^/]+)/dependencies/?$", api.JobDependenciesApi.as_view(), name="job-dependencies"),
+    re_path(r"^batch$", api.JobBatchApi.as_view(schema=None), name="jobs-batch-noslash"),
+    *seed_path(ID, api.JobDetailApi.as_view(), "job-detail"),
+    *seed_path(rf"{ID}/cancel", api.JobCancelApi.as_view(), "job-cancel"),
+    *seed_path(rf"{ID}/logs", api.JobLogsApi.as_view(), "job-logs"),
+    re_path(rf"^{ID}/dependencies/$", api.JobDependenciesApi.as_view(), name="job-dependencies"),
+    re_path(
+        rf"^{ID}/dependencies$",
+        api.JobDependenciesApi.as_view(schema=None),
+        name="job-dependencies-noslash",
+    ),
 ]
