@@ -237,3 +237,62 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Security: hostile input, rate limits, headers (owned by the security tests) ---------
+# Every request body is capped before a view runs (draconic.middleware answers 413); Django's
+# own in-memory cap is the same number, so the two can never disagree.
+DRACONIC_MAX_REQUEST_BYTES = env_int("DRACONIC_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = DRACONIC_MAX_REQUEST_BYTES
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "draconic.middleware.RequestSizeLimitMiddleware",
+)
+# Too-deep JSON bodies are refused (400) by jobs.parsers.StrictJSONParser, set above.
+
+# Rate limits per user (per IP address for anonymous clients), as "N/sec|min|hour|day".
+# They are counted in the cache below, so they hold across every API process.
+DRACONIC_THROTTLE_USER = env_str("DRACONIC_THROTTLE_USER", "6000/min")
+DRACONIC_THROTTLE_ANON = env_str("DRACONIC_THROTTLE_ANON", "60/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "draconic.throttling.UserThrottle",
+    "draconic.throttling.AnonThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "user": DRACONIC_THROTTLE_USER,
+    "anon": DRACONIC_THROTTLE_ANON,
+}
+# How many reverse proxies append to X-Forwarded-For; 0 trusts only REMOTE_ADDR, so a client
+# cannot pick its own throttling identity by sending that header.
+REST_FRAMEWORK["NUM_PROXIES"] = env_int("DRACONIC_NUM_PROXIES", 0, minimum=0)
+# The cache shares REDIS_URL's database with the ledger and the broker: cache.clear() would
+# FLUSHDB all of it, so nothing may call it outside tests.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{DRACONIC_REDIS_PREFIX}:cache",
+    }
+}
+
+# Headers on every response (SecurityMiddleware, XFrameOptionsMiddleware).
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Production (DEBUG=false) defaults: secure cookies and HSTS (sent only over HTTPS).
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# TLS ends at the reverse proxy, which redirects http to https itself; set
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO only when that proxy sets the header.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# `check --deploy` warnings that are deployment decisions, not code defects:
+# W005/W021: HSTS for subdomains and preload lists bind the whole domain; the operator opts in.
+# W008: SECURE_SSL_REDIRECT defaults off because TLS terminates at the proxy (see above).
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021", "security.W008"]
