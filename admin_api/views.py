@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import time
+from collections.abc import Callable
 from typing import Any
 
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAdminUser
@@ -16,24 +24,34 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from admin_api import metrics
 from jobs import ledger, lifecycle, selectors
 from jobs.api import ERROR, Pagination
-from jobs.models import DeadLetter, DeadLetterReason, Job, Priority
-from jobs.redis_client import get_redis
+from jobs.models import DeadLetterReason
 from jobs.serializers import DeadLetterOutputSerializer
+from workers.heartbeat import alive_workers
 
 
 class StaffApi(APIView):
     permission_classes = [IsAdminUser]
 
 
-def _probe(check: Any) -> dict[str, Any]:
+#: How long the channel-layer probe may take before it counts as down.
+CHANNEL_LAYER_TIMEOUT = 2.0
+
+
+def _probe(check: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+    """Run one check: ``ok`` with its latency, plus what the check returned; a check that
+    raises is down, with the error."""
     started = time.perf_counter()
     try:
-        check()
+        extra = check() or {}
+        ok = bool(extra.pop("ok", True))
+        result: dict[str, Any] = {"ok": ok, **extra}
     except Exception as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
 
 
 def _postgres() -> None:
@@ -41,41 +59,82 @@ def _postgres() -> None:
         cursor.execute("SELECT 1")
 
 
+def _broker() -> None:
+    with redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
+    ) as client:
+        client.ping()
+
+
+def _ledger() -> dict[str, Any]:
+    present = ledger.ledger_is_present()
+    if not present:
+        return {"ok": False, "error": "the ledger is missing from Redis"}
+    return {"ok": True}
+
+
+def _channel_layer() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+
+    async def send() -> None:
+        await asyncio.wait_for(
+            layer.group_send("draconic.health", {"type": "health.ping"}), CHANNEL_LAYER_TIMEOUT
+        )
+
+    async_to_sync(send)()
+
+
+def _workers() -> dict[str, Any]:
+    hostnames = [w.hostname for w in alive_workers()]
+    return {"ok": bool(hostnames), "alive": len(hostnames), "hostnames": hostnames}
+
+
+HEALTH_CHECKS: dict[str, Callable[[], dict[str, Any] | None]] = {
+    "postgres": _postgres,
+    "broker": _broker,
+    "ledger": _ledger,
+    "channel_layer": _channel_layer,
+    "workers": _workers,
+}
+
+
 class HealthApi(StaffApi):
-    @extend_schema(operation_id="admin_health", responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="admin_health", responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}
+    )
     def get(self, request: Request) -> Response:
-        checks = {"postgres": _probe(_postgres), "redis": _probe(lambda: get_redis().ping())}
-        healthy = all(c["ok"] for c in checks.values())
+        """Readiness of every dependency, each with its latency: 200 when all are up, 503
+        naming the failing ones. Workers are known from their Redis heartbeats (no broadcast)."""
+        checks = {name: _probe(check) for name, check in HEALTH_CHECKS.items()}
         failing = [name for name, c in checks.items() if not c["ok"]]
-        body = {"status": "ok" if healthy else "unavailable", "failing": failing, "checks": checks}
-        return Response(body, status=200 if healthy else 503)
+        body = {"status": "unavailable" if failing else "ok", "failing": failing, "checks": checks}
+        return Response(body, status=503 if failing else 200)
 
 
 class MetricsApi(StaffApi):
     @extend_schema(operation_id="admin_metrics", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        by_status = dict(Job.objects.values_list("status").annotate(n=Count("id")).order_by())
-        by_priority = {
-            str(Priority(p).label): n
-            for p, n in Job.objects.values_list("priority").annotate(n=Count("id")).order_by()
-        }
-        dlq = dict(
-            DeadLetter.objects.filter(requeued_at__isnull=True)
-            .values_list("reason").annotate(n=Count("id")).order_by()
-        )
-        usage = ledger.ledger_usage()
-        return Response(
-            {
-                "jobs_by_status": by_status,
-                "jobs_by_priority": by_priority,
-                "dead_letters_by_reason": dlq,
-                "resources": {
-                    "cpu_units": {"used": usage.cpu_units, "capacity": usage.capacity_cpu},
-                    "memory_mb": {"used": usage.memory_mb, "capacity": usage.capacity_memory},
-                    "leases": usage.leases,
-                },
-            }
-        )
+        """Platform figures (see ``admin_api.metrics``); a bounded number of queries."""
+        return Response(metrics.snapshot_json(metrics.snapshot()))
+
+
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: the same figures in Prometheus' text format, computed at scrape time
+    (``admin_api.metrics.DraconicCollector``). Open unless ``METRICS_TOKEN`` is set; then it
+    needs ``Authorization: Bearer <token>`` and answers 401 without it."""
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        valid = hmac.compare_digest(given.strip().encode(), token.encode())
+        if scheme.lower() != "bearer" or not valid:
+            response = HttpResponse(
+                "bearer token required\n", status=401, content_type="text/plain"
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 class DeadLetterFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]

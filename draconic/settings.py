@@ -226,6 +226,29 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Observability: health, metrics, dashboard, Flower (admin_api) -----------------------
+# The dashboard's own CSS/JS live in static/ at the repository root.
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Every worker writes a heartbeat key this often; it expires after the TTL (a dead worker).
+DRACONIC_WORKER_HEARTBEAT_SECONDS = env_float("DRACONIC_WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+DRACONIC_WORKER_HEARTBEAT_TTL = env_float("DRACONIC_WORKER_HEARTBEAT_TTL", 15.0, minimum=1)
+if DRACONIC_WORKER_HEARTBEAT_TTL <= DRACONIC_WORKER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "DRACONIC_WORKER_HEARTBEAT_TTL must be longer than DRACONIC_WORKER_HEARTBEAT_SECONDS"
+    )
+# GET /metrics (Prometheus) is open when empty; otherwise it needs `Authorization: Bearer <token>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Flower's basic auth, `user:password[,user2:password2]`. Flower reads the same variable itself
+# (FLOWER_BASIC_AUTH); this check refuses to start an unauthenticated Flower in production.
+FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
+if FLOWER_BASIC_AUTH and not all(
+    user and password
+    for user, _, password in (pair.partition(":") for pair in FLOWER_BASIC_AUTH.split(","))
+):
+    raise ImproperlyConfigured("FLOWER_BASIC_AUTH must be user:password[,user:password...]")
+if not DEBUG and not FLOWER_BASIC_AUTH and "flower" in sys.argv:
+    raise ImproperlyConfigured("FLOWER_BASIC_AUTH must be set to run Flower when DEBUG is false")
+
 # --- Logging: one JSON line per record from every process (see draconic/logging.py) -------
 # Celery workers keep this configuration: draconic.celery connects
 # draconic.logging.install_celery_logging, so Celery adds no text handlers of its own.

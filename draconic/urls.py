@@ -5,6 +5,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from admin_api.views import prometheus_metrics
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: 200 while the process serves. No database, no auth (load balancers)."""
@@ -13,6 +15,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", prometheus_metrics, name="prometheus-metrics"),
+    path("dashboard/", include("admin_api.dashboard")),
     path("jobs/", include("jobs.urls")),
     # The operator API shares /admin/ with the Django admin; its paths come first.
     path("admin/", include("admin_api.urls")),

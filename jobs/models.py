@@ -103,6 +103,10 @@ class Job(models.Model):
                 condition=Q(status__in=["queued", "running"]),
                 name="job_leased_idx",
             ),
+            # Metrics: throughput and percentiles over the last hour (admin_api.metrics).
+            models.Index(
+                fields=["completed_at"], condition=Q(status="completed"), name="job_completed_at_idx"
+            ),
             # GET /jobs/: newest first per owner, optionally filtered.
             models.Index(fields=["owner", "-created_at"], name="job_owner_created_idx"),
             models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_idx"),

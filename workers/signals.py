@@ -9,6 +9,8 @@ from typing import Any
 
 from celery.signals import task_failure
 
+from workers import heartbeat  # noqa: F401  (connects worker_ready/worker_shutdown: liveness)
+
 logger = logging.getLogger("draconic.worker")
 
 

@@ -1,0 +1,305 @@
+"""The operator dashboard: Django templates plus a little vanilla JS, no external assets.
+
+Login required. Staff see every job; other users see their own. Pages render the current
+state server-side; the browser then keeps the jobs table and the graph colours current from
+the WebSocket ``/jobs/stream`` (events shaped by ``jobs.events.event_payload``) and polls
+``stats.json`` for the figures no event carries (queue depths, resources, workers).
+The dependency graph is laid out here, in Python, and drawn as inline SVG.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import redis
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from admin_api import metrics
+from jobs import ledger
+from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
+from workers.heartbeat import alive_workers
+
+#: Rows of the latest-jobs table, and of a job page's log.
+LATEST_JOBS = 50
+LOG_LINES = 200
+#: A job page draws at most this many ancestors and as many descendants.
+GRAPH_LIMIT = 200
+#: Layout of the graph, in SVG user units.
+NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
+#: The only files served from static/dashboard/, with their content types.
+ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
+
+
+def visible_jobs(user: Any) -> QuerySet[Job]:
+    return Job.objects.all() if user.is_staff else Job.objects.filter(owner=user)
+
+
+def _status_counts(user: Any) -> dict[str, int]:
+    if user.is_staff:
+        return metrics.job_counts()[0]
+    counts = dict.fromkeys(JobStatus.values, 0)
+    rows = visible_jobs(user).order_by().values_list("status").annotate(n=Count("id"))
+    counts.update(dict(rows))
+    return counts
+
+
+def stats(user: Any) -> dict[str, Any]:
+    """Counts by status (the user's jobs, or all for staff), queue depths, resource use and
+    workers (platform-wide: they carry no job data)."""
+    try:
+        usage: ledger.Usage | None = ledger.ledger_usage()
+        workers = len(alive_workers())
+    except redis.RedisError:
+        usage, workers = None, None
+    return {
+        "jobs_by_status": _status_counts(user),
+        "queue_depth": metrics.queue_depth(),
+        "resources": None
+        if usage is None
+        else {
+            "cpu_units": {"used": usage.cpu_units, "capacity": usage.capacity_cpu},
+            "memory_mb": {"used": usage.memory_mb, "capacity": usage.capacity_memory},
+        },
+        "workers_alive": workers,
+    }
+
+
+@login_required
+@require_GET
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    jobs = visible_jobs(request.user).order_by("-created_at", "-id")[:LATEST_JOBS]
+    context = {
+        "stats": stats(request.user),
+        "jobs": list(
+            jobs.only("id", "type", "priority", "status", "attempt", "created_at", "owner_id")
+        ),
+        "statuses": JobStatus.values,
+        "ws_scope": "all" if request.user.is_staff else "",
+        "latest": LATEST_JOBS,
+    }
+    return render(request, "dashboard/index.html", context)
+
+
+@login_required
+@require_GET
+def stats_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(stats(request.user))
+
+
+def _job_or_404(request: HttpRequest, job_id: UUID) -> Job:
+    job = visible_jobs(request.user).filter(id=job_id).first()
+    if job is None:
+        raise Http404("no such job among those you may see")
+    return job
+
+
+@login_required
+@require_GET
+def job_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
+    job = _job_or_404(request, job_id)
+    logs = list(ExecutionLog.objects.filter(job=job).order_by("-id")[:LOG_LINES])[::-1]
+    context = {
+        "job": job,
+        "graph": job_graph(job, request.user),
+        "logs": logs,
+        "ws_scope": "all" if request.user.is_staff else "",
+    }
+    return render(request, "dashboard/job.html", context)
+
+
+@login_required
+@require_GET
+def graph_view(request: HttpRequest, job_id: UUID) -> JsonResponse:
+    graph = job_graph(_job_or_404(request, job_id), request.user)
+    return JsonResponse(
+        {
+            "job_id": str(job_id),
+            "nodes": [n.as_json() for n in graph.nodes],
+            "edges": [{"source": e.source, "target": e.target} for e in graph.edges],
+            "truncated": graph.truncated,
+        }
+    )
+
+
+@require_GET
+def asset_view(request: HttpRequest, name: str) -> FileResponse:
+    """The dashboard's own CSS and JS, served by the project under any server (gunicorn or
+    daphne) without collectstatic; they are also in STATICFILES_DIRS for a fronting server."""
+    if name not in ASSETS:
+        raise Http404(name)
+    response = FileResponse((ASSET_DIR / name).open("rb"), content_type=ASSETS[name])
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+# --- the dependency graph ----------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    id: str
+    type: str
+    status: str
+    priority: str
+    focus: bool
+    layer: int = 0
+    x: int = 0
+    y: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "priority": self.priority,
+            "focus": self.focus,
+            "layer": self.layer,
+            "x": self.x,
+            "y": self.y,
+        }
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An arrow from a prerequisite (``source``) to the job that depends on it (``target``)."""
+
+    source: str
+    target: str
+    x1: int = 0
+    y1: int = 0
+    x2: int = 0
+    y2: int = 0
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: list[Node]
+    edges: list[Edge]
+    width: int
+    height: int
+    truncated: bool
+
+
+_TABLE = JobDependency._meta.db_table
+_ANCESTORS = f"""
+WITH RECURSIVE up(id) AS (
+    SELECT depends_on_id FROM {_TABLE} WHERE job_id = %s
+    UNION SELECT d.depends_on_id FROM {_TABLE} d JOIN up ON d.job_id = up.id
+) SELECT id FROM up LIMIT %s
+"""  # noqa: S608  (constants only)
+_DESCENDANTS = f"""
+WITH RECURSIVE down(id) AS (
+    SELECT job_id FROM {_TABLE} WHERE depends_on_id = %s
+    UNION SELECT d.job_id FROM {_TABLE} d JOIN down ON d.depends_on_id = down.id
+) SELECT id FROM down LIMIT %s
+"""  # noqa: S608  (constants only)
+
+
+def _related_ids(job_id: UUID) -> tuple[set[UUID], bool]:
+    """Ancestors and descendants of a job (two recursive queries); True if cut at the limit."""
+    found: set[UUID] = set()
+    truncated = False
+    with connection.cursor() as cursor:
+        for sql in (_ANCESTORS, _DESCENDANTS):
+            cursor.execute(sql, [job_id, GRAPH_LIMIT + 1])
+            rows = {r[0] for r in cursor.fetchall()}
+            truncated |= len(rows) > GRAPH_LIMIT
+            found |= set(list(rows)[:GRAPH_LIMIT])
+    return found, truncated
+
+
+def job_graph(job: Job, user: Any) -> Graph:
+    """The job with its ancestors and descendants (those the user may see), laid out left to
+    right by longest path from a source. Four queries whatever the graph."""
+    ids, truncated = _related_ids(job.id)
+    rows = (
+        visible_jobs(user)
+        .filter(id__in=ids | {job.id})
+        .values_list("id", "type", "status", "priority")
+    )
+    nodes = {
+        str(i): Node(
+            id=str(i), type=t, status=s, priority=str(Priority(p).label), focus=i == job.id
+        )
+        for i, t, s, p in rows
+    }
+    pairs = JobDependency.objects.filter(
+        job_id__in=ids | {job.id}, depends_on_id__in=ids | {job.id}
+    )
+    links = [
+        (str(parent), str(child))
+        for child, parent in pairs.values_list("job_id", "depends_on_id")
+        if str(parent) in nodes and str(child) in nodes
+    ]
+    return _layout(nodes, sorted(links), truncated)
+
+
+def _layers(nodes: dict[str, Node], links: list[tuple[str, str]]) -> None:
+    """Give each node its longest-path depth from a source (Kahn's order; the graph is a DAG)."""
+    children: dict[str, list[str]] = defaultdict(list)
+    indegree = dict.fromkeys(nodes, 0)
+    for parent, child in links:
+        children[parent].append(child)
+        indegree[child] += 1
+    frontier = sorted(n for n, d in indegree.items() if d == 0)
+    while frontier:
+        current = frontier.pop()
+        for child in children[current]:
+            nodes[child].layer = max(nodes[child].layer, nodes[current].layer + 1)
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                frontier.append(child)
+
+
+def _layout(nodes: dict[str, Node], links: list[tuple[str, str]], truncated: bool) -> Graph:
+    _layers(nodes, links)
+    parents: dict[str, list[str]] = defaultdict(list)
+    for parent, child in links:
+        parents[child].append(parent)
+    by_layer: dict[int, list[Node]] = defaultdict(list)
+    for node in sorted(nodes.values(), key=lambda n: (n.type, n.id)):
+        by_layer[node.layer].append(node)
+    for layer in sorted(by_layer):
+        # Barycentre: a node sits near the average row of its parents, to shorten edges.
+        def rank(n: Node) -> float:
+            ys = [nodes[p].y for p in parents[n.id]]
+            return sum(ys) / len(ys) if ys else 0.0
+
+        for row, node in enumerate(sorted(by_layer[layer], key=rank)):
+            node.x = MARGIN + layer * (NODE_W + GAP_X)
+            node.y = MARGIN + row * (NODE_H + GAP_Y)
+    edges = [
+        Edge(
+            p,
+            c,
+            nodes[p].x + NODE_W,
+            nodes[p].y + NODE_H // 2,
+            nodes[c].x,
+            nodes[c].y + NODE_H // 2,
+        )
+        for p, c in links
+    ]
+    width = max((n.x for n in nodes.values()), default=0) + NODE_W + MARGIN
+    height = max((n.y for n in nodes.values()), default=0) + NODE_H + MARGIN
+    return Graph(list(nodes.values()), edges, width, height, truncated)
+
+
+urlpatterns = [
+    path("", dashboard_view, name="dashboard"),
+    path("stats.json", stats_view, name="dashboard-stats"),
+    path("jobs/<uuid:job_id>/", job_view, name="dashboard-job"),
+    path("jobs/<uuid:job_id>/graph.json", graph_view, name="dashboard-job-graph"),
+    path("assets/<str:name>", asset_view, name="dashboard-asset"),
+]

@@ -1,0 +1,168 @@
+// Draconic dashboard: keeps the page current from the WebSocket /jobs/stream (job events,
+// shaped by jobs.events.event_payload) and polls stats.json for queue depths and resources.
+// No framework, no external assets. Text goes into the DOM through textContent only.
+(function () {
+  "use strict";
+  var body = document.body;
+  var page = body.dataset.page;
+  if (page !== "index" && page !== "job") return;
+
+  var state = { socket: null, events: 0, retry: 500, lastCursor: {} };
+  window.draconicDashboard = state;
+
+  function setWsState(value) {
+    body.dataset.ws = value;
+    var label = document.getElementById("ws-state");
+    if (label) { label.textContent = value === "open" ? "live" : value; label.className = "ws-state ws-" + value; }
+  }
+
+  function streamUrl() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var scope = body.dataset.wsScope ? "?scope=" + encodeURIComponent(body.dataset.wsScope) : "";
+    return scheme + location.host + "/jobs/stream" + scope;
+  }
+
+  function connect() {
+    var socket = new WebSocket(streamUrl());
+    state.socket = socket;
+    setWsState("connecting");
+    socket.onopen = function () { state.retry = 500; setWsState("open"); };
+    socket.onmessage = function (message) {
+      var data;
+      try { data = JSON.parse(message.data); } catch (e) { return; }
+      var events = Array.isArray(data) ? data : (Array.isArray(data.events) ? data.events : [data.event || data]);
+      events.forEach(function (ev) { if (ev && ev.job_id && ev.status) handleEvent(ev); });
+    };
+    socket.onclose = function () {
+      setWsState("closed");
+      setTimeout(connect, state.retry);
+      state.retry = Math.min(state.retry * 2, 15000);
+    };
+  }
+
+  // An event older than one already applied to the same job is ignored (cursor = log id).
+  function isStale(ev) {
+    if (typeof ev.cursor !== "number") return false;
+    var last = state.lastCursor[ev.job_id];
+    if (last !== undefined && ev.cursor <= last) return true;
+    state.lastCursor[ev.job_id] = ev.cursor;
+    return false;
+  }
+
+  function handleEvent(ev) {
+    if (isStale(ev)) return;
+    state.events += 1;
+    if (page === "index") { updateCounts(ev); updateRow(ev); }
+    else { updateGraph(ev); }
+  }
+
+  function badge(status) {
+    var span = document.createElement("span");
+    span.className = "badge status-" + status;
+    span.textContent = status;
+    return span;
+  }
+
+  function bump(status, delta) {
+    var cell = document.querySelector('[data-count="' + status + '"]');
+    if (cell) cell.textContent = String(Math.max(0, (parseInt(cell.textContent, 10) || 0) + delta));
+  }
+
+  function updateCounts(ev) {
+    if (ev.previous_status && ev.previous_status !== ev.status) bump(ev.previous_status, -1);
+    if (ev.previous_status !== ev.status) bump(ev.status, +1);
+  }
+
+  function cell(text, className) {
+    var td = document.createElement("td");
+    if (className) td.className = className;
+    if (text !== null) td.textContent = text;
+    return td;
+  }
+
+  function newRow(ev) {
+    var tr = document.createElement("tr");
+    tr.dataset.jobId = ev.job_id;
+    var idCell = cell(null), link = document.createElement("a"), code = document.createElement("code");
+    link.href = body.dataset.jobUrl + encodeURIComponent(ev.job_id) + "/";
+    code.textContent = ev.job_id.slice(0, 8);
+    link.appendChild(code); idCell.appendChild(link);
+    var time = document.createElement("time");
+    time.dateTime = ev.timestamp || "";
+    time.textContent = (ev.timestamp || "").replace("T", " ").slice(0, 19);
+    var created = cell(null); created.appendChild(time);
+    [idCell, cell(ev.job_type || ""), cell(ev.priority || ""), cell(null, "status"),
+     cell(String(ev.attempt || 0), "attempt"), created].forEach(function (td) { tr.appendChild(td); });
+    return tr;
+  }
+
+  function updateRow(ev) {
+    var tbody = document.querySelector("#jobs tbody");
+    if (!tbody) return;
+    var row = tbody.querySelector('tr[data-job-id="' + ev.job_id + '"]');
+    if (!row) {
+      var empty = tbody.querySelector("tr.empty");
+      if (empty) empty.remove();
+      row = newRow(ev);
+      tbody.insertBefore(row, tbody.firstChild);
+      var limit = parseInt(document.getElementById("jobs").dataset.limit, 10) || 50;
+      while (tbody.rows.length > limit) tbody.deleteRow(tbody.rows.length - 1);
+    }
+    var statusCell = row.querySelector("td.status");
+    statusCell.replaceChildren(badge(ev.status));
+    row.querySelector("td.attempt").textContent = String(ev.attempt || 0);
+    row.dataset.status = ev.status;
+  }
+
+  function updateGraph(ev) {
+    document.querySelectorAll('#graph g.node[data-job-id="' + ev.job_id + '"]').forEach(function (g) {
+      g.setAttribute("class", g.getAttribute("class").replace(/status-\w+/, "status-" + ev.status));
+      var state = g.querySelector("text.state");
+      if (state) state.textContent = ev.status;
+    });
+    var section = document.querySelector("section.job");
+    if (!section || section.dataset.jobId !== ev.job_id) return;
+    var status = document.getElementById("job-status");
+    status.className = "badge status-" + ev.status;
+    status.textContent = ev.status;
+    var logs = document.querySelector("#logs tbody");
+    var tr = document.createElement("tr");
+    [(ev.timestamp || "").slice(11, 23), String(ev.attempt || 0), "info",
+     (ev.previous_status || "new") + " → " + ev.status].forEach(function (t) { tr.appendChild(cell(t)); });
+    logs.appendChild(tr);
+  }
+
+  function setText(id, text) { var el = document.getElementById(id); if (el) el.textContent = text; }
+
+  function applyStats(stats) {
+    Object.keys(stats.jobs_by_status || {}).forEach(function (status) {
+      var el = document.querySelector('[data-count="' + status + '"]');
+      if (el) el.textContent = String(stats.jobs_by_status[status]);
+    });
+    Object.keys(stats.queue_depth || {}).forEach(function (queue) {
+      var el = document.querySelector('[data-queue="' + queue + '"]');
+      var depth = stats.queue_depth[queue];
+      if (el) el.textContent = depth === null ? "?" : String(depth);
+    });
+    var r = stats.resources;
+    if (r) {
+      [["cpu", r.cpu_units], ["mem", r.memory_mb]].forEach(function (pair) {
+        var meter = document.getElementById(pair[0] + "-meter");
+        if (meter) { meter.max = pair[1].capacity; meter.value = pair[1].used; }
+        setText(pair[0] + "-text", pair[1].used + " / " + pair[1].capacity);
+      });
+    }
+    setText("workers-alive", stats.workers_alive === null ? "?" : String(stats.workers_alive));
+  }
+
+  function pollStats() {
+    fetch(body.dataset.statsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (stats) { if (stats) applyStats(stats); })
+      .catch(function () {})
+      .finally(function () { setTimeout(pollStats, 5000); });
+  }
+
+  connect();
+  if (page === "index") setTimeout(pollStats, 5000);
+})();
