@@ -1,0 +1,44 @@
+"""PostgreSQL unreachable: the API answers 503 with a clear JSON message, never a stack trace."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+
+
+@pytest.fixture
+def dead_database(transactional_db: None) -> Iterator[None]:
+    """Point this process's connection at a port where nothing listens, then restore it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    original = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(dead_port)
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = original
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/jobs/", None),
+        ("post", "/jobs/", {"type": "noop"}),
+        ("get", "/jobs/00000000-0000-0000-0000-000000000000", None),
+    ],
+)
+def test_the_api_answers_503_while_postgres_is_down(api: Any, dead_database: None, method: str, path: str, body: Any) -> None:
+    response = getattr(api, method)(path, body, format="json") if body else getattr(api, method)(path)
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert "database is unavailable" in detail
+    assert "Traceback" not in response.content.decode()
+    assert response["Retry-After"]

@@ -1,0 +1,156 @@
+"""The lifecycle services against the real database and Redis: fencing, releases, cascades,
+and the races between a new edge and a completing parent."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from jobs import dispatcher, ledger
+from jobs.lifecycle import (
+    dead_letter_requeue,
+    job_complete,
+    job_fail_attempt,
+    job_start,
+)
+from jobs.models import DeadLetter, DeadLetterReason, Job, JobDependency, JobStatus
+from jobs.services import job_add_dependencies, job_cancel, job_submit
+from tests.factories import make_spec
+
+pytestmark = pytest.mark.django_db
+
+
+def admit(job: Job) -> Job:
+    dispatcher.admit_ready()
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    return job
+
+
+def test_a_late_result_from_a_superseded_attempt_is_ignored(job_factory: Any) -> None:
+    job = admit(job_factory(max_attempts=3))
+    assert job_start(job_id=job.id, attempt=1, worker="w1") is not None
+    assert job_fail_attempt(job_id=job.id, attempt=1, error="lost", reason=DeadLetterReason.WORKER_LOST) == JobStatus.RETRYING
+    Job.objects.filter(id=job.id).update(next_attempt_at=None)  # due now, not a status write
+    job = admit(job)
+    assert job.attempt == 2
+    assert job_start(job_id=job.id, attempt=2, worker="w2") is not None
+    # Attempt 1's worker comes back from the dead with a result: it must change nothing.
+    assert job_complete(job_id=job.id, attempt=1, result={"stale": True}) is False
+    assert job_fail_attempt(job_id=job.id, attempt=1, error="stale") is None
+    assert job_start(job_id=job.id, attempt=1, worker="w1") is None
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.result) == (JobStatus.RUNNING, 2, None)
+    assert job_complete(job_id=job.id, attempt=2, result={"fresh": True}) is True
+    job.refresh_from_db()
+    assert (job.status, job.result) == (JobStatus.COMPLETED, {"fresh": True})
+
+
+def test_a_result_of_any_json_type_is_stored(job_factory: Any) -> None:
+    for result in ("done", 5, [1, "a"], None, True):
+        job = admit(job_factory())
+        job_start(job_id=job.id, attempt=1, worker="w")
+        assert job_complete(job_id=job.id, attempt=1, result=result)
+        job.refresh_from_db()
+        assert job.result == result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_a_queued_job_releases_its_reservation(job_factory: Any) -> None:
+    job = admit(job_factory(cpu_units=3, memory_mb=300))
+    assert ledger.ledger_usage().cpu_units == 3
+    job_cancel(job=job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert ledger.ledger_usage().cpu_units == 0 and ledger.ledger_usage().leases == 0
+    # Its message is still in the broker: delivering it must not start the job.
+    assert job_start(job_id=job.id, attempt=1, worker="w") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_completion_frees_the_lease_and_releases_the_last_waiting_child(job_factory: Any) -> None:
+    a = admit(job_factory())
+    b = job_factory()
+    admit(b)
+    child = job_factory(depends_on=[a, b])
+    assert Job.objects.get(id=child.id).pending_parents == 2
+    for parent in (a, b):
+        job_start(job_id=parent.id, attempt=1, worker="w")
+        job_complete(job_id=parent.id, attempt=1, result=None)
+    child.refresh_from_db()
+    assert child.pending_parents == 0
+    # The completions dispatched on commit: the child is admitted without any polling.
+    assert child.status == JobStatus.QUEUED
+    assert ledger.ledger_usage().leases == 1
+
+
+def test_a_dead_lettered_job_is_redriven_with_a_fresh_budget(job_factory: Any) -> None:
+    job = admit(job_factory(max_attempts=1))
+    job_start(job_id=job.id, attempt=1, worker="w")
+    assert job_fail_attempt(job_id=job.id, attempt=1, error="boom") == JobStatus.FAILED
+    assert DeadLetter.objects.get(job=job).reason == DeadLetterReason.MAX_ATTEMPTS
+    assert dead_letter_requeue(job_id=job.id) is True
+    assert dead_letter_requeue(job_id=job.id) is False  # already out of the DLQ
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.attempt_offset, job.error) == (JobStatus.PENDING, 1, 1, "")
+    job = admit(job)
+    job_start(job_id=job.id, attempt=2, worker="w")
+    # max_attempts=1 again: this attempt fails for good, with a second DeadLetter row.
+    assert job_fail_attempt(job_id=job.id, attempt=2, error="boom") == JobStatus.FAILED
+    assert DeadLetter.objects.filter(job=job).count() == 2
+
+
+def test_a_job_that_no_longer_fits_the_capacity_is_dead_lettered(job_factory: Any, settings: Any) -> None:
+    job = job_factory(cpu_units=6)
+    settings.MAX_CPU_UNITS = 4  # the cluster shrank after the job was accepted
+    dispatcher.admit_ready()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert DeadLetter.objects.get(job=job).reason == DeadLetterReason.EXCEEDS_CAPACITY
+
+
+def test_an_edge_added_to_a_pending_job_counts_an_unfinished_parent(job_factory: Any) -> None:
+    parent = job_factory()
+    child = job_factory()
+    job_add_dependencies(job=child, parent_ids=[str(parent.id)])
+    child.refresh_from_db()
+    assert child.pending_parents == 1
+    assert JobDependency.objects.filter(job=child, depends_on=parent).exists()
+    dispatcher.admit_ready()
+    child.refresh_from_db()
+    assert child.status == JobStatus.PENDING  # waits for its new parent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_child_submitted_while_its_parent_completes_is_never_stranded(user: Any, settings: Any) -> None:
+    """Submit children concurrently with the parent's completion, many times: every child
+    must end with pending_parents == 0 once the parent completed (the FOR SHARE lock)."""
+    settings.MAX_CPU_UNITS = 100  # the children stay queued (no worker) and hold a CPU each
+    for _ in range(15):
+        parent, _ = job_submit(owner=user, spec=make_spec())
+        admit(parent)
+        job_start(job_id=parent.id, attempt=1, worker="w")
+        children: list[Job] = []
+        barrier = threading.Barrier(2)
+
+        def complete() -> None:
+            barrier.wait()
+            job_complete(job_id=parent.id, attempt=1, result=None)
+            connection.close()
+
+        def submit() -> None:
+            barrier.wait()
+            children.append(job_submit(owner=user, spec=make_spec(depends_on=[parent]))[0])
+            connection.close()
+
+        threads = [threading.Thread(target=complete), threading.Thread(target=submit)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        (child,) = children
+        child.refresh_from_db()
+        assert child.pending_parents == 0, "a child was left waiting for a completed parent"
