@@ -300,7 +300,7 @@ def test_prometheus_histograms_bucket_the_last_hour(world, anon_api):
 
 @pytest.mark.django_db
 def test_prometheus_needs_the_bearer_token_when_one_is_set(anon_api, settings):
-    settings.METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_TOKEN = "s3cret-token"  # noqa: S105  (a test value)
     assert anon_api.get("/metrics").status_code == 401
     assert anon_api.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert anon_api.get("/metrics", headers={"Authorization": "Basic s3cret-token"}).status_code == 401

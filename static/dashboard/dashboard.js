@@ -125,6 +125,7 @@
     var status = document.getElementById("job-status");
     status.className = "badge status-" + ev.status;
     status.textContent = ev.status;
+    setText("job-attempt", String(ev.attempt || 0));
     var logs = document.querySelector("#logs tbody");
     var tr = document.createElement("tr");
     [(ev.timestamp || "").slice(11, 23), String(ev.attempt || 0), "info",
