@@ -8,7 +8,7 @@ and the ledger only."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from jobs import dispatcher, ledger
-from jobs.models import ExecutionLog, Job, JobStatus
+from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobStatus
 from jobs.redis_client import get_redis, key
 from jobs.services import job_cancel, job_submit, job_submit_batch
 from tests.factories import make_spec
@@ -24,16 +24,16 @@ from tests.factories import make_spec
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run_in_threads(target: Callable[[], int], count: int) -> list[int]:
-    """Run ``target`` in ``count`` threads released at the same moment; returns their results.
+def run_in_threads(targets: Sequence[Callable[[], int]]) -> list[int]:
+    """Run each target in its own thread, all released at the same moment; returns results.
 
     Each thread closes its own database connection at the end. An exception in a thread fails
     the test (it is re-raised here)."""
-    start = threading.Barrier(count)
+    start = threading.Barrier(len(targets))
     results: list[int] = []
     errors: list[BaseException] = []
 
-    def body() -> None:
+    def body(target: Callable[[], int]) -> None:
         try:
             start.wait()
             results.append(target())
@@ -42,7 +42,7 @@ def run_in_threads(target: Callable[[], int], count: int) -> list[int]:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=body) for _ in range(count)]
+    threads = [threading.Thread(target=body, args=(t,)) for t in targets]
     for t in threads:
         t.start()
     for t in threads:
@@ -97,7 +97,7 @@ def assert_each_queued_job_admitted_once(expected: int) -> None:
 def test_four_concurrent_dispatchers_admit_each_job_once_up_to_capacity(user: Any) -> None:
     job_submit_batch(owner=user, specs=[make_spec(memory_mb=10) for _ in range(200)])
 
-    admitted = run_in_threads(dispatcher.dispatch, 4)
+    admitted = run_in_threads([dispatcher.dispatch] * 4)
 
     assert sum(admitted) == 50
     assert_each_queued_job_admitted_once(50)
@@ -113,7 +113,7 @@ def test_passes_racing_without_the_advisory_lock_still_never_double_admit(user: 
     job_submit_batch(owner=user, specs=[make_spec(memory_mb=10) for _ in range(200)])
     ledger.ledger_rebuild([])
 
-    admitted = run_in_threads(dispatcher.admit_ready, 4)
+    admitted = run_in_threads([dispatcher.admit_ready] * 4)
 
     assert sum(admitted) == 50
     assert_each_queued_job_admitted_once(50)
@@ -128,7 +128,7 @@ def test_dispatchers_racing_with_submits_never_exceed_capacity(user: Any) -> Non
         )
         return dispatcher.dispatch()
 
-    run_in_threads(submit_and_dispatch, 4)
+    run_in_threads([submit_and_dispatch] * 4)
     dispatcher.dispatch()  # whatever a lost race left behind
 
     queued = Job.objects.filter(status=JobStatus.QUEUED).count()
@@ -233,3 +233,43 @@ def test_dispatch_rebuilds_a_lost_ledger_before_admitting(settings: Any, user: A
     assert statuses(first, *waiting) == ["queued", "queued", "pending", "pending"]
     assert_ledger_matches_queued_jobs()
     assert Job.objects.filter(Q(status=JobStatus.QUEUED), ~Q(attempt=1)).count() == 0
+
+
+def test_a_job_larger_than_a_shrunken_capacity_is_dead_lettered_not_waited_for(
+    settings: Any, user: Any
+) -> None:
+    settings.MAX_CPU_UNITS = 8
+    huge = submit(user, cpu_units=6)
+    child = submit(user, cpu_units=1, depends_on=[huge])
+    small = submit(user, cpu_units=1)
+    settings.MAX_CPU_UNITS = 4  # the operator shrank the cluster after the submit
+
+    dispatcher.dispatch()
+
+    assert statuses(huge, child, small) == ["failed", "cancelled", "queued"]
+    letter = DeadLetter.objects.get(job=huge)
+    assert letter.reason == DeadLetterReason.EXCEEDS_CAPACITY
+    assert ledger.ledger_leases() == {ledger.lease_id(small.id, 1): (1, 128)}
+
+
+@pytest.mark.usefixtures("capacity_50")
+def test_cancels_racing_with_dispatch_leave_no_lease_behind(user: Any) -> None:
+    jobs = job_submit_batch(owner=user, specs=[make_spec(memory_mb=10) for _ in range(120)])
+
+    def cancel_all() -> int:
+        for job in jobs:
+            job_cancel(job=job)
+        return 0
+
+    def dispatch_repeatedly() -> int:
+        return sum(dispatcher.dispatch() for _ in range(30))
+
+    admitted = run_in_threads([cancel_all, dispatch_repeatedly, dispatch_repeatedly])
+
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.CANCELLED}
+    assert ledger.ledger_usage().leases == 0
+    assert ledger.ledger_usage().cpu_units == 0
+    # Every admission that happened was of a distinct job, each at most once.
+    admissions = ExecutionLog.objects.filter(to_status=JobStatus.QUEUED)
+    assert admissions.count() == sum(admitted)
+    assert admissions.values("job_id").distinct().count() == sum(admitted)
