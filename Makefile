@@ -24,7 +24,9 @@ migrate: venv
 
 run: migrate  ## the whole platform in the foreground: API + WebSocket, worker, scheduler, Flower
 	@$(PY) manage.py devsetup --port $(PORT) --flower-port $(FLOWER_PORT)
-	@exec $(VENV)/bin/honcho --no-prefix -f Procfile start -p $(PORT) 2>&1 || true
+	@# -e /dev/null: the processes see the same environment as migrate and devsetup above
+	@# (honcho would otherwise load .env over it; .env is docker compose's file).
+	@exec $(VENV)/bin/honcho --no-prefix -e /dev/null -f Procfile start -p $(PORT) 2>&1 || true
 
 test: venv  ## installs what is missing, then runs the whole suite
 	@$(PY) manage.py waitforservices --timeout 60
