@@ -9,14 +9,17 @@ code path that changed the job.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import Q
 
-from jobs.models import Priority
+from jobs.models import ExecutionLog, Priority
 
 if TYPE_CHECKING:
     from jobs.transitions import Change
@@ -31,19 +34,73 @@ def owner_group(owner_id: int) -> str:
 
 
 def event_payload(change: Change) -> dict[str, Any]:
+    """The JSON a WebSocket client receives for one state change (see ``jobs.consumers``)."""
     return {
-        "type": "job_update",
-        "job_id": str(change.job_id),
-        "status": change.status,
-        "previous_status": change.previous_status,
-        "attempt": change.attempt,
-        "priority": str(Priority(change.priority).label),
-        "job_type": change.type,
-        "batch_id": str(change.batch_id) if change.batch_id else None,
-        "cursor": change.log_id,
-        "timestamp": change.timestamp.isoformat(),
+        **_event(
+            job_id=change.job_id,
+            status=change.status,
+            previous_status=change.previous_status,
+            attempt=change.attempt,
+            priority=change.priority,
+            job_type=change.type,
+            batch_id=change.batch_id,
+            cursor=change.log_id,
+            timestamp=change.timestamp,
+        ),
         **change.extra,
     }
+
+
+def _event(
+    *, job_id: UUID, status: str, previous_status: str, attempt: int, priority: int,
+    job_type: str, batch_id: UUID | None, cursor: int, timestamp: datetime,
+) -> dict[str, Any]:
+    return {
+        "type": "job_update",
+        "job_id": str(job_id),
+        "status": status,
+        "previous_status": previous_status,
+        "attempt": attempt,
+        "priority": str(Priority(priority).label),
+        "job_type": job_type,
+        "batch_id": str(batch_id) if batch_id else None,
+        "cursor": cursor,
+        "timestamp": timestamp.isoformat(),
+    }
+
+
+def replay(
+    *,
+    since: int,
+    owner_id: int | None,
+    job_ids: Collection[UUID] = (),
+    batch_ids: Collection[UUID] = (),
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The events of the state changes logged after cursor ``since``, oldest first, at most
+    ``limit`` of them: the ExecutionLog rows with a ``to_status``, shaped like live events plus
+    ``"replay": true``. ``owner_id`` None means every owner's jobs (staff); empty ``job_ids``
+    and ``batch_ids`` mean all the jobs of that scope, otherwise the jobs of either set."""
+    rows = ExecutionLog.objects.filter(id__gt=since).exclude(to_status="")
+    if owner_id is not None:
+        rows = rows.filter(job__owner_id=owner_id)
+    if job_ids or batch_ids:
+        rows = rows.filter(Q(job_id__in=list(job_ids)) | Q(job__batch_id__in=list(batch_ids)))
+    values = rows.order_by("id").values_list(
+        "id", "job_id", "to_status", "from_status", "attempt", "created_at",
+        "job__priority", "job__type", "job__batch_id",
+    )[:limit]
+    return [
+        {
+            **_event(
+                job_id=job_id, status=to, previous_status=from_, attempt=attempt,
+                priority=priority, job_type=job_type, batch_id=batch_id, cursor=log_id,
+                timestamp=created,
+            ),
+            "replay": True,
+        }
+        for log_id, job_id, to, from_, attempt, created, priority, job_type, batch_id in values
+    ]
 
 
 def publish_on_commit(changes: Sequence[Change]) -> None:
