@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
@@ -21,7 +22,10 @@ class Command(BaseCommand):
         username = options["username"].strip()
         if not username or len(username) > 150:
             raise CommandError("USERNAME must be 1 to 150 characters")
-        user, _ = get_user_model().objects.get_or_create(username=username)
+        # A created user logs in by token only: no password, not even an empty one.
+        user, _ = get_user_model().objects.get_or_create(
+            username=username, defaults={"password": make_password(None)}
+        )
         changed = False
         if options["staff"] and not user.is_staff:
             user.is_staff = changed = True
