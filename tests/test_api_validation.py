@@ -413,7 +413,7 @@ def test_a_bad_list_filter_is_400_naming_it(api: APIClient, query: str, path: Pa
     assert_names(response.json(), path)
 
 
-@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "9" * 40, "%F0%9F%90%89"])
+@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "9" * 40, "%F0%9F%90%89", "%C2%B2", ""])
 def test_a_bad_logs_cursor_is_400_naming_since(
     api: APIClient, job_factory: Any, since: str
 ) -> None:
@@ -432,7 +432,7 @@ def test_odd_pagination_parameters_never_give_a_500(
 ) -> None:
     job_factory()
     response = api.get(f"/jobs/?{query}")
-    assert response.status_code in (200, 404), response.content
+    assert response.status_code in (200, 400, 404), response.content
     assert isinstance(response.json(), dict)
 
 
