@@ -17,6 +17,10 @@ PRIORITY_QUEUES = ("critical", "high", "normal", "low")
 app = Celery("draconic")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in PRIORITY_QUEUES]
+# Celery's Django fix-up closes every database connection after every task unless this is
+# set; reconnecting costs more than a small job. Connections are still recycled by
+# CONN_MAX_AGE and health-checked (conn_health_checks) when the runner starts an attempt.
+app.conf.update(CELERY_DB_REUSE_MAX=1000)
 app.autodiscover_tasks(["workers"])
 # Workers log through settings.LOGGING (JSON lines), not Celery's own text format.
 install_celery_logging()

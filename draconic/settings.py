@@ -94,6 +94,8 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Workers and the scheduler keep their connections this long (draconic.processes).
+WORKER_DB_CONN_MAX_AGE = env_int("WORKER_DB_CONN_MAX_AGE", 300, minimum=0)
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
     "DB_CONNECT_TIMEOUT", 5, minimum=1
 )

@@ -82,7 +82,11 @@ def test_completion_frees_the_lease_and_releases_the_last_waiting_child(job_fact
         job_complete(job_id=parent.id, attempt=1, result=None)
     child.refresh_from_db()
     assert child.pending_parents == 0
-    # The completions dispatched on commit: the child is admitted without any polling.
+    assert ledger.ledger_usage().leases == 0
+    # The completion asked for a dispatch on commit (the scheduler blocks on this list).
+    assert dispatcher.wait_for_request(0.01) is True
+    dispatcher.dispatch()
+    child.refresh_from_db()
     assert child.status == JobStatus.QUEUED
     assert ledger.ledger_usage().leases == 1
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 
-from jobs import dispatcher, ledger
+from jobs import ledger
 from jobs.lifecycle import job_cancel_running, job_complete, job_fail_attempt, job_start
 from jobs.models import DeadLetterReason, Job
 from workers.handlers import get_handler
@@ -61,6 +61,7 @@ class Heartbeat(threading.Thread):
 
 def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
     """Run attempt ``attempt`` of ``job_id``; returns what happened, for the worker's log."""
+    close_old_connections()  # drop a connection that died (PostgreSQL restarted) or aged out
     job = job_start(job_id=job_id, attempt=attempt, worker=worker)
     if job is None:
         return "skipped: stale or duplicate delivery"
@@ -71,7 +72,6 @@ def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
         outcome = _execute(job, cancel)
     finally:
         heartbeat.stop()
-    dispatcher.dispatch_soon()
     return outcome
 
 

@@ -7,11 +7,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import task_failure
+from celery.signals import celeryd_init, task_failure
+
+from draconic.processes import use_persistent_db_connections
 
 from workers import heartbeat  # noqa: F401  (connects worker_ready/worker_shutdown: liveness)
 
 logger = logging.getLogger("draconic.worker")
+
+
+@celeryd_init.connect
+def _persistent_connections(**_: Any) -> None:
+    use_persistent_db_connections()
 
 
 @task_failure.connect

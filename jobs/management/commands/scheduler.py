@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import OperationalError, close_old_connections
 
+from draconic.processes import use_persistent_db_connections
 from jobs import dispatcher
 from jobs.scheduler import scheduler_tick
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="run one tick and exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        use_persistent_db_connections()
         self.running = True
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
