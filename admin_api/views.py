@@ -26,9 +26,9 @@ from rest_framework.views import APIView
 
 from admin_api import metrics
 from jobs import ledger, lifecycle, selectors
-from jobs.api import ERROR, Pagination
+from jobs.api import ERROR, VALIDATION_ERROR, Pagination
 from jobs.models import DeadLetterReason
-from jobs.serializers import DeadLetterOutputSerializer
+from jobs.serializers import DeadLetterOutputSerializer, StrictCharField
 from workers.heartbeat import alive_workers
 
 
@@ -138,15 +138,22 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
 
 
 class DeadLetterFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    type = serializers.CharField(max_length=64, required=False)
-    reason = serializers.ChoiceField(choices=DeadLetterReason.values, required=False)
+    # An empty filter (``?type=``) means no filter, as DRF reads query parameters.
+    type = StrictCharField(max_length=64, required=False, allow_blank=True)
+    reason = serializers.ChoiceField(choices=DeadLetterReason.values, required=False, allow_blank=True)
 
 
 class DeadLetterListApi(StaffApi):
+    pagination_class = Pagination  # read by drf-spectacular: GET is documented as a page
+
     @extend_schema(
         operation_id="admin_dlq_list",
         parameters=[DeadLetterFilterSerializer],
-        responses={200: DeadLetterOutputSerializer(many=True)},
+        responses={
+            200: DeadLetterOutputSerializer(many=True),
+            400: VALIDATION_ERROR,
+            404: OpenApiResponse(ERROR, description="No such page."),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = DeadLetterFilterSerializer(data=request.query_params)
@@ -178,7 +185,10 @@ class DeadLetterBulkRetryApi(StaffApi):
     @extend_schema(
         operation_id="admin_dlq_retry_bulk",
         request=DeadLetterFilterSerializer,
-        responses={200: inline_serializer("BulkRequeued", fields={"requeued": serializers.IntegerField()})},
+        responses={
+            200: inline_serializer("BulkRequeued", fields={"requeued": serializers.IntegerField()}),
+            400: VALIDATION_ERROR,
+        },
     )
     def post(self, request: Request) -> Response:
         filters = DeadLetterFilterSerializer(data=request.data)

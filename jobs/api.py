@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,6 +42,15 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+    last_page_strings = ()  # ``page`` is an integer, as documented; ``page=last`` is a 404
+
+    def get_page_size(self, request: Request) -> int:
+        """The requested page size (capped at ``max_page_size``); 400 when ``page_size`` is
+        given but not a positive integer, instead of DRF's silent fallback to the default."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1):
+            raise ValidationError({self.page_size_query_param: ["must be a positive integer"]})
+        return int(super().get_page_size(request) or self.page_size)
 
 
 def _get_job_or_404(request: Request, job_id: Any) -> Job:
@@ -52,16 +61,24 @@ def _get_job_or_404(request: Request, job_id: Any) -> Job:
 
 
 class JobFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    status = serializers.ChoiceField(choices=JobStatus.values, required=False)
-    priority = serializers.ChoiceField(choices=list(Priority.labels), required=False)
-    type = serializers.CharField(max_length=64, required=False)
+    # Query parameters: an empty one (``?type=``) means no filter, as DRF reads forms.
+    status = serializers.ChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
+    priority = serializers.ChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
+    type = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
 class JobListCreateApi(APIView):
+    pagination_class = Pagination  # read by drf-spectacular: GET is documented as a page
+
     @extend_schema(
         operation_id="jobs_list",
         parameters=[JobFilterSerializer],
-        responses={200: JobOutputSerializer(many=True), 400: VALIDATION_ERROR, 401: UNAUTHORIZED},
+        responses={
+            200: JobOutputSerializer(many=True),
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+            404: OpenApiResponse(ERROR, description="No such page."),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = JobFilterSerializer(data=request.query_params)
@@ -149,17 +166,20 @@ class JobCancelApi(APIView):
 
 
 class JobLogsApi(APIView):
+    pagination_class = Pagination  # read by drf-spectacular: GET is documented as a page
+
     @extend_schema(
         operation_id="jobs_logs",
         parameters=[OpenApiParameter("since", int, description="Only lines after this log id (a cursor).")],
-        responses={200: ExecutionLogOutputSerializer(many=True), 404: NOT_FOUND, 401: UNAUTHORIZED},
+        responses={200: ExecutionLogOutputSerializer(many=True), 400: VALIDATION_ERROR, 404: NOT_FOUND, 401: UNAUTHORIZED},
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = _get_job_or_404(request, job_id)
         since_raw = request.query_params.get("since")
         since = None
         if since_raw is not None:
-            if not since_raw.isdigit() or len(since_raw) > 18:
+            # isascii: str.isdigit() is also true for "²", which int() refuses (a 500).
+            if not (since_raw.isascii() and since_raw.isdigit()) or len(since_raw) > 18:
                 return Response({"since": ["must be a log id (a non-negative integer)"]}, status=400)
             since = int(since_raw)
         paginator = Pagination()

@@ -266,6 +266,17 @@ def test_it_names_the_payload_when_only_the_payload_is_too_deep(api: APIClient) 
     assert "payload" in response.json()
 
 
+@pytest.mark.parametrize("param", ["since", "page_size"])
+@pytest.mark.parametrize("value", ["\u00b2", "-1", "1e3", "9" * 40, " 1"])
+def test_it_answers_400_to_numeric_query_parameters_that_are_not_plain_integers(
+    api: APIClient, job_factory: Any, param: str, value: str
+) -> None:
+    job = job_factory()
+    response = api.get(f"/jobs/{job.id}/logs", {param: value})
+    assert response.status_code == 400, response.content
+    assert param in response.json()
+
+
 @pytest.mark.parametrize(
     "value",
     [
