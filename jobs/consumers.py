@@ -68,7 +68,9 @@ class Subscription:
     batches: set[str] = field(default_factory=set)
 
     def matches(self, event: dict[str, Any]) -> bool:
-        return self.everything or event["job_id"] in self.jobs or event.get("batch_id") in self.batches
+        return (
+            self.everything or event["job_id"] in self.jobs or event.get("batch_id") in self.batches
+        )
 
 
 class RecentCursors:
@@ -111,8 +113,11 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         user = self.scope.get("user")
         query = _query(self.scope)
         if user is None or not user.is_authenticated:
-            await self._refuse(CLOSE_UNAUTHENTICATED, "authentication required: send ?token=<key>, "
-                               "an 'Authorization: Token <key>' header or a session cookie")
+            await self._refuse(
+                CLOSE_UNAUTHENTICATED,
+                "authentication required: send ?token=<key>, "
+                "an 'Authorization: Token <key>' header or a session cookie",
+            )
             return
         self.scope_all = query.get("scope") == "all"
         if self.scope_all and not user.is_staff:
@@ -145,7 +150,9 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         else:
             await self._error("bad_request", 'send {"action": "subscribe" | "unsubscribe", ...}')
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         """Like the JSON consumer's, but a frame that is not JSON gets an error, not a crash."""
         try:
             content = await self.decode_json(text_data or "")
@@ -179,15 +186,22 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             sub.jobs.clear()
             sub.batches.clear()
         elif len(sub.jobs) + len(sub.batches) >= MAX_SUBSCRIPTIONS:
-            await self._error("too_many", f"at most {MAX_SUBSCRIPTIONS} jobs and batches per socket")
+            await self._error(
+                "too_many", f"at most {MAX_SUBSCRIPTIONS} jobs and batches per socket"
+            )
             return
         else:
             sub.everything = False
             sub.jobs.update(str(j) for j in jobs)
             sub.batches.update(str(b) for b in batches)
         await self.send_json(
-            {"type": "subscribed", "scope": "all" if self.scope_all else "own", "job": job,
-             "batch": batch, "since": since}
+            {
+                "type": "subscribed",
+                "scope": "all" if self.scope_all else "own",
+                "job": job,
+                "batch": batch,
+                "since": since,
+            }
         )
         if since is not None:
             await self._replay(since=since, jobs=jobs, batches=batches)
@@ -220,9 +234,13 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         cursor = rows[-1]["cursor"] if rows else since
         if truncated:
             await self.send_json(
-                {"type": "replay_truncated", "count": len(rows), "cursor": cursor,
-                 "detail": f"more than {REPLAY_LIMIT} changes since {since}: page through "
-                 f"GET /jobs/{{id}}/logs?since={cursor} for the rest"}
+                {
+                    "type": "replay_truncated",
+                    "count": len(rows),
+                    "cursor": cursor,
+                    "detail": f"more than {REPLAY_LIMIT} changes since {since}: page through "
+                    f"GET /jobs/{{id}}/logs?since={cursor} for the rest",
+                }
             )
         else:
             await self.send_json({"type": "replay_done", "count": len(rows), "cursor": cursor})

@@ -52,8 +52,16 @@ def event_payload(change: Change) -> dict[str, Any]:
 
 
 def _event(
-    *, job_id: UUID, status: str, previous_status: str, attempt: int, priority: int,
-    job_type: str, batch_id: UUID | None, cursor: int, timestamp: datetime,
+    *,
+    job_id: UUID,
+    status: str,
+    previous_status: str,
+    attempt: int,
+    priority: int,
+    job_type: str,
+    batch_id: UUID | None,
+    cursor: int,
+    timestamp: datetime,
 ) -> dict[str, Any]:
     return {
         "type": "job_update",
@@ -87,14 +95,27 @@ def replay(
     if job_ids or batch_ids:
         rows = rows.filter(Q(job_id__in=list(job_ids)) | Q(job__batch_id__in=list(batch_ids)))
     values = rows.order_by("id").values_list(
-        "id", "job_id", "to_status", "from_status", "attempt", "created_at",
-        "job__priority", "job__type", "job__batch_id",
+        "id",
+        "job_id",
+        "to_status",
+        "from_status",
+        "attempt",
+        "created_at",
+        "job__priority",
+        "job__type",
+        "job__batch_id",
     )[:limit]
     return [
         {
             **_event(
-                job_id=job_id, status=to, previous_status=from_, attempt=attempt,
-                priority=priority, job_type=job_type, batch_id=batch_id, cursor=log_id,
+                job_id=job_id,
+                status=to,
+                previous_status=from_,
+                attempt=attempt,
+                priority=priority,
+                job_type=job_type,
+                batch_id=batch_id,
+                cursor=log_id,
                 timestamp=created,
             ),
             "replay": True,
@@ -134,6 +155,10 @@ def broadcast(changes: Sequence[Change]) -> None:
 
 async def _send_all(layer: Any, changes: Sequence[Change]) -> None:
     for change in changes:
-        message = {"type": "job.update", "event": event_payload(change), "owner_id": change.owner_id}
+        message = {
+            "type": "job.update",
+            "event": event_payload(change),
+            "owner_id": change.owner_id,
+        }
         await layer.group_send(owner_group(change.owner_id), message)
         await layer.group_send(STAFF_GROUP, message)

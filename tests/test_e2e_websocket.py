@@ -42,7 +42,9 @@ async def _updates(comm: WebsocketCommunicator, job_id: str, last: str) -> list[
     return events
 
 
-def _follow(api: Any, body: dict[str, Any], last: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _follow(
+    api: Any, body: dict[str, Any], last: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Submit ``body`` over REST with a socket open; return the live events up to ``last``,
     then the same job's history replayed by a second socket with ``since=0``."""
     key = Token.objects.get(user=api.user).key
@@ -66,12 +68,16 @@ def test_a_client_receives_every_transition_of_a_job_the_worker_runs(platform, a
     platform.start_worker()
     platform.start_scheduler()
     live, replayed = _follow(api, {"type": "noop"}, S.COMPLETED)
-    assert [e["status"] for e in live] == [S.PENDING, S.QUEUED, S.RUNNING, S.COMPLETED], platform.logs()
+    assert [e["status"] for e in live] == [S.PENDING, S.QUEUED, S.RUNNING, S.COMPLETED], (
+        platform.logs()
+    )
     assert [e["previous_status"] for e in live] == ["", S.PENDING, S.QUEUED, S.RUNNING]
     assert [e["attempt"] for e in live] == [0, 1, 1, 1]
     cursors = [e["cursor"] for e in live]
     assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
-    assert [(e["status"], e["cursor"]) for e in replayed] == [(e["status"], e["cursor"]) for e in live]
+    assert [(e["status"], e["cursor"]) for e in replayed] == [
+        (e["status"], e["cursor"]) for e in live
+    ]
 
 
 def test_a_client_follows_a_failing_job_through_its_retry_to_failed(platform, api):

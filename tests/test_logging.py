@@ -138,5 +138,8 @@ def test_the_worker_and_the_scheduler_write_json_lines_for_a_job_they_run(platfo
 
     # The running->completed line is written right after the commit; wait for the file.
     wait_until(lambda: ("worker", "running->completed", 1) in transitions("worker"), timeout=60)
-    assert transitions("worker") == [("worker", "queued->running", 1), ("worker", "running->completed", 1)]
+    assert transitions("worker") == [
+        ("worker", "queued->running", 1),
+        ("worker", "running->completed", 1),
+    ]
     assert transitions("scheduler") == [("scheduler", "pending->queued", 1)]

@@ -65,13 +65,22 @@ def last_change(job: Job) -> Change:
     log = ExecutionLog.objects.exclude(to_status="").filter(job=job).latest("id")
     fresh = Job.objects.get(id=job.id)
     return Change(
-        job_id=fresh.id, owner_id=fresh.owner_id, type=fresh.type, priority=fresh.priority,
-        status=log.to_status, previous_status=log.from_status, attempt=log.attempt,
-        batch_id=fresh.batch_id, log_id=log.id, timestamp=log.created_at,
+        job_id=fresh.id,
+        owner_id=fresh.owner_id,
+        type=fresh.type,
+        priority=fresh.priority,
+        status=log.to_status,
+        previous_status=log.from_status,
+        attempt=log.attempt,
+        batch_id=fresh.batch_id,
+        log_id=log.id,
+        timestamp=log.created_at,
     )
 
 
-async def connect(query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+async def connect(
+    query: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> WebsocketCommunicator:
     comm = WebsocketCommunicator(application, f"/jobs/stream{query}", headers=headers or [])
     connected, _ = await comm.connect(timeout=TIMEOUT)
     assert connected
@@ -138,7 +147,13 @@ def test_a_token_in_the_query_string_authenticates(user):
     async def scenario() -> None:
         comm = await connect(f"?token={await token_for(user)}")
         message = await comm.receive_json_from(timeout=TIMEOUT)
-        assert message == {"type": "subscribed", "scope": "own", "job": None, "batch": None, "since": None}
+        assert message == {
+            "type": "subscribed",
+            "scope": "own",
+            "job": None,
+            "batch": None,
+            "since": None,
+        }
         await comm.disconnect()
 
     run(scenario)
@@ -281,7 +296,10 @@ def test_staff_with_scope_all_see_every_users_jobs(user, other_user, staff_user)
         await move(b, S.PENDING, S.QUEUED)
         messages = await updates_until(comm, b, S.QUEUED)
         assert seen(messages) == [
-            (str(a.id), S.PENDING), (str(b.id), S.PENDING), (str(a.id), S.QUEUED), (str(b.id), S.QUEUED)
+            (str(a.id), S.PENDING),
+            (str(b.id), S.PENDING),
+            (str(a.id), S.QUEUED),
+            (str(b.id), S.QUEUED),
         ]
         await comm.disconnect()
 
@@ -350,7 +368,9 @@ def test_since_replays_all_own_jobs_without_duplicating_live_events(user, other_
         await move(second, S.PENDING, S.QUEUED)
         messages = await updates_until(comm, second, S.QUEUED)
         assert seen(messages) == [
-            (str(first.id), S.QUEUED), (str(second.id), S.PENDING), (str(second.id), S.QUEUED)
+            (str(first.id), S.QUEUED),
+            (str(second.id), S.PENDING),
+            (str(second.id), S.QUEUED),
         ]
         assert messages[2]["type"] == "replay_done"
         cursors = [m["cursor"] for m in messages if m["type"] == "job_update"]
