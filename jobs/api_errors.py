@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -15,13 +17,34 @@ from jobs.transitions import InvalidTransition
 
 logger = logging.getLogger("draconic.api")
 
+_PATH_PART = re.compile(r"[^.\[\]]+")
+
+
+def nest_errors(errors: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Services name fields by path (``jobs[0].depends_on``); answer in DRF's nested shape
+    (``{"jobs": {"0": {"depends_on": [...]}}}``) so a client reads every 400 the same way.
+    A key that would collide with another stays flat."""
+    nested: dict[str, Any] = {}
+    for key, messages in errors.items():
+        parts = _PATH_PART.findall(key) or [key]
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        if isinstance(node, dict) and parts[-1] not in node:
+            node[parts[-1]] = messages
+        else:
+            nested[key] = messages
+    return nested
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
         if set(exc.errors) == {"detail"}:
             # Same shape as DRF's own 404/401/409 bodies: {"detail": "one message"}.
             return Response({"detail": " ".join(exc.errors["detail"])}, status=exc.status_code)
-        return Response(exc.errors, status=exc.status_code)
+        return Response(nest_errors(exc.errors), status=exc.status_code)
     if isinstance(exc, InvalidTransition):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, (OperationalError, InterfaceError)):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from jobs.api_errors import nest_errors
 from jobs.lifecycle import job_dead_letter
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus
 from jobs.transitions import transition
@@ -311,9 +312,9 @@ INVALID_BATCHES: list[tuple[str, dict[str, Any], Path]] = [
     (
         "an unknown key",
         {"jobs": [{**JOB, "key": "a", "depends_on": ["b"]}]},
-        ("jobs[0].depends_on",),
+        ("jobs", "0", "depends_on"),
     ),
-    ("an unknown job id", {"jobs": [{**JOB, "depends_on": [new_id()]}]}, ("jobs.depends_on",)),
+    ("an unknown job id", {"jobs": [{**JOB, "depends_on": [new_id()]}]}, ("jobs", "depends_on")),
     ("an unknown top-level field", {"jobs": [JOB], "atomic": True}, ("atomic",)),
 ]
 
@@ -441,3 +442,21 @@ def test_a_bad_dlq_filter_is_400(staff_api: APIClient, query: str) -> None:
     response = staff_api.get(f"/admin/dlq/?{query}")
     assert response.status_code == 400, response.content
     assert_names(response.json(), (query.split("=")[0],))
+
+
+@pytest.mark.parametrize(
+    ("flat", "nested"),
+    [
+        ({"type": ["x"]}, {"type": ["x"]}),
+        ({"jobs[2].depends_on": ["x"]}, {"jobs": {"2": {"depends_on": ["x"]}}}),
+        (
+            {"resource_requirements.cpu_units": ["x"]},
+            {"resource_requirements": {"cpu_units": ["x"]}},
+        ),
+        ({"jobs": ["a"], "jobs.depends_on": ["b"]}, {"jobs": ["a"], "jobs.depends_on": ["b"]}),
+    ],
+)
+def test_service_error_paths_are_nested_like_drf_errors(
+    flat: dict[str, list[str]], nested: dict[str, Any]
+) -> None:
+    assert nest_errors(flat) == nested
