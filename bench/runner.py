@@ -1,0 +1,167 @@
+"""The bench's shared context: options, the processes it started, the API token, progress
+output, and helpers to start the platform's and the baselines' processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bench import store
+from bench.config import RESULTS, Options, process_env
+from bench.load import LoadResult, build_request, run_load
+from bench.procs import VENV_BIN, Processes, wait_http
+from bench.report import Report
+
+QUEUES = "critical,high,normal,low"
+NOOP = {
+    "type": "noop",
+    "priority": "normal",
+    "payload": {"n": 1},
+    "resource_requirements": {"cpu_units": 1, "memory_mb": 128},
+}
+
+
+@dataclass
+class Bench:
+    opts: Options
+    report: Report
+    redis: redis.Redis
+    procs: Processes = field(default_factory=lambda: Processes(RESULTS / "logs"))
+    token: str = ""
+    owner_id: int = 0
+    step: str = ""
+    _last_progress: float = 0.0
+
+    # --- output --------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        print(f"{self.step} {message}", flush=True)
+
+    def progress(self, message: str, *, force: bool = False) -> None:
+        """A progress line at most every 2 seconds."""
+        now = time.monotonic()
+        if force or now - self._last_progress >= 2.0:
+            self._last_progress = now
+            self.say(message)
+
+    # --- setup ---------------------------------------------------------------------------
+    def create_token(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        out = io.StringIO()
+        call_command("createapitoken", "bench", stdout=out)
+        self.token = out.getvalue().strip()
+        self.owner_id = get_user_model().objects.get(username="bench").pk
+
+    # --- processes -----------------------------------------------------------------------
+    @property
+    def api_port(self) -> int:
+        return self.opts.port
+
+    @property
+    def baseline_port(self) -> int:
+        return self.opts.port + 1
+
+    def start_api(self, *, baseline: bool = False) -> int:
+        """gunicorn with 2 sync workers, as production serves REST; returns its port."""
+        port = self.baseline_port if baseline else self.api_port
+        module = "bench.baseline.wsgi" if baseline else "draconic.wsgi"
+        settings = "bench.baseline.settings" if baseline else "draconic.settings"
+        name = "baseline-api" if baseline else "api"
+        self.procs.start(
+            name,
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{port}",
+                f"{module}:application",
+            ],
+            process_env(self.opts, settings_module=settings),
+        )
+        wait_http(port)
+        return port
+
+    def start_worker(self, *, baseline: bool = False) -> int:
+        """A Celery worker with the shipped options; returns the main process's pid."""
+        app = "bench.celery_baseline" if baseline else "draconic"
+        name = "celery-baseline" if baseline else "worker"
+        env = process_env(self.opts)
+        if baseline:  # raw Celery: without it, Celery's Django fix-up would load Django
+            del env["DJANGO_SETTINGS_MODULE"]
+        proc = self.procs.start(
+            name,
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                app,
+                "worker",
+                "-Q",
+                QUEUES,
+                "-c",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "WARNING",
+                "-n",
+                f"{name}@%h",
+            ],
+            env,
+        )
+        return proc.pid
+
+    def start_scheduler(self) -> None:
+        import sys
+
+        self.procs.start(
+            "scheduler", [sys.executable, "manage.py", "scheduler"], process_env(self.opts)
+        )
+
+    def stop(self, *names: str) -> None:
+        for name in names:
+            self.procs.stop(name)
+
+    def between_phases(self) -> None:
+        """No process running, no unfinished job, an empty Redis database."""
+        self.procs.stop_all()
+        store.settle_leftovers()
+        store.reset_redis(self.redis)
+
+    # --- HTTP ----------------------------------------------------------------------------
+    def load(
+        self, port: int, path: str, body: Any, *, total: int, clients: int, label: str
+    ) -> LoadResult:
+        raw = build_request("POST", port, path, self.token, body)
+        result = run_load(
+            port,
+            raw,
+            total=total,
+            clients=clients,
+            progress=lambda done: self.progress(f"{label}: {done:,}/{total:,} requests"),
+        )
+        bad = result.requests - result.ok + result.errors
+        if bad:
+            self.report.notes.append(
+                f"{label}: {bad} of {total} requests failed {dict(result.statuses)}"
+            )
+            self.say(
+                f"{label}: {bad} requests failed: {dict(result.statuses)} {result.last_body[:300]!r}"
+            )
+        return result
+
+    def post_json(self, port: int, path: str, body: Any) -> dict[str, Any]:
+        result = run_load(
+            port, build_request("POST", port, path, self.token, body), total=1, clients=1
+        )
+        if result.ok != 1:
+            raise RuntimeError(
+                f"POST {path} failed: {dict(result.statuses)} {result.last_body[:500]!r}"
+            )
+        return dict(json.loads(result.last_body))

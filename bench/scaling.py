@@ -1,0 +1,168 @@
+"""Scaling: submission and dispatch rates with a small and a large jobs table (the ratio
+should be near 1: every hot query uses an index), and the plans of the hot queries."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from bench import store
+from bench.report import Figure, ratio_at_least
+from bench.runner import NOOP, Bench
+
+
+def _submit_rate(bench: Bench, level: int) -> float:
+    counts = bench.opts.counts
+    port = bench.start_api()
+    bench.load(port, "/jobs/", NOOP, total=counts.warmup, clients=counts.clients, label="warm-up")
+    result = bench.load(
+        port,
+        "/jobs/",
+        NOOP,
+        total=counts.scale_requests,
+        clients=counts.clients,
+        label=f"submissions at {level:,} rows",
+    )
+    bench.stop("api")
+    store.settle_leftovers()
+    return result.rate
+
+
+def _dispatch_rate(bench: Bench, level: int, *, plans: bool) -> float:
+    """Admission of ``scale_dispatch`` ready jobs by ``dispatcher.dispatch()`` in this process
+    (no worker; capacity set high for this process only), publishing included."""
+    from jobs import dispatcher
+
+    n = bench.opts.counts.scale_dispatch
+    store.insert_ready(bench.owner_id, n)
+    if plans:
+        capture_plans(bench)
+    started = time.perf_counter()
+    admitted = 0
+    while admitted < n:
+        step = dispatcher.dispatch()
+        if step == 0:
+            raise RuntimeError(f"dispatch admitted nothing at {admitted:,}/{n:,}")
+        admitted += step
+    elapsed = time.perf_counter() - started
+    store.settle_leftovers()
+    store.reset_redis(bench.redis)
+    return admitted / elapsed
+
+
+def scaling(bench: Bench) -> None:
+    counts = bench.opts.counts
+    store.sql("TRUNCATE jobs_job, jobs_jobdependency, jobs_executionlog, jobs_deadletter")
+    rates: dict[int, tuple[float, float]] = {}
+    for level in (counts.scale_small, counts.scale_large):
+        started = time.monotonic()
+        added = store.fill_jobs(bench.owner_id, level)
+        bench.say(
+            f"jobs table filled to {level:,} rows (+{added:,} in {time.monotonic() - started:.0f} s)"
+        )
+        submit = _submit_rate(bench, level)
+        dispatch = _dispatch_rate(bench, level, plans=level == counts.scale_large)
+        bench.say(
+            f"at {level:,} rows: submit {submit:,.0f} jobs/s, dispatch {dispatch:,.0f} jobs/s"
+        )
+        rates[level] = (submit, dispatch)
+    small, large = rates[counts.scale_small], rates[counts.scale_large]
+    label = f"{counts.scale_small:,} rows"
+    add = bench.report.add
+    add(
+        Figure(
+            f"submit rate with {counts.scale_large:,} rows in the table",
+            large[0],
+            small[0],
+            "jobs/s",
+            ">= 90% of small table",
+            ratio_at_least(0.90),
+            baseline_label=label,
+        )
+    )
+    add(
+        Figure(
+            f"dispatch rate with {counts.scale_large:,} rows in the table",
+            large[1],
+            small[1],
+            "jobs/s",
+            ">= 90% of small table",
+            ratio_at_least(0.90),
+            baseline_label=label,
+        )
+    )
+    bench.between_phases()
+
+
+def capture_plans(bench: Bench) -> None:
+    """EXPLAIN ANALYZE of the hot queries, on the large table, into the report."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from jobs import selectors
+    from jobs.models import Job, JobStatus
+
+    user = get_user_model().objects.get(pk=bench.owner_id)
+    ((rows,),) = store.sql("SELECT count(*) FROM jobs_job")
+    plans = bench.report.plans
+    plans.append(
+        (
+            f"dispatcher ready scan ({rows:,} rows, {bench.opts.counts.scale_dispatch:,} ready)",
+            store.explain(
+                "SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at, "
+                "COALESCE(next_attempt_at, created_at) FROM jobs_job "
+                "WHERE status IN ('pending', 'retrying') AND pending_parents = 0 "
+                "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) "
+                "ORDER BY priority, created_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"
+            ),
+        )
+    )
+    plans.append(
+        (
+            "GET /jobs/ first page (selectors.job_list)",
+            selectors.job_list(user=user)[:50].explain(analyze=True),
+        )
+    )
+    plans.append(
+        (
+            "GET /jobs/ page count (PageNumberPagination)",
+            store.explain("SELECT count(*) FROM jobs_job WHERE owner_id = %s", [bench.owner_id]),
+        )
+    )
+    plans.append(
+        (
+            "GET /jobs/?status=running first page",
+            selectors.job_list(user=user, status="running")[:50].explain(analyze=True),
+        )
+    )
+    ((some,),) = store.sql("SELECT id FROM jobs_job LIMIT 1")
+    plans.append(
+        (
+            "dependency release on completion (jobs.lifecycle.job_complete)",
+            store.explain(
+                "UPDATE jobs_job SET pending_parents = pending_parents - 1 WHERE id IN "
+                "(SELECT job_id FROM jobs_jobdependency WHERE depends_on_id = %s)",
+                [some],
+                analyze=False,
+            ),
+        )
+    )
+    plans.append(
+        (
+            "scheduler: leased jobs (reconcile_ledger, every tick)",
+            store.explain(
+                "SELECT id, attempt, cpu_units, memory_mb, status, priority, timeout_seconds "
+                "FROM jobs_job WHERE status IN ('queued', 'running')"
+            ),
+        )
+    )
+    cutoff = timezone.now() - timedelta(seconds=300)
+    plans.append(
+        (
+            "scheduler: stale queued jobs (republish_stale_queued)",
+            Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=cutoff)
+            .order_by("priority", "created_at")
+            .values_list("id", "attempt", "priority", "timeout_seconds")[:1000]
+            .explain(analyze=True),
+        )
+    )
