@@ -161,13 +161,13 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         await self.receive_json(content)
 
-    async def job_update(self, message: dict[str, Any]) -> None:
-        """A live event from the group (``type: job.update``)."""
-        event = message["event"]
+    async def job_updates(self, message: dict[str, Any]) -> None:
+        """Live events of one transaction from a group (``type: job.updates``)."""
         if not self.scope_all and message.get("owner_id") != self.user_id:
             return  # cannot happen in an owner group; never leak if it does
-        if self.subscription.matches(event) and self.sent.add(event["cursor"]):
-            await self.send_json(event)
+        for event in message["events"]:
+            if self.subscription.matches(event) and self.sent.add(event["cursor"]):
+                await self.send_json(event)
 
     async def _subscribe(self, request: dict[str, Any]) -> None:
         try:
