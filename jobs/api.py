@@ -7,7 +7,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -102,7 +107,6 @@ class JobListCreateApi(APIView):
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job, created = services.job_submit(owner=request.user, spec=data.to_spec())
-        job = selectors.job_get(user=request.user, job_id=job.id) or job
         return Response(
             JobOutputSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -130,13 +134,11 @@ class JobBatchApi(APIView):
         data.is_valid(raise_exception=True)
         specs = data.to_specs()
         jobs = services.job_submit_batch(owner=request.user, specs=specs)
-        fresh = {j.id: j for j in Job.objects.filter(id__in=[j.id for j in jobs]).prefetch_related("parent_edges")}
-        ordered = [fresh[j.id] for j in jobs]
         return Response(
             {
                 "batch_id": str(jobs[0].batch_id),
                 "keys": {s.key: str(j.id) for s, j in zip(specs, jobs, strict=True) if s.key},
-                "jobs": JobOutputSerializer(ordered, many=True).data,
+                "jobs": JobOutputSerializer(jobs, many=True).data,
             },
             status=status.HTTP_201_CREATED,
         )

@@ -240,6 +240,9 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_depends_on(self, job: Job) -> list[str]:
+        known = getattr(job, "depends_on_ids", None)  # set by the services on jobs they create
+        if known is not None:
+            return [str(i) for i in known]
         return [str(edge.depends_on_id) for edge in job.parent_edges.all()]
 
 

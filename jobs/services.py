@@ -121,6 +121,7 @@ def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:
             JobDependency.objects.bulk_create(
                 [JobDependency(job_id=job.id, depends_on_id=p) for p in statuses]
             )
+            job.depends_on_ids = list(spec.depends_on)  # type: ignore[attr-defined]
             _created([job])
     except IntegrityError:
         # Two requests with the same idempotency key raced; the other one won.
@@ -168,7 +169,9 @@ def job_submit_batch(*, owner: AbstractBaseUser, specs: Sequence[JobSpec]) -> li
             pending = sum(
                 1 for r in refs if r in ids.values() or statuses[str(r)] != JobStatus.COMPLETED
             )
-            jobs.append(_new_job(owner.pk, spec, job_id=job_id, pending=pending, batch=batch_id))
+            job = _new_job(owner.pk, spec, job_id=job_id, pending=pending, batch=batch_id)
+            job.depends_on_ids = refs  # type: ignore[attr-defined]
+            jobs.append(job)
             edges += [JobDependency(job_id=job_id, depends_on_id=r) for r in refs]
         Job.objects.bulk_create(jobs)
         JobDependency.objects.bulk_create(edges)
