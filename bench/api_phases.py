@@ -43,14 +43,15 @@ def _single(bench: Bench, *, baseline: bool) -> tuple[LoadResult, float]:
         port, path, NOOP, total=counts.warmup, clients=counts.clients, label=f"{label} warm-up"
     )
     before = _api_rss(bench, name)
-    timed = bench.load(
-        port,
-        path,
-        NOOP,
-        total=counts.single,
-        clients=counts.clients,
-        label=f"{label} single-job submissions",
-    )
+    with bench.profiling("submit", name):
+        timed = bench.load(
+            port,
+            path,
+            NOOP,
+            total=counts.single,
+            clients=counts.clients,
+            label=f"{label} single-job submissions",
+        )
     bench.say(
         f"{label}: {timed.rate:,.0f} jobs/s, p99 {timed.percentile(99):.1f} ms "
         f"(the load generator used {timed.cpu / timed.elapsed:.0%} of a core)"

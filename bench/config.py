@@ -57,6 +57,7 @@ class Options:
     redis_url: str
     port: int
     keep_db: bool
+    profile: bool
     only: tuple[str, ...]
 
     @property
@@ -86,6 +87,11 @@ def parse_args(argv: list[str] | None) -> Options:
         "--keep-db", action="store_true", help="do not drop the database at the end"
     )
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the API and the worker with py-spy; summaries go into the report",
+    )
+    parser.add_argument(
         "--only", default="", help="comma-separated subset: submit,batch,e2e,celery,scale"
     )
     ns = parser.parse_args(argv)
@@ -95,6 +101,7 @@ def parse_args(argv: list[str] | None) -> Options:
         redis_url=ns.redis_url,
         port=ns.port,
         keep_db=ns.keep_db,
+        profile=ns.profile,
         only=tuple(p for p in ns.only.split(",") if p),
     )
     if "bench" not in opts.database_name:

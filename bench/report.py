@@ -70,6 +70,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plans: list[tuple[str, str]] = field(default_factory=list)
+    profiles: list[tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     load_before: tuple[float, float, float] = field(default_factory=lambda: _loadavg())
 
@@ -111,8 +112,14 @@ class Report:
         lines += ["| " + " | ".join(r) + " |" for r in self.rows()]
         if self.notes:
             lines += ["", "## Notes", "", *(f"- {n}" for n in self.notes)]
+        if self.plans:
+            lines += ["", "## Plans of the hot queries (large table)"]
         for title, plan in self.plans:
             lines += ["", f"### {title}", "", "```", plan, "```"]
+        if self.profiles:
+            lines += ["", "## Profiles (py-spy, inclusive share of on-CPU samples)"]
+        for title, summary in self.profiles:
+            lines += ["", f"### {title}", "", "```", summary, "```"]
         return "\n".join(lines) + "\n"
 
     def conditions(self) -> str:

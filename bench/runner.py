@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +135,21 @@ class Bench:
         self.procs.stop_all()
         store.settle_leftovers()
         store.reset_redis(self.redis)
+
+    @contextmanager
+    def profiling(self, name: str, *procs: str) -> Iterator[None]:
+        """With ``--profile``: sample the named processes (and their children) meanwhile."""
+        if not self.opts.profile:
+            yield
+            return
+        from bench.profile import Profiler
+
+        profilers = [Profiler(f"{name}-{p}", self.procs.pid(p)) for p in procs]
+        try:
+            yield
+        finally:
+            for profiler in profilers:
+                self.report.profiles.append((profiler.name, profiler.stop()))
 
     # --- HTTP ----------------------------------------------------------------------------
     def load(

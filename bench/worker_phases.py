@@ -78,11 +78,13 @@ def platform_e2e(bench: Bench) -> dict[str, Any]:
     bench.say(f"idle worker RSS (main + children): {idle:.0f} MiB")
     body = {"jobs": [{"type": "noop", "payload": {"n": i}} for i in range(1000)]}
     started = time.time()
-    batch_ids = [
-        bench.post_json(port, "/jobs/batch/", body)["batch_id"] for _ in range(counts.e2e // 1000)
-    ]
-    total = len(batch_ids) * 1000
-    wait_for(bench, "end-to-end", total, lambda: _batch_counts(batch_ids), PLATFORM)
+    with bench.profiling("e2e", *PLATFORM):
+        batch_ids = [
+            bench.post_json(port, "/jobs/batch/", body)["batch_id"]
+            for _ in range(counts.e2e // 1000)
+        ]
+        total = len(batch_ids) * 1000
+        wait_for(bench, "end-to-end", total, lambda: _batch_counts(batch_ids), PLATFORM)
     ((ended,),) = store.sql(
         "SELECT max(completed_at) FROM jobs_job WHERE batch_id = ANY(%s::uuid[])", [batch_ids]
     )
@@ -143,16 +145,17 @@ def celery_baseline(bench: Bench) -> dict[str, Any]:
     bench.say(f"raw Celery idle worker RSS: {idle:.0f} MiB")
     client.delete(done_key, last_key)
     started = time.time()
-    with cb.app.producer_or_acquire() as producer:
-        for _ in range(counts.e2e):
-            cb.noop.apply_async(producer=producer)
-    wait_for(
-        bench,
-        "raw Celery drain",
-        counts.e2e,
-        lambda: int(client.get(done_key) or 0),
-        ("celery-baseline",),
-    )
+    with bench.profiling("e2e", "celery-baseline"):
+        with cb.app.producer_or_acquire() as producer:
+            for _ in range(counts.e2e):
+                cb.noop.apply_async(producer=producer)
+        wait_for(
+            bench,
+            "raw Celery drain",
+            counts.e2e,
+            lambda: int(client.get(done_key) or 0),
+            ("celery-baseline",),
+        )
     rate = counts.e2e / (float(client.get(last_key) or 0) - started)
     bench.say(f"raw Celery: {rate:,.0f} tasks/s")
     release = _celery_chain(bench, cb, timed_key)
