@@ -3,8 +3,9 @@
 It starts a PostgreSQL cluster and a Redis server of its own (on free ports, in a temporary
 directory: the machine's shared servers are never touched), two Celery workers and two
 schedulers, and submits a load of dependent jobs (chains, diamonds, fan-ins; mixed priorities;
-~10% fail their first attempt; a few fail for good). While the load runs it SIGKILLs workers,
-kills and restarts Redis, flushes it, and restarts PostgreSQL. When every job has ended it checks:
+~10% fail their first attempt; a few fail for good). While the load runs it SIGKILLs workers
+(and once a scheduler), kills and restarts Redis, flushes it, and restarts PostgreSQL. When every
+job has ended it checks:
 
 - every job is in exactly one terminal state, and only the expected ones failed or were
   cancelled (the doomed jobs, and their descendants);
@@ -367,15 +368,18 @@ FULL_FAULTS = [
     (0.46, "worker_kill"),
     (0.58, "redis_restart"),
     (0.70, "worker_kill"),
+    (0.80, "scheduler_kill"),
 ]
 QUICK_FAULTS = [
     (0.08, "worker_kill"),
     (0.20, "redis_flush"),
-    (0.34, "worker_kill"),
-    (0.48, "postgres_restart"),
-    (0.62, "redis_restart"),
-    (0.76, "worker_kill"),
+    (0.32, "worker_kill"),
+    (0.44, "postgres_restart"),
+    (0.56, "redis_restart"),
+    (0.68, "scheduler_kill"),
+    (0.80, "worker_kill"),
 ]
+FAULT_KINDS = ("worker_kill", "redis_restart", "redis_flush", "postgres_restart", "scheduler_kill")
 
 
 @dataclass
@@ -390,6 +394,7 @@ class Chaos:
     ids: dict[str, str] = field(default_factory=dict)  # plan key -> job id
     submitted_batches: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    victims_running: int = 0  # jobs the killed workers were running when killed
     started: float = field(default_factory=time.monotonic)
 
     def elapsed(self) -> float:
@@ -403,6 +408,11 @@ class Chaos:
         detail = ""
         if fault == "worker_kill":
             victim = self.busiest_worker()
+            self.fleet.kill(victim, signal.SIGKILL)
+            self.fleet.start(victim)
+            detail = f" ({victim})"
+        elif fault == "scheduler_kill":  # it may hold the dispatch lock: the lock must go with it
+            victim = f"s{1 + self.faults[fault] % 2}"
             self.fleet.kill(victim, signal.SIGKILL)
             self.fleet.start(victim)
             detail = f" ({victim})"
@@ -428,7 +438,9 @@ class Chaos:
             w.partition("@")[0]
             for w in Job.objects.filter(status="running").values_list("worker", flat=True)
         )
-        return max(workers, key=lambda n: (running[n], -workers.index(n)))
+        victim = max(workers, key=lambda n: (running[n], -workers.index(n)))
+        self.victims_running += running[victim]
+        return victim
 
     def submit_next(self, owner: Any) -> None:
         from jobs.services import job_submit_batch
@@ -581,7 +593,7 @@ def verify(chaos: Chaos, run_log: Path) -> Verdict:
     verdict.multi_terminal = [str(job_id) for job_id, _ in terminal_logs]
     runs = read_run_log(run_log)
     seen = Counter((job_id, attempt) for job_id, attempt, _, _ in runs)
-    verdict.duplicates = [f"{j}:{a} ran {n} times" for (j, a), n in seen.items() if n > 1]
+    verdict.duplicates = duplicate_runs(runs)
     verdict.unrecorded = [
         j for j, r in rows.items() if r["status"] == "completed" and (j, r["attempt"]) not in seen
     ]
@@ -602,6 +614,12 @@ def verify(chaos: Chaos, run_log: Path) -> Verdict:
         ]
     verdict.ledger = ledger_problem()
     return verdict
+
+
+def duplicate_runs(runs: list[tuple[str, int, int, float]]) -> list[str]:
+    """``job:attempt`` pairs whose handler ran more than once."""
+    seen = Counter((job_id, attempt) for job_id, attempt, _, _ in runs)
+    return [f"{j}:{a} ran {n} times" for (j, a), n in seen.items() if n > 1]
 
 
 def order_violations(
@@ -674,12 +692,29 @@ def explain(verdict: Verdict) -> None:
             )
 
 
+def evidence(chaos: Chaos, run_log: Path) -> str:
+    """What the faults did: handler runs, retries by reason, ledger rebuilds, re-publishes (read
+    from the processes' logs). A run whose faults hit nothing proves little."""
+    from jobs.models import ExecutionLog
+
+    runs = read_run_log(run_log)
+    reasons = Counter(
+        ExecutionLog.objects.filter(to_status="retrying").values_list("context__reason", flat=True)
+    )
+    logs = [path.read_text(errors="replace") for path in chaos.root.glob("*.log")]
+    rebuilt = sum(text.count("ledger rebuilt from PostgreSQL") for text in logs)
+    republished = sum(text.count("re-publishing") for text in logs)
+    superseded = sum(text.count("attempt had been superseded") for text in logs)
+    retries = " ".join(f"{reason}={n}" for reason, n in sorted(reasons.items()))
+    return (
+        f"handler_runs={len(runs)} retries({retries}) running_when_killed={chaos.victims_running} "
+        f"ledger_rebuilds={rebuilt} republishes={republished} superseded_results={superseded}"
+    )
+
+
 def summary(chaos: Chaos, verdict: Verdict) -> str:
     c = verdict.counts
-    kinds = " ".join(
-        f"{k}={chaos.faults[k]}"
-        for k in ("worker_kill", "redis_restart", "redis_flush", "postgres_restart")
-    )
+    kinds = " ".join(f"{k}={chaos.faults[k]}" for k in FAULT_KINDS)
     return (
         f"jobs={len(chaos.ids)} completed={c['completed']} failed={c['failed']} cancelled={c['cancelled']} "
         f"faults={sum(chaos.faults.values())} ({kinds}) lost={len(verdict.lost)} "
@@ -784,6 +819,7 @@ def run(args: argparse.Namespace, root: Path, cleanup: list[Any]) -> int:
         say(f"process logs kept in {keep_logs(root)}")
     if fleet.crashes:
         say(f"processes that exited by themselves: {fleet.crashes}")
+    say(f"evidence: {evidence(chaos, run_log)}")
     say(summary(chaos, verdict))
     return 0 if verdict.passed else 1
 
@@ -800,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, default=None, help="how many jobs (default 2000, --quick 500)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="a shorter run for CI: 500 jobs, 6 faults"
+        "--quick", action="store_true", help="a shorter run for CI: 500 jobs, 7 faults"
     )
     parser.add_argument(
         "--timeout", type=float, default=600, help="hang guard in seconds (default 600)"

@@ -71,6 +71,7 @@ def reconcile_ledger() -> int:
 def sweep_expired_leases() -> int:
     """Running attempts whose worker stopped renewing their lease failed: the worker was lost
     (or killed by the hard time limit). Returns how many attempts it settled."""
+    arm_unrenewed_leases()
     settled = 0
     now = timezone.now()
     for lease in ledger.ledger_expired():
@@ -94,6 +95,22 @@ def sweep_expired_leases() -> int:
         if job_fail_attempt(job_id=job_id, attempt=attempt, error=error, reason=reason):
             settled += 1
     return settled
+
+
+def arm_unrenewed_leases() -> int:
+    """Give an expiry to the never-expiring lease of each running attempt. A worker renews its
+    lease right after its ``queued -> running`` commit; one killed in between leaves the queued
+    lease, which never expires, and the job would stay running forever. A live worker renews
+    every third of the lease's lifetime, so arming its lease changes nothing for it. Returns
+    how many leases it armed."""
+    leases = {ledger.parse_lease(lease): lease for lease in ledger.ledger_unexpiring()}
+    if not leases:
+        return 0
+    running = Job.objects.filter(
+        id__in=[job_id for job_id, _ in leases], status=JobStatus.RUNNING
+    ).values_list("id", "attempt")
+    armed = [leases[(str(i), a)] for i, a in running if (str(i), a) in leases]
+    return sum(ledger.ledger_renew(lease) for lease in armed)
 
 
 def republish_stale_queued() -> int:
