@@ -10,8 +10,11 @@ def use_persistent_db_connections() -> None:
 
     Web processes keep ``DB_CONN_MAX_AGE`` (0 by default: persistent connections leak under an
     ASGI server), but a worker or the scheduler runs one thread that would otherwise reconnect
-    for every job. Connections are still health-checked before reuse (``conn_health_checks``)
-    and recycled after ``WORKER_DB_CONN_MAX_AGE`` seconds.
+    for every job. Connections are recycled after ``WORKER_DB_CONN_MAX_AGE`` seconds. They
+    are not health-checked with a ``SELECT 1`` before each job: the worker retries its first
+    statement once on a fresh connection instead (``workers.runner._start``), and the
+    scheduler reconnects after an error.
     """
     for database in settings.DATABASES.values():
         database["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
+        database["CONN_HEALTH_CHECKS"] = False

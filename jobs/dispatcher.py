@@ -50,12 +50,17 @@ def request_dispatch() -> None:
     wake a scheduler blocked on the wake-up list."""
     try:
         pipe = get_redis().pipeline(transaction=False)
-        pipe.set(key("dispatch", "dirty"), 1)
-        pipe.lpush(key("dispatch", "wake"), 1)
-        pipe.ltrim(key("dispatch", "wake"), 0, 0)
+        request_dispatch_in(pipe)
         pipe.execute()
     except redis.RedisError:
         logger.warning("could not request a dispatch; the scheduler tick will do it", exc_info=True)
+
+
+def request_dispatch_in(pipe: redis.client.Pipeline) -> None:
+    """Queue the commands of ``request_dispatch`` on a pipeline another call executes."""
+    pipe.set(key("dispatch", "dirty"), 1)
+    pipe.lpush(key("dispatch", "wake"), 1)
+    pipe.ltrim(key("dispatch", "wake"), 0, 0)
 
 
 def dispatch_soon() -> None:

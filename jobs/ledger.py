@@ -13,10 +13,11 @@ unless its worker renews it, which is how the scheduler finds jobs of a dead wor
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+import redis
 from django.conf import settings
 
 from jobs.redis_client import get_redis, key
@@ -146,12 +147,20 @@ def ledger_reserve(claims: Sequence[Claim]) -> list[bool]:
     return [bool(r) for r in result]
 
 
-def ledger_release(leases: Iterable[str]) -> int:
-    """Free the given leases; returns how many were still held (a repeat frees nothing)."""
+def ledger_release(
+    leases: Iterable[str], *, then: Callable[[redis.client.Pipeline], None] | None = None
+) -> int:
+    """Free the given leases; returns how many were still held (a repeat frees nothing).
+
+    ``then`` may queue more commands on the same pipeline (one round trip for both)."""
     leases = list(leases)
     if not leases:
         return 0
-    return int(_script(_RELEASE)(keys=_keys()[:3], args=leases))
+    pipe = get_redis().pipeline(transaction=False)
+    _script(_RELEASE)(keys=_keys()[:3], args=leases, client=pipe)
+    if then is not None:
+        then(pipe)
+    return int(pipe.execute()[0])
 
 
 def ledger_renew(lease: str, *, ttl: float | None = None) -> bool:

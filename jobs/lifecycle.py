@@ -29,10 +29,10 @@ def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
         fields={"started_at": NOW, "worker": worker[:255]},
         context={"worker": worker},
     )
-    if change is None:
+    if change is None or change.job is None:
         return None
     ledger.ledger_renew(ledger.lease_id(job_id, attempt))
-    return Job.objects.get(id=job_id)
+    return change.job
 
 
 def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
@@ -213,10 +213,6 @@ def dead_letter_requeue(*, job_id: UUID | str, by: Any = None) -> bool:
 
 
 def _after_commit_release(job_id: UUID | str, attempt: int) -> None:
+    """After the commit: free the attempt's lease and ask for a dispatch (one round trip)."""
     lease = ledger.lease_id(job_id, attempt)
-
-    def release() -> None:
-        ledger.ledger_release([lease])
-        dispatcher.dispatch_soon()
-
-    transaction.on_commit(release)
+    transaction.on_commit(lambda: ledger.ledger_release([lease], then=dispatcher.request_dispatch_in))

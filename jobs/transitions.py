@@ -64,9 +64,13 @@ class Change:
     log_id: int
     timestamp: datetime
     extra: Mapping[str, Any] = field(default_factory=dict)
+    job: Job | None = field(default=None, compare=False, repr=False)
+    """The job's row as the transition left it (None for changes built elsewhere)."""
 
 
-_RETURNING = ("id", "owner_id", "type", "priority", "status", "attempt", "batch_id", "updated_at")
+_JOB_FIELDS = tuple(Job._meta.concrete_fields)
+_JOB_COLUMNS = tuple(f.column for f in _JOB_FIELDS)
+_JOB_ATTNAMES = [f.attname for f in _JOB_FIELDS]
 
 
 _JSON_COLUMNS = frozenset(
@@ -129,7 +133,6 @@ def transition_many(
             raise InvalidTransition(JobStatus(source), to)
     if not job_ids:
         return []
-    table = Job._meta.db_table
     assignments = ["status = %s", "updated_at = now()"]
     params: list[Any] = [str(to)]
     for column, value in (fields or {}).items():
@@ -143,47 +146,55 @@ def transition_many(
     if attempt is not None:
         where.append("attempt = %s")
         where_params.append(attempt)
-    # The CTE locks the rows and remembers their old status; the UPDATE then swaps them.
-    sql = (
-        f"WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
-        f"ORDER BY id FOR UPDATE) "
-        f"UPDATE {table} AS j SET {', '.join(assignments)} FROM old WHERE j.id = old.id "
-        f"RETURNING old.status, {', '.join('j.' + c for c in _RETURNING)}"
-    )
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, where_params + params)
-            rows = cursor.fetchall()
-        if not rows:
-            return []
-        logs = ExecutionLog.objects.bulk_create(
-            [
-                ExecutionLog(
-                    job_id=row[1],
-                    attempt=row[6],
-                    level=level,
-                    message=message or f"{row[0]} -> {to}",
-                    from_status=row[0],
-                    to_status=str(to),
-                    context=dict(context or {}),
-                )
-                for row in rows
-            ]
-        )
-        changes = [
-            Change(
-                job_id=row[1],
-                owner_id=row[2],
-                type=row[3],
-                priority=row[4],
-                status=row[5],
-                previous_status=row[0],
-                attempt=row[6],
-                batch_id=row[7],
-                log_id=log.id,
-                timestamp=log.created_at,
-            )
-            for row, log in zip(rows, logs, strict=True)
-        ]
+    log_params = [str(level), message, str(to), str(to), Json(dict(context or {}))]
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_statement(where, assignments), where_params + params + log_params)
+        rows = cursor.fetchall()
+        changes = [_change(row) for row in rows]
         events.publish_on_commit(changes)
     return changes
+
+
+def _statement(where: list[str], assignments: list[str]) -> str:
+    """One round trip: lock the rows (remembering their old status), swap them, and write
+    one log row each. Table and column names come from the models, never from input."""
+    table, logs = Job._meta.db_table, ExecutionLog._meta.db_table
+    columns = ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
+    return (
+        f"WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
+        f"ORDER BY id FOR UPDATE), "
+        f"upd AS (UPDATE {table} AS j SET {', '.join(assignments)} FROM old "
+        f"WHERE j.id = old.id RETURNING old.status AS previous_status, {columns}), "
+        f"log AS (INSERT INTO {logs} (job_id, attempt, level, message, from_status, to_status, "
+        f"context, created_at) SELECT upd.id, upd.attempt, %s, "
+        f"COALESCE(NULLIF(%s, ''), upd.previous_status || ' -> ' || %s), upd.previous_status, "
+        f"%s, %s, now() FROM upd RETURNING id, job_id, created_at) "
+        f"SELECT upd.*, log.id, log.created_at FROM upd JOIN log ON log.job_id = upd.id"
+    )
+
+
+def _change(row: Sequence[Any]) -> Change:
+    previous, values, (log_id, logged_at) = row[0], row[1:-2], row[-2:]
+    job = Job.from_db(
+        connection.alias,
+        _JOB_ATTNAMES,
+        [_from_db(field, value) for field, value in zip(_JOB_FIELDS, values, strict=True)],
+    )
+    return Change(
+        job_id=job.id,
+        owner_id=job.owner_id,
+        type=job.type,
+        priority=job.priority,
+        status=job.status,
+        previous_status=previous,
+        attempt=job.attempt,
+        batch_id=job.batch_id,
+        log_id=log_id,
+        timestamp=logged_at,
+        job=job,
+    )
+
+
+def _from_db(field: Any, value: Any) -> Any:
+    converter = getattr(field, "from_db_value", None)
+    return converter(value, None, connection) if converter and value is not None else value

@@ -16,7 +16,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 from jobs import ledger
 from jobs.lifecycle import job_cancel_running, job_complete, job_fail_attempt, job_start
@@ -61,8 +61,7 @@ class Heartbeat(threading.Thread):
 
 def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
     """Run attempt ``attempt`` of ``job_id``; returns what happened, for the worker's log."""
-    close_old_connections()  # drop a connection that died (PostgreSQL restarted) or aged out
-    job = job_start(job_id=job_id, attempt=attempt, worker=worker)
+    job = _start(job_id, attempt, worker)
     if job is None:
         return "skipped: stale or duplicate delivery"
     cancel = threading.Event()
@@ -73,6 +72,20 @@ def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
     finally:
         heartbeat.stop()
     return outcome
+
+
+def _start(job_id: str, attempt: int, worker: str) -> Job | None:
+    """Start the attempt on a connection that is known to work.
+
+    Connections are reused between jobs without a health-check query; when PostgreSQL was
+    restarted meanwhile, the first statement fails and is retried once on a new connection
+    (nothing was written: the failed statement's transaction rolled back)."""
+    close_old_connections()  # recycles connections past WORKER_DB_CONN_MAX_AGE
+    try:
+        return job_start(job_id=job_id, attempt=attempt, worker=worker)
+    except (OperationalError, InterfaceError):
+        connections.close_all()
+        return job_start(job_id=job_id, attempt=attempt, worker=worker)
 
 
 def _execute(job: Job, cancel: threading.Event) -> str:
