@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from bench.runner import Bench
 
-    bench = Bench(opts=opts, report=Report(mode=mode), redis=redis_client)
+    bench = Bench(opts=opts, report=Report(mode=mode, settings=opts.settings), redis=redis_client)
     bench.create_token()
     steps = _steps(opts)
     started = time.monotonic()

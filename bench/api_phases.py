@@ -56,6 +56,7 @@ def _single(bench: Bench, *, baseline: bool) -> tuple[LoadResult, float]:
         f"{label}: {timed.rate:,.0f} jobs/s, p99 {timed.percentile(99):.1f} ms "
         f"(the load generator used {timed.cpu / timed.elapsed:.0%} of a core)"
     )
+    middle = _api_rss(bench, name)
     rest = counts.memory - counts.single
     if rest > 0:
         bench.load(
@@ -65,6 +66,11 @@ def _single(bench: Bench, *, baseline: bool) -> tuple[LoadResult, float]:
     if set(after) != set(before):
         bench.report.notes.append(f"{label}: a gunicorn worker was replaced during the memory run")
     growth = sum(after.get(pid, 0.0) - rss for pid, rss in before.items())
+    first = sum(middle.get(pid, 0.0) - rss for pid, rss in before.items())
+    bench.report.notes.append(
+        f"{label} API RSS (both gunicorn workers): +{first:.1f} MiB over the first "
+        f"{counts.single:,} submissions, +{growth - first:.1f} MiB over the next {rest:,}"
+    )
     bench.say(f"{label}: API RSS {sum(before.values()):.1f} -> {sum(after.values()):.1f} MiB")
     bench.stop(name)
     return timed, growth

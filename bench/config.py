@@ -58,6 +58,7 @@ class Options:
     port: int
     keep_db: bool
     profile: bool
+    settings: tuple[tuple[str, str], ...]
     only: tuple[str, ...]
 
     @property
@@ -92,6 +93,14 @@ def parse_args(argv: list[str] | None) -> Options:
         help="sample the API and the worker with py-spy; summaries go into the report",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment setting for the processes the bench starts (repeatable), "
+        "e.g. --set MAX_CPU_UNITS=64 to try a deployment setting",
+    )
+    parser.add_argument(
         "--only", default="", help="comma-separated subset: submit,batch,e2e,celery,scale"
     )
     ns = parser.parse_args(argv)
@@ -102,6 +111,7 @@ def parse_args(argv: list[str] | None) -> Options:
         port=ns.port,
         keep_db=ns.keep_db,
         profile=ns.profile,
+        settings=tuple(_setting(parser, s) for s in ns.set),
         only=tuple(p for p in ns.only.split(",") if p),
     )
     if "bench" not in opts.database_name:
@@ -109,6 +119,13 @@ def parse_args(argv: list[str] | None) -> Options:
             f"refusing to use database {opts.database_name!r}: its name must contain 'bench'"
         )
     return opts
+
+
+def _setting(parser: argparse.ArgumentParser, text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        parser.error(f"--set wants NAME=VALUE, not {text!r}")
+    return name, value
 
 
 def random_secret(length: int = 50) -> str:
@@ -134,4 +151,5 @@ def process_env(opts: Options, *, settings_module: str = "draconic.settings") ->
         DRACONIC_DIAGNOSTIC_TYPES="true",
         PYTHONUNBUFFERED="1",
     )
+    env.update(opts.settings)
     return env

@@ -67,6 +67,7 @@ def fmt(value: float | None, unit: str = "") -> str:
 @dataclass
 class Report:
     mode: str
+    settings: tuple[tuple[str, str], ...] = ()
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plans: list[tuple[str, str]] = field(default_factory=list)
@@ -126,9 +127,14 @@ class Report:
         after = _loadavg()
         minutes = (time.time() - self.started) / 60
         return (
-            f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(self.started))}, "
-            f"{minutes:.1f} min; {_cpu()}; Python {platform.python_version()}; "
+            f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(self.started))} at commit "
+            f"{_commit()}, {minutes:.1f} min; {_cpu()}; Python {platform.python_version()}; "
             f"load average {self.load_before[0]:.2f} before, {after[0]:.2f} after."
+            + (
+                f" Settings: {' '.join(f'{k}={v}' for k, v in self.settings)}."
+                if self.settings
+                else ""
+            )
         )
 
     def write(self, path: Path) -> None:
@@ -139,6 +145,24 @@ class Report:
 def _loadavg() -> tuple[float, float, float]:
     one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     return float(one), float(five), float(fifteen)
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' (with uncommitted changes)' if dirty else ''}"
 
 
 def _cpu() -> str:
