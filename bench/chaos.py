@@ -267,6 +267,8 @@ class Fleet:
             if proc.poll() is not None:
                 self.crashes.append(f"{name} exited with {proc.returncode}")
                 say(f"{name} exited by itself with code {proc.returncode}; restarting it")
+                tail = (self.root / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                print("\n".join(f"    {line[:400]}" for line in tail), flush=True)
                 self.start(name)
 
     def stop(self) -> None:
@@ -816,6 +818,7 @@ def run(args: argparse.Namespace, root: Path, cleanup: list[Any]) -> int:
     fleet.revive()
     if not verdict.passed:
         explain(verdict)
+    if not verdict.passed or fleet.crashes:
         say(f"process logs kept in {keep_logs(root)}")
     if fleet.crashes:
         say(f"processes that exited by themselves: {fleet.crashes}")
