@@ -9,7 +9,6 @@ dispatch is lost and two dispatchers never book the same capacity. Rows are clai
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from uuid import UUID
 
 import redis
 from django.conf import settings
+from django.db import Error as DBError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -87,8 +87,13 @@ def dispatch_lock() -> Iterator[bool]:
         yield got
     finally:
         if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+            except DBError:
+                # The session died (PostgreSQL restarted) and its lock with it; let the
+                # original error, if any, be the one that propagates.
+                connection.close()
 
 
 def dispatch() -> int:
@@ -257,9 +262,9 @@ def rebuild_ledger() -> int:
     (their messages were lost with it). Returns how many leases it holds now. The caller
     holds the dispatch lock."""
     rows = leased_jobs()
-    expires = time.time() + settings.DRACONIC_LEASE_SECONDS
+    ttl = settings.DRACONIC_LEASE_SECONDS
     ledger.ledger_rebuild(
-        (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else expires)
+        (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else ttl)
         for i, a, cpu, mem, s, _, _ in rows
     )
     queued = [(i, a, p, t) for i, a, _, _, s, p, t in rows if s == JobStatus.QUEUED]

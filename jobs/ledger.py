@@ -101,16 +101,25 @@ end
 return freed
 """
 
-# KEYS: leases, expiry.  ARGV: expires_at, lease.  Extends a held lease; 0 if not held.
-_RENEW = """
+# Expiries are on Redis's clock (TIME), never a worker's: a worker whose clock runs behind
+# must not make live leases look expired to a scheduler on another machine.
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000"
+
+# KEYS: leases, expiry.  ARGV: ttl, lease.  Extends a held lease; 0 if not held.
+_RENEW = _NOW + """
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
 return 1
 """
 
-# KEYS: used, leases, expiry, epoch.  ARGV: epoch, then lease, cpu, mem, expires_at ...
+# KEYS: expiry.  ARGV: limit.  Leases whose expiry passed, by Redis's clock.
+_EXPIRED = _NOW + """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+
+# KEYS: used, leases, expiry, epoch.  ARGV: epoch, then lease, cpu, mem, ttl ('inf') ...
 # Replaces the whole ledger with the given leases (the truth from PostgreSQL).
-_REBUILD = """
+_REBUILD = _NOW + """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local cpu, mem = 0, 0
 for i = 2, #ARGV, 4 do
@@ -118,7 +127,8 @@ for i = 2, #ARGV, 4 do
   cpu = cpu + c
   mem = mem + m
   redis.call('HSET', KEYS[2], ARGV[i], c .. ':' .. m)
-  redis.call('ZADD', KEYS[3], ARGV[i+3], ARGV[i])
+  local ttl = ARGV[i+3]
+  redis.call('ZADD', KEYS[3], ttl == 'inf' and 'inf' or (now + tonumber(ttl)), ARGV[i])
 end
 redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
 redis.call('SET', KEYS[4], ARGV[1])
@@ -165,15 +175,16 @@ def ledger_release(
 
 def ledger_renew(lease: str, *, ttl: float | None = None) -> bool:
     """Push a running lease's expiry ``ttl`` seconds ahead; False if it is no longer held."""
-    expires = time.time() + (ttl if ttl is not None else settings.DRACONIC_LEASE_SECONDS)
-    return bool(_script(_RENEW)(keys=_keys()[1:3], args=[expires, lease]))
+    ttl = ttl if ttl is not None else settings.DRACONIC_LEASE_SECONDS
+    return bool(_script(_RENEW)(keys=_keys()[1:3], args=[ttl, lease]))
 
 
 def ledger_rebuild(entries: Iterable[tuple[str, int, int, float]]) -> int:
-    """Replace the ledger with ``(lease, cpu, mem, expires_at)`` entries; returns CPU in use."""
+    """Replace the ledger with ``(lease, cpu, mem, ttl)`` entries (``ttl`` in seconds from now,
+    or ``inf`` for a queued job's lease); returns the CPU units in use."""
     args: list[str | int | float] = [str(time.time())]
-    for lease, cpu, mem, expires in entries:
-        args += [lease, cpu, mem, "inf" if expires == float("inf") else expires]
+    for lease, cpu, mem, ttl in entries:
+        args += [lease, cpu, mem, "inf" if ttl == float("inf") else ttl]
     return int(_script(_REBUILD)(keys=_keys(), args=args))
 
 
@@ -182,10 +193,11 @@ def ledger_is_present() -> bool:
 
 
 def ledger_expired(*, now: float | None = None, limit: int = 500) -> list[str]:
-    """Leases whose holder stopped renewing them."""
-    raw = get_redis().zrangebyscore(
-        key("ledger", "expiry"), "-inf", now if now is not None else time.time(), start=0, num=limit
-    )
+    """Leases whose holder stopped renewing them (by Redis's clock, unless ``now`` is given)."""
+    if now is None:
+        raw = _script(_EXPIRED)(keys=[key("ledger", "expiry")], args=[limit])
+    else:
+        raw = get_redis().zrangebyscore(key("ledger", "expiry"), "-inf", now, start=0, num=limit)
     return [item.decode() for item in raw]
 
 

@@ -48,11 +48,15 @@ def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
         )
         if change is None:
             return False
+        jobs, edges = Job._meta.db_table, JobDependency._meta.db_table
         with connection.cursor() as cursor:
+            # Children are locked in id order, like every multi-row change (transitions), so a
+            # completion cannot deadlock with a failing parent cancelling the same children.
             cursor.execute(
-                f"UPDATE {Job._meta.db_table} SET pending_parents = pending_parents - 1 "
-                f"WHERE id IN (SELECT job_id FROM {JobDependency._meta.db_table} "
-                "WHERE depends_on_id = %s)",
+                f"WITH c AS (SELECT id FROM {jobs} WHERE id IN (SELECT job_id FROM {edges} "
+                "WHERE depends_on_id = %s) ORDER BY id FOR UPDATE) "
+                f"UPDATE {jobs} AS j SET pending_parents = j.pending_parents - 1 FROM c "
+                "WHERE j.id = c.id",
                 [str(job_id)],
             )
         _after_commit_release(job_id, attempt)
@@ -74,6 +78,9 @@ def job_fail_attempt(
     job = Job.objects.filter(id=job_id, attempt=attempt, status__in=from_).first()
     if job is None:
         return None
+    if job.cancel_requested and JobStatus.RUNNING in from_:
+        # Its owner cancelled it while it ran: it ends cancelled, not retried.
+        return JobStatus.CANCELLED if job_cancel_running(job_id=job_id, attempt=attempt) else None
     used = job.attempt - job.attempt_offset
     decision = RetryPolicy.from_settings().decide(
         attempt=used, max_attempts=job.max_attempts, permanent=permanent

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
 from jobs import dispatcher, ledger
@@ -42,6 +42,7 @@ def scheduler_tick() -> TickReport:
             report.lost_attempts = sweep_expired_leases()
             report.republished = republish_stale_queued()
             report.terminated = terminate_cancelled_running()
+            report.lost_attempts += sweep_overdue_running()
             report.admitted = dispatcher.admit_ready()
     report.admitted += dispatcher.dispatch()
     return report
@@ -57,9 +58,9 @@ def reconcile_ledger() -> int:
     missing = [lease for lease in truth if lease not in held]
     if missing:
         logger.warning("ledger misses %d leases held in PostgreSQL; rebuilding", len(missing))
-        expires = time.time() + settings.DRACONIC_LEASE_SECONDS
+        ttl = settings.DRACONIC_LEASE_SECONDS
         ledger.ledger_rebuild(
-            (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else expires)
+            (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else ttl)
             for i, a, cpu, mem, s, _, _ in rows
         )
         return len(stray)
@@ -153,3 +154,33 @@ def terminate_cancelled_running() -> int:
             logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
         ended += int(job_cancel_running(job_id=job_id, attempt=attempt))
     return ended
+
+
+def sweep_overdue_running() -> int:
+    """Running attempts past ``timeout_seconds`` plus the hard-limit grace and one lease: the
+    time limits did not stop them (a pool without signals, a wedged worker) yet their lease
+    may still be renewed. Revoke them with terminate and settle them as timed out."""
+    from draconic.celery import app
+
+    slack = settings.DRACONIC_TIMEOUT_GRACE_SECONDS + settings.DRACONIC_LEASE_SECONDS
+    overdue = list(
+        Job.objects.filter(status=JobStatus.RUNNING)
+        .annotate(
+            deadline=ExpressionWrapper(
+                F("started_at") + (F("timeout_seconds") + slack) * timedelta(seconds=1),
+                output_field=DateTimeField(),
+            )
+        )
+        .filter(deadline__lt=timezone.now())
+        .values_list("id", "attempt", "timeout_seconds")[:100]
+    )
+    settled = 0
+    for job_id, attempt, timeout in overdue:
+        try:
+            app.control.revoke(dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL")
+        except Exception:
+            logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
+        error = f"attempt {attempt} ran past its timeout of {timeout}s and was terminated"
+        if job_fail_attempt(job_id=job_id, attempt=attempt, error=error, reason=DeadLetterReason.TIMEOUT):
+            settled += 1
+    return settled

@@ -220,15 +220,17 @@ def job_cancel(*, job: Job, reason: str = "cancelled by its owner") -> Job:
         if current.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
             raise JobConflict(f"job {job.id} is already {current.status} and cannot be cancelled")
         if current.status == JobStatus.RUNNING:
-            Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
+            if Job.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
                 cancel_requested=True, updated_at=timezone.now()
-            )
-            return Job.objects.get(id=job.id)
+            ):
+                return Job.objects.get(id=job.id)
+            continue  # it stopped running meanwhile (retrying, completed...): look again
         with transaction.atomic():
             change = transition(
                 job.id,
                 from_=current.status,
                 to=JobStatus.CANCELLED,
+                attempt=current.attempt,  # the lease released below is this attempt's
                 message=reason,
                 fields={"completed_at": timezone.now(), "cancel_requested": True},
             )
@@ -236,7 +238,7 @@ def job_cancel(*, job: Job, reason: str = "cancelled by its owner") -> Job:
                 lifecycle.cancel_descendants(job.id, reason=f"parent {job.id} was cancelled")
                 if current.status == JobStatus.QUEUED:
                     lease = ledger.lease_id(job.id, current.attempt)
-                    transaction.on_commit(lambda: _release_and_dispatch(lease))
+                    transaction.on_commit(lambda lease=lease: _release_and_dispatch(lease))
         if change is not None:
             return Job.objects.get(id=job.id)
     raise JobConflict(f"job {job.id} kept changing state; try again")

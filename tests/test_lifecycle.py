@@ -158,3 +158,76 @@ def test_a_child_submitted_while_its_parent_completes_is_never_stranded(user: An
         (child,) = children
         child.refresh_from_db()
         assert child.pending_parents == 0, "a child was left waiting for a completed parent"
+
+
+def test_a_failed_attempt_of_a_job_cancelled_while_running_ends_cancelled(job_factory: Any) -> None:
+    job = admit(job_factory(max_attempts=3))
+    job_start(job_id=job.id, attempt=1, worker="w")
+    job_cancel(job=job)  # running: only asks it to stop
+    assert job_fail_attempt(job_id=job.id, attempt=1, error="stopped badly") == JobStatus.CANCELLED
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.attempt == 1
+    assert not DeadLetter.objects.filter(job=job).exists()
+
+
+def test_an_attempt_running_far_past_its_timeout_is_settled_as_a_timeout(job_factory: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.scheduler import sweep_overdue_running
+
+    settings.DRACONIC_TIMEOUT_GRACE_SECONDS = 1
+    settings.DRACONIC_LEASE_SECONDS = 1
+    overdue = admit(job_factory(timeout_seconds=5, max_attempts=1))
+    fresh = admit(job_factory(timeout_seconds=5, max_attempts=1))
+    for job in (overdue, fresh):
+        job_start(job_id=job.id, attempt=1, worker="w")
+    # Not a status write: only the start time moves into the past.
+    Job.objects.filter(id=overdue.id).update(started_at=timezone.now() - timedelta(seconds=60))
+    assert sweep_overdue_running() == 1
+    overdue.refresh_from_db()
+    fresh.refresh_from_db()
+    assert overdue.status == JobStatus.FAILED
+    assert DeadLetter.objects.get(job=overdue).reason == DeadLetterReason.TIMEOUT
+    assert fresh.status == JobStatus.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_completing_parent_and_a_failing_parent_of_the_same_children_never_deadlock(
+    user: Any, settings: Any
+) -> None:
+    """Both lock the shared children; they must do it in the same order (by id)."""
+    settings.MAX_CPU_UNITS = 1000
+    for _ in range(20):
+        p1, _ = job_submit(owner=user, spec=make_spec())
+        p2, _ = job_submit(owner=user, spec=make_spec(max_attempts=1))
+        for parent in (p1, p2):
+            admit(parent)
+            job_start(job_id=parent.id, attempt=1, worker="w")
+        children = [job_submit(owner=user, spec=make_spec(depends_on=[p1, p2]))[0] for _ in range(40)]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def run(fn: Any) -> None:
+            try:
+                barrier.wait()
+                fn()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [
+            threading.Thread(target=run, args=(lambda p=p1: job_complete(job_id=p.id, attempt=1, result=None),)),
+            threading.Thread(target=run, args=(lambda p=p2: job_fail_attempt(job_id=p.id, attempt=1, error="x"),)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert Job.objects.get(id=p1.id).status == JobStatus.COMPLETED
+        assert set(Job.objects.filter(id__in=[c.id for c in children]).values_list("status", flat=True)) == {
+            JobStatus.CANCELLED
+        }

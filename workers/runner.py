@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -25,6 +26,7 @@ from workers.handlers import get_handler
 from workers.handlers.base import HandlerError, JobCancelled, JobContext
 
 logger = logging.getLogger("draconic.worker")
+T = TypeVar("T")
 
 
 class Heartbeat(threading.Thread):
@@ -45,15 +47,24 @@ class Heartbeat(threading.Thread):
         while not self.stopped.wait(tick):
             try:
                 if time.monotonic() >= next_renewal:
-                    ledger.ledger_renew(self.lease)
+                    held = ledger.ledger_renew(self.lease)
                     next_renewal = time.monotonic() + renew_every
+                    if not held and not self._still_running():
+                        # The scheduler gave up on this attempt (its lease expired while we
+                        # were stalled): stop the handler; its result would be ignored anyway.
+                        self.cancel.set()
                 if not self.cancel.is_set() and Job.objects.filter(
                     id=self.job_id, cancel_requested=True
                 ).exists():
                     self.cancel.set()
             except Exception:  # keep beating: a missed renewal is retried next tick
                 logger.warning("heartbeat for %s failed", self.lease, exc_info=True)
+                connections.close_all()  # this thread's connection may be the broken part
         connections.close_all()
+
+    def _still_running(self) -> bool:
+        _, attempt = ledger.parse_lease(self.lease)
+        return Job.objects.filter(id=self.job_id, attempt=attempt, status="running").exists()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -97,29 +108,54 @@ def _execute(job: Job, cancel: threading.Event) -> str:
         result = handler.run(JobContext(job, cancel_event=cancel))
         _check_json(result)
     except JobCancelled:
-        job_cancel_running(job_id=job.id, attempt=attempt)
+        _record(lambda: job_cancel_running(job_id=job.id, attempt=attempt))
         return "cancelled"
     except SoftTimeLimitExceeded:
-        status = job_fail_attempt(
-            job_id=job.id,
-            attempt=attempt,
-            error=f"timed out after {job.timeout_seconds}s",
-            reason=DeadLetterReason.TIMEOUT,
+        status = _record(
+            lambda: job_fail_attempt(
+                job_id=job.id,
+                attempt=attempt,
+                error=f"timed out after {job.timeout_seconds}s",
+                reason=DeadLetterReason.TIMEOUT,
+            )
         )
         return f"timeout -> {status}"
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:5000]
+        trace = traceback.format_exc()[-20000:]
         permanent = bool(getattr(exc, "permanent", False))
-        status = job_fail_attempt(
-            job_id=job.id,
-            attempt=attempt,
-            error=f"{type(exc).__name__}: {exc}"[:5000],
-            traceback=traceback.format_exc()[-20000:],
-            permanent=permanent,
+        status = _record(
+            lambda: job_fail_attempt(
+                job_id=job.id, attempt=attempt, error=error, traceback=trace, permanent=permanent
+            )
         )
         return f"failed -> {status}"
-    if not job_complete(job_id=job.id, attempt=attempt, result=result):
+    if not _record(lambda: job_complete(job_id=job.id, attempt=attempt, result=result)):
         return "completed, but the attempt had been superseded: result ignored"
     return "completed"
+
+
+#: Pauses between tries to record an outcome while PostgreSQL is unreachable (about a minute;
+#: the heartbeat keeps the lease alive meanwhile).
+RECORD_BACKOFF = (0.1, 0.3, 1, 2, 4, 8, 15, 30)
+
+
+def _record(write: Callable[[], T]) -> T | None:
+    """Record an attempt's outcome, retrying through a lost connection, a restarted
+    PostgreSQL or a deadlock: every outcome is a fenced compare-and-swap, so a retry after a
+    commit whose acknowledgement was lost changes nothing. Gives up (None) after about a
+    minute; the lease then expires and the scheduler settles the attempt as lost."""
+    for pause in (*RECORD_BACKOFF, None):
+        try:
+            return write()
+        except (OperationalError, InterfaceError, SoftTimeLimitExceeded) as exc:
+            connections.close_all()
+            if pause is None:
+                logger.error("could not record the outcome of an attempt: %s", exc)
+                return None
+            logger.warning("recording the outcome failed (%s); retrying in %ss", exc, pause)
+            time.sleep(pause)
+    return None
 
 
 def _check_json(result: Any) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import OperationalError, close_old_connections
+from django.db import Error as DBError
+from django.db import connections
 
 from draconic.processes import use_persistent_db_connections
 from jobs import dispatcher
@@ -49,10 +50,15 @@ class Command(BaseCommand):
                     next_tick = now + tick
                 elif dispatcher.wait_for_request(min(next_tick - now, 1.0)):
                     dispatcher.dispatch()
-            except (OperationalError, redis.RedisError) as exc:
+            except (DBError, redis.RedisError) as exc:
                 # PostgreSQL or Redis is down: say so once a second and carry on when back.
                 logger.warning("scheduler waiting for its services: %s", exc)
-                close_old_connections()
+                connections.close_all()
+                time.sleep(1)
+            except Exception:
+                # The safety net must not fall: log the bug and try again next tick.
+                logger.exception("scheduler tick failed")
+                connections.close_all()
                 time.sleep(1)
         self.stdout.write("scheduler stopped")
 
