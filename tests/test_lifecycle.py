@@ -4,6 +4,7 @@ and the races between a new edge and a completing parent."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import pytest
@@ -140,17 +141,20 @@ def test_a_child_submitted_while_its_parent_completes_is_never_stranded(user: An
         children: list[Job] = []
         barrier = threading.Barrier(2)
 
-        def complete() -> None:
+        def complete(parent: Job, barrier: threading.Barrier) -> None:
             barrier.wait()
             job_complete(job_id=parent.id, attempt=1, result=None)
             connection.close()
 
-        def submit() -> None:
+        def submit(parent: Job, barrier: threading.Barrier, children: list[Job]) -> None:
             barrier.wait()
             children.append(job_submit(owner=user, spec=make_spec(depends_on=[parent]))[0])
             connection.close()
 
-        threads = [threading.Thread(target=complete), threading.Thread(target=submit)]
+        threads = [
+            threading.Thread(target=complete, args=(parent, barrier)),
+            threading.Thread(target=submit, args=(parent, barrier, children)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -209,7 +213,7 @@ def test_a_completing_parent_and_a_failing_parent_of_the_same_children_never_dea
         errors: list[BaseException] = []
         barrier = threading.Barrier(2)
 
-        def run(fn: Any) -> None:
+        def run(fn: Any, barrier: threading.Barrier, errors: list[BaseException]) -> None:
             try:
                 barrier.wait()
                 fn()
@@ -218,10 +222,9 @@ def test_a_completing_parent_and_a_failing_parent_of_the_same_children_never_dea
             finally:
                 connection.close()
 
-        threads = [
-            threading.Thread(target=run, args=(lambda p=p1: job_complete(job_id=p.id, attempt=1, result=None),)),
-            threading.Thread(target=run, args=(lambda p=p2: job_fail_attempt(job_id=p.id, attempt=1, error="x"),)),
-        ]
+        complete = partial(job_complete, job_id=p1.id, attempt=1, result=None)
+        fail = partial(job_fail_attempt, job_id=p2.id, attempt=1, error="x")
+        threads = [threading.Thread(target=run, args=(fn, barrier, errors)) for fn in (complete, fail)]
         for t in threads:
             t.start()
         for t in threads:
