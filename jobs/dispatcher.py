@@ -72,6 +72,16 @@ def dispatch_soon() -> None:
     request_dispatch()
 
 
+def dispatch_here() -> None:
+    """Run a dispatch pass in this process (a worker whose job released children), falling
+    back to a request to the scheduler if Redis or PostgreSQL fails us here."""
+    try:
+        dispatch()
+    except Exception:
+        logger.warning("inline dispatch failed; leaving it to the scheduler", exc_info=True)
+        request_dispatch()
+
+
 def wait_for_request(timeout: float) -> bool:
     """Block up to ``timeout`` seconds for a dispatch request; True if one came."""
     return get_redis().blpop([key("dispatch", "wake")], timeout=max(timeout, 0.01)) is not None

@@ -56,10 +56,13 @@ def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
                 f"WITH c AS (SELECT id FROM {jobs} WHERE id IN (SELECT job_id FROM {edges} "
                 "WHERE depends_on_id = %s) ORDER BY id FOR UPDATE) "
                 f"UPDATE {jobs} AS j SET pending_parents = j.pending_parents - 1 FROM c "
-                "WHERE j.id = c.id",
+                "WHERE j.id = c.id RETURNING j.pending_parents, j.status",
                 [str(job_id)],
             )
-        _after_commit_release(job_id, attempt)
+            released = any(left == 0 and status == JobStatus.PENDING for left, status in cursor.fetchall())
+        # A child whose last parent this was is admitted by this process right away (no hop
+        # through the scheduler); otherwise the freed capacity is the scheduler's to hand out.
+        _after_commit_release(job_id, attempt, dispatch_now=released)
     return True
 
 
@@ -219,7 +222,16 @@ def dead_letter_requeue(*, job_id: UUID | str, by: Any = None) -> bool:
     return True
 
 
-def _after_commit_release(job_id: UUID | str, attempt: int) -> None:
-    """After the commit: free the attempt's lease and ask for a dispatch (one round trip)."""
+def _after_commit_release(job_id: UUID | str, attempt: int, *, dispatch_now: bool = False) -> None:
+    """After the commit: free the attempt's lease and ask for a dispatch (one round trip), or,
+    with ``dispatch_now``, run the dispatch here."""
     lease = ledger.lease_id(job_id, attempt)
-    transaction.on_commit(lambda: ledger.ledger_release([lease], then=dispatcher.request_dispatch_in))
+
+    def release() -> None:
+        if dispatch_now:
+            ledger.ledger_release([lease])
+            dispatcher.dispatch_here()
+        else:
+            ledger.ledger_release([lease], then=dispatcher.request_dispatch_in)
+
+    transaction.on_commit(release)
