@@ -14,7 +14,9 @@ job has ended it checks:
 - the resource ledger holds nothing;
 - the counts it prints are the database's.
 
-It prints one summary line and exits 1 if anything is wrong (with the details and the
+A platform process that exits by itself is restarted, as a supervisor would, and reported as a
+crash (with its log's tail) without failing the run. It prints one summary line and exits 1 if
+anything is wrong (with the details and the
 processes' logs kept under ``var/``), 0 otherwise.
 """
 
