@@ -16,8 +16,7 @@ job has ended it checks:
 
 A platform process that exits by itself is restarted, as a supervisor would, and reported as a
 crash (with its log's tail) without failing the run. It prints one summary line and exits 1 if
-anything is wrong (with the details and the
-processes' logs kept under ``var/``), 0 otherwise.
+anything is wrong (with the details and the processes' logs kept under ``var/``), 0 otherwise.
 """
 
 from __future__ import annotations
