@@ -115,3 +115,21 @@ def rss_mb(pid: int) -> float:
 def tree_rss_mb(pid: int) -> float:
     """RSS of ``pid`` plus its direct children, in MiB."""
     return rss_mb(pid) + sum(rss_mb(c) for c in children(pid))
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (all its threads) and of its reaped children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # utime, stime, cutime, cstime are fields 14-17 of stat; fields[0] here is field 3.
+    return sum(int(v) for v in fields[11:15]) / _TICK
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and its live direct children (gunicorn or Celery pool processes)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))

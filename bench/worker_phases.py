@@ -9,7 +9,7 @@ from typing import Any
 
 from bench import store
 from bench.load import percentile
-from bench.procs import tree_rss_mb
+from bench.procs import tree_cpu_seconds, tree_rss_mb
 from bench.report import Figure, below, ratio_at_least
 from bench.runner import NOOP, Bench
 
@@ -77,6 +77,7 @@ def platform_e2e(bench: Bench) -> dict[str, Any]:
     idle = tree_rss_mb(worker_pid)
     bench.say(f"idle worker RSS (main + children): {idle:.0f} MiB")
     body = {"jobs": [{"type": "noop", "payload": {"n": i}} for i in range(1000)]}
+    cpu = _cpu(bench, PLATFORM)
     started = time.time()
     with bench.profiling("e2e", *PLATFORM):
         batch_ids = [
@@ -89,10 +90,25 @@ def platform_e2e(bench: Bench) -> dict[str, Any]:
         "SELECT max(completed_at) FROM jobs_job WHERE batch_id = ANY(%s::uuid[])", [batch_ids]
     )
     rate = total / (ended.timestamp() - started)
-    bench.say(f"end-to-end: {rate:,.0f} jobs/s")
+    cpu_ms = {n: (c - cpu[n]) * 1000 / total for n, c in _cpu(bench, PLATFORM).items()}
+    bench.say(
+        f"end-to-end: {rate:,.0f} jobs/s; CPU ms per job: "
+        + ", ".join(f"{n} {v:.2f}" for n, v in cpu_ms.items())
+    )
     dispatch, release = platform_chain(bench, port)
     bench.between_phases()
-    return {"rate": rate, "idle": idle, "dispatch": dispatch, "release": release}
+    return {
+        "rate": rate,
+        "idle": idle,
+        "dispatch": dispatch,
+        "release": release,
+        "cpu": sum(cpu_ms.values()),
+        "cpu_parts": cpu_ms,
+    }
+
+
+def _cpu(bench: Bench, names: tuple[str, ...]) -> dict[str, float]:
+    return {name: tree_cpu_seconds(bench.procs.pid(name)) for name in names}
 
 
 def platform_chain(bench: Bench, port: int) -> tuple[list[float], list[float]]:
@@ -144,11 +160,14 @@ def celery_baseline(bench: Bench) -> dict[str, Any]:
     idle = tree_rss_mb(pid)
     bench.say(f"raw Celery idle worker RSS: {idle:.0f} MiB")
     client.delete(done_key, last_key)
+    cpu = tree_cpu_seconds(pid)
     started = time.time()
     with bench.profiling("e2e", "celery-baseline"):
+        publishing = time.process_time()
         with cb.app.producer_or_acquire() as producer:
             for _ in range(counts.e2e):
                 cb.noop.apply_async(producer=producer)
+        publishing = time.process_time() - publishing
         wait_for(
             bench,
             "raw Celery drain",
@@ -157,11 +176,12 @@ def celery_baseline(bench: Bench) -> dict[str, Any]:
             ("celery-baseline",),
         )
     rate = counts.e2e / (float(client.get(last_key) or 0) - started)
+    cpu_ms = (tree_cpu_seconds(pid) - cpu + publishing) * 1000 / counts.e2e
     bench.say(f"raw Celery: {rate:,.0f} tasks/s")
     release = _celery_chain(bench, cb, timed_key)
     dispatch = _celery_publish_to_start(bench, cb, timed_key)
     bench.between_phases()
-    return {"rate": rate, "idle": idle, "dispatch": dispatch, "release": release}
+    return {"rate": rate, "idle": idle, "dispatch": dispatch, "release": release, "cpu": cpu_ms}
 
 
 def _timings(bench: Bench, key: str) -> dict[int, tuple[float, float, float]]:
@@ -218,6 +238,16 @@ def add_figures(bench: Bench, platform: dict[str, Any], celery: dict[str, Any]) 
             "jobs/s",
             ">= 40% of raw Celery",
             ratio_at_least(0.40),
+        )
+    )
+    parts = ", ".join(f"{n} {v:.2f} ms" for n, v in platform["cpu_parts"].items())
+    bench.report.notes.append(f"end-to-end CPU per job by process: {parts}")
+    add(
+        Figure(
+            "  CPU per job (api + worker + scheduler; Celery: worker + publisher)",
+            platform["cpu"],
+            celery["cpu"],
+            "ms",
         )
     )
     add(
