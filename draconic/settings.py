@@ -195,7 +195,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "draconic@localhost")
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "draconic.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -219,6 +219,9 @@ SPECTACULAR_SETTINGS = {
 # DRF's JSONParser lets through bodies that later fail with a 500 (too deep, 1e400, lone
 # surrogates); this parser answers them with a 400. See jobs/parsers.py.
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.parsers.StrictJSONParser"]
+
+# A valid API token is remembered this long per API process (0: look it up every request).
+DRACONIC_TOKEN_CACHE_SECONDS = env_float("DRACONIC_TOKEN_CACHE_SECONDS", 0 if TESTING else 30, minimum=0)
 
 # --- Static files, auth, i18n -------------------------------------------------------------
 STATIC_URL = "static/"
