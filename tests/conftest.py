@@ -32,6 +32,22 @@ def _clean_redis() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Every test gets its own channel layer. Each WebsocketCommunicator test runs in a new
+    event loop, and a consumer abandoned when a test's loop closed can leave the shared
+    layer's receive lock held, bound to a dead loop (a server process has one loop)."""
+    from channels.layers import channel_layers
+
+    from jobs import events
+
+    events.flush(timeout=5)
+    channel_layers.backends = {}
+    yield
+    events.flush(timeout=5)
+    channel_layers.backends = {}
+
+
 def _client_for(user: Any) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
