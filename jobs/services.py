@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -14,10 +15,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg2.extras import Json, execute_values
 
 from jobs import dispatcher, events, ledger, lifecycle, resolver
 from jobs.errors import JobConflict, JobValidationError
-from jobs.models import ExecutionLog, Job, JobDependency, JobStatus
+from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, LogLevel
 from jobs.transitions import Change, transition
 
 
@@ -82,8 +84,12 @@ def _new_job(owner_id: int, spec: JobSpec, *, job_id: UUID, pending: int, batch:
 
 def _created(jobs: Sequence[Job]) -> None:
     """Write each new job's first log row and announce it after commit."""
-    logs = ExecutionLog.objects.bulk_create(
-        [ExecutionLog(job_id=j.id, message="submitted", to_status=JobStatus.PENDING) for j in jobs]
+    now = timezone.now()
+    logs = _insert_rows(
+        ExecutionLog,
+        ("job_id", "attempt", "level", "message", "from_status", "to_status", "context", "created_at"),
+        [(j.id, 0, LogLevel.INFO, "submitted", "", JobStatus.PENDING, Json({}), now) for j in jobs],
+        returning="id, created_at",
     )
     events.publish_on_commit(
         [
@@ -96,8 +102,8 @@ def _created(jobs: Sequence[Job]) -> None:
                 previous_status="",
                 attempt=0,
                 batch_id=j.batch_id,
-                log_id=log.id,
-                timestamp=log.created_at,
+                log_id=log[0],
+                timestamp=log[1],
             )
             for j, log in zip(jobs, logs, strict=True)
         ]
@@ -162,21 +168,57 @@ def job_submit_batch(*, owner: AbstractBaseUser, specs: Sequence[JobSpec]) -> li
     with transaction.atomic():
         statuses = _lock_parents(owner.pk, external, field_name="jobs.depends_on")
         jobs: list[Job] = []
-        edges: list[JobDependency] = []
-        for spec in specs:
+        edges: list[tuple[UUID, UUID]] = []
+        new_ids = set(ids.values())
+        now = timezone.now()
+        for index, spec in enumerate(specs):
             job_id = ids[spec.key] if spec.key is not None else uuid.uuid4()
             refs = [ids.get(r) or UUID(r) for r in dict.fromkeys(spec.depends_on)]
             pending = sum(
-                1 for r in refs if r in ids.values() or statuses[str(r)] != JobStatus.COMPLETED
+                1 for r in refs if r in new_ids or statuses[str(r)] != JobStatus.COMPLETED
             )
             job = _new_job(owner.pk, spec, job_id=job_id, pending=pending, batch=batch_id)
+            # A microsecond apart, so the batch keeps its order (FIFO) within a priority.
+            job.created_at = job.updated_at = now + timedelta(microseconds=index)
             job.depends_on_ids = refs  # type: ignore[attr-defined]
             jobs.append(job)
-            edges += [JobDependency(job_id=job_id, depends_on_id=r) for r in refs]
-        Job.objects.bulk_create(jobs)
-        JobDependency.objects.bulk_create(edges)
+            edges += [(job_id, r) for r in refs]
+        _insert_jobs(jobs)
+        _insert_rows(JobDependency, ("job_id", "depends_on_id"), edges)
         _created(jobs)
     return jobs
+
+
+def _insert_jobs(jobs: Sequence[Job]) -> None:
+    """Insert whole jobs with one multi-row INSERT (Django's bulk_create spends more time
+    preparing 25 columns per row than PostgreSQL spends storing them)."""
+    fields = Job._meta.concrete_fields
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+
+    def value(job: Job, name: str) -> Any:
+        raw = getattr(job, name)
+        return Json(raw) if name in json_fields and raw is not None else raw
+
+    rows = [tuple(value(job, f.attname) for f in fields) for job in jobs]
+    _insert_rows(Job, tuple(f.column for f in fields), rows)
+
+
+def _insert_rows(
+    model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, returning: str = ""
+) -> list[tuple[Any, ...]]:
+    """One ``INSERT ... VALUES (...), (...)`` for all rows; Django's database errors as usual."""
+    if not rows:
+        return []
+    sql = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES %s"
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        result = execute_values(
+            cursor.cursor,
+            sql + (f" RETURNING {returning}" if returning else ""),
+            rows,
+            page_size=len(rows),
+            fetch=bool(returning),
+        )
+    return list(result or [])
 
 
 def job_add_dependencies(*, job: Job, parent_ids: Sequence[str]) -> Job:
