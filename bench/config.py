@@ -73,7 +73,12 @@ class Options:
 
 
 def parse_args(argv: list[str] | None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Draconic's benchmarks beside their baselines (a bare DRF insert view, raw "
+        "Celery), on production settings; prints one table and writes bench/results/latest.md. "
+        "See docs/performance.md.",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller counts: under 2 minutes")
     parser.add_argument(
         "--database-url",
@@ -103,7 +108,9 @@ def parse_args(argv: list[str] | None) -> Options:
         "e.g. --set MAX_CPU_UNITS=64 to try a deployment setting",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: submit,batch,e2e,celery,scale"
+        "--only",
+        default="",
+        help="comma-separated subset of: submit, batch, e2e (with raw Celery), scale",
     )
     ns = parser.parse_args(argv)
     opts = Options(
@@ -116,6 +123,9 @@ def parse_args(argv: list[str] | None) -> Options:
         settings=tuple(_setting(parser, s) for s in ns.set),
         only=tuple(p for p in ns.only.split(",") if p),
     )
+    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale"}
+    if unknown:
+        parser.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     if "bench" not in opts.database_name:
         parser.error(
             f"refusing to use database {opts.database_name!r}: its name must contain 'bench'"
