@@ -9,7 +9,6 @@ code path that changed the job.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import threading
@@ -147,21 +146,8 @@ def publish_on_commit(changes: Sequence[Change]) -> None:
 
 
 def broadcast(changes: Sequence[Change]) -> None:
-    """Hand the events to this process's publisher; returns at once.
-
-    One layer message per group, carrying every event of the transaction: a batch of 1,000
-    jobs costs a handful of ``group_send`` calls, not 2,000.
-    """
-    by_owner: dict[int, list[dict[str, Any]]] = {}
-    for change in changes:
-        by_owner.setdefault(change.owner_id, []).append(event_payload(change))
-    messages = [
-        (owner_group(owner), {"type": "job.updates", "owner_id": owner, "events": events})
-        for owner, events in by_owner.items()
-    ]
-    everything = [event for events in by_owner.values() for event in events]
-    messages.append((STAFF_GROUP, {"type": "job.updates", "owner_id": None, "events": everything}))
-    _publisher.submit(messages)
+    """Hand the events to this process's publisher; returns at once."""
+    _publisher.submit([(change.owner_id, event_payload(change)) for change in changes])
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -169,59 +155,79 @@ def flush(timeout: float = 5.0) -> bool:
     return _publisher.flush(timeout)
 
 
-class _Publisher:
-    """A background event loop per process that sends to the channel layer.
+def _messages(events: list[tuple[int, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """One layer message per owner group and one for staff, each carrying its events."""
+    by_owner: dict[int, list[dict[str, Any]]] = {}
+    for owner, event in events:
+        by_owner.setdefault(owner, []).append(event)
+    messages = [
+        (owner_group(owner), {"type": "job.updates", "owner_id": owner, "events": evs})
+        for owner, evs in by_owner.items()
+    ]
+    everything = [event for _, event in events]
+    messages.append((STAFF_GROUP, {"type": "job.updates", "owner_id": None, "events": everything}))
+    return messages
 
-    ``async_to_sync`` would start a new event loop, and so a new Redis connection, for every
-    commit, and make the worker wait for Redis. Here the caller only enqueues; a slow or
-    absent Redis costs the state change nothing, and a backlog past ``MAX_PENDING`` batches
-    is dropped with a warning (clients resume from the ExecutionLog with ``since``).
+
+class _Publisher:
+    """A background event loop per process that sends events to the channel layer.
+
+    Callers only append to a buffer (``async_to_sync`` would start an event loop, and a Redis
+    connection, per commit, and make the worker wait for Redis). The loop drains the buffer
+    in one go: every event that piled up while it was sending travels in one message per
+    group, so a busy worker or a 1,000-job batch costs a few ``group_send`` calls, not
+    thousands. Past ``MAX_BUFFERED`` events (Redis down or too slow) new events are dropped
+    with a warning; clients resume from the ExecutionLog with ``since``.
     """
 
-    MAX_PENDING = 10_000
+    MAX_BUFFERED = 100_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._pid = -1
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending = 0
-        self._idle = threading.Condition(self._lock)
+        self._buffer: list[tuple[int, dict[str, Any]]] = []
+        self._draining = False
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         # A forked worker child inherits the object but not the thread: start its own.
         if self._pid != os.getpid() or self._loop is None:
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="draconic-events", daemon=True).start()
-            self._loop, self._pid, self._pending = loop, os.getpid(), 0
+            self._loop, self._pid, self._buffer, self._draining = loop, os.getpid(), [], False
         return self._loop
 
-    def submit(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    def submit(self, events: list[tuple[int, dict[str, Any]]]) -> None:
         with self._lock:
-            if self._pending >= self.MAX_PENDING:
-                logger.warning("event backlog full; dropping %d messages", len(messages))
-                return
             loop = self._running_loop()
-            self._pending += 1
-        future = asyncio.run_coroutine_threadsafe(self._send(messages), loop)
-        future.add_done_callback(self._done)
+            if len(self._buffer) + len(events) > self.MAX_BUFFERED:
+                logger.warning("event buffer full; dropping %d events", len(events))
+                return
+            self._buffer.extend(events)
+            if self._draining:
+                return  # the running drain will take these too
+            self._draining = True
+        asyncio.run_coroutine_threadsafe(self._drain(), loop)
 
-    async def _send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        for group, message in messages:
-            await layer.group_send(group, message)
-
-    def _done(self, future: concurrent.futures.Future[None]) -> None:
-        with self._lock:
-            self._pending -= 1
-            self._idle.notify_all()
-        if future.exception() is not None:  # a live view must never break a state change
-            logger.warning("could not broadcast job events: %r", future.exception())
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                events, self._buffer = self._buffer, []
+                if not events:
+                    self._draining = False
+                    self._idle.notify_all()
+                    return
+            try:
+                layer = get_channel_layer()
+                for group, message in _messages(events) if layer is not None else []:
+                    await layer.group_send(group, message)
+            except Exception as exc:  # a live view must never break a state change
+                logger.warning("could not broadcast %d job events: %r", len(events), exc)
 
     def flush(self, timeout: float) -> bool:
         with self._lock:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+            return self._idle.wait_for(lambda: not self._draining, timeout=timeout)
 
 
 _publisher = _Publisher()
