@@ -82,15 +82,10 @@ def _new_job(owner_id: int, spec: JobSpec, *, job_id: UUID, pending: int, batch:
     )
 
 
-def _created(jobs: Sequence[Job]) -> None:
-    """Write each new job's first log row and announce it after commit."""
-    now = timezone.now()
-    logs = _insert_rows(
-        ExecutionLog,
-        ("job_id", "attempt", "level", "message", "from_status", "to_status", "context", "created_at"),
-        [(j.id, 0, LogLevel.INFO, "submitted", "", JobStatus.PENDING, Json({}), now) for j in jobs],
-        returning="id, created_at",
-    )
+def _store(jobs: Sequence[Job]) -> None:
+    """Insert new jobs and their first log rows in one statement, and announce them (and ask
+    for a dispatch) once the transaction commits."""
+    logs = {job_id: (log_id, at) for log_id, job_id, at in _insert_jobs(jobs)}
     events.publish_on_commit(
         [
             Change(
@@ -102,10 +97,10 @@ def _created(jobs: Sequence[Job]) -> None:
                 previous_status="",
                 attempt=0,
                 batch_id=j.batch_id,
-                log_id=log[0],
-                timestamp=log[1],
+                log_id=logs[j.id][0],
+                timestamp=logs[j.id][1],
             )
-            for j, log in zip(jobs, logs, strict=True)
+            for j in jobs
         ]
     )
     transaction.on_commit(dispatcher.request_dispatch)
@@ -123,12 +118,10 @@ def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:
             statuses = _lock_parents(owner.pk, spec.depends_on, field_name="depends_on")
             pending = sum(1 for s in statuses.values() if s != JobStatus.COMPLETED)
             job = _new_job(owner.pk, spec, job_id=uuid.uuid4(), pending=pending, batch=None)
-            job.save(force_insert=True)
-            JobDependency.objects.bulk_create(
-                [JobDependency(job_id=job.id, depends_on_id=p) for p in statuses]
-            )
+            job.created_at = job.updated_at = timezone.now()
             job.depends_on_ids = list(spec.depends_on)  # type: ignore[attr-defined]
-            _created([job])
+            _store([job])
+            _insert_rows(JobDependency, ("job_id", "depends_on_id"), [(job.id, p) for p in statuses])
     except IntegrityError:
         # Two requests with the same idempotency key raced; the other one won.
         existing = Job.objects.filter(owner=owner, idempotency_key=spec.idempotency_key).first()
@@ -183,15 +176,15 @@ def job_submit_batch(*, owner: AbstractBaseUser, specs: Sequence[JobSpec]) -> li
             job.depends_on_ids = refs  # type: ignore[attr-defined]
             jobs.append(job)
             edges += [(job_id, r) for r in refs]
-        _insert_jobs(jobs)
+        _store(jobs)
         _insert_rows(JobDependency, ("job_id", "depends_on_id"), edges)
-        _created(jobs)
     return jobs
 
 
-def _insert_jobs(jobs: Sequence[Job]) -> None:
-    """Insert whole jobs with one multi-row INSERT (Django's bulk_create spends more time
-    preparing 25 columns per row than PostgreSQL spends storing them)."""
+def _insert_jobs(jobs: Sequence[Job]) -> list[tuple[Any, ...]]:
+    """Insert whole jobs and a "submitted" log row each with one statement (Django's
+    bulk_create spends more time preparing 25 columns per row than PostgreSQL spends storing
+    them). Returns ``(log id, job id, logged at)`` rows."""
     fields = Job._meta.concrete_fields
     json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
 
@@ -200,23 +193,42 @@ def _insert_jobs(jobs: Sequence[Job]) -> None:
         return Json(raw) if name in json_fields and raw is not None else raw
 
     rows = [tuple(value(job, f.attname) for f in fields) for job in jobs]
-    _insert_rows(Job, tuple(f.column for f in fields), rows)
+    logs = ExecutionLog._meta.db_table
+    return _insert_rows(
+        Job,
+        tuple(f.column for f in fields),
+        rows,
+        returning="id, created_at",
+        then=(
+            f"INSERT INTO {logs} (job_id, attempt, level, message, from_status, to_status, "
+            f"context, created_at) SELECT new.id, 0, '{LogLevel.INFO}', 'submitted', '', "
+            f"'{JobStatus.PENDING}', '{{}}', new.created_at FROM new "
+            "RETURNING id, job_id, created_at"
+        ),
+    )
 
 
 def _insert_rows(
-    model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, returning: str = ""
+    model: Any,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning: str = "",
+    then: str = "",
 ) -> list[tuple[Any, ...]]:
-    """One ``INSERT ... VALUES (...), (...)`` for all rows; Django's database errors as usual."""
+    """One ``INSERT ... VALUES (...), (...)`` for all rows; Django's database errors as usual.
+    With ``then``, the insert becomes a CTE named ``new`` that ``then`` (a statement reading
+    from ``new``, built from constants only) follows, in the same round trip."""
     if not rows:
         return []
     sql = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES %s"
+    if returning:
+        sql += f" RETURNING {returning}"
+    if then:
+        sql = f"WITH new AS ({sql}) {then}"
     with connection.cursor() as cursor, connection.wrap_database_errors:
         result = execute_values(
-            cursor.cursor,
-            sql + (f" RETURNING {returning}" if returning else ""),
-            rows,
-            page_size=len(rows),
-            fetch=bool(returning),
+            cursor.cursor, sql, rows, page_size=len(rows), fetch=bool(returning or then)
         )
     return list(result or [])
 
