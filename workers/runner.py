@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
+from uuid import UUID
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -29,45 +31,77 @@ logger = logging.getLogger("draconic.worker")
 T = TypeVar("T")
 
 
-class Heartbeat(threading.Thread):
-    """Renews the attempt's lease every third of its lifetime and, every second, looks for a
-    cancel request (one indexed read), which it passes to the handler through ``cancel``."""
+class Heartbeat:
+    """One thread per worker process that keeps the leases of the attempts it runs alive.
 
-    def __init__(self, job_id: str, attempt: int, cancel: threading.Event) -> None:
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.lease = ledger.lease_id(job_id, attempt)
-        self.job_id = job_id
-        self.cancel = cancel
-        self.stopped = threading.Event()
+    Every third of a lease's lifetime it renews the lease; every second it looks (one
+    indexed read for all of them) for cancel requests, which it passes to the handlers through
+    their ``cancel`` events. A lease found no longer held, of an attempt no longer running,
+    means the scheduler gave up on it: the handler is told to stop. A job that ends within a
+    second costs the heartbeat nothing.
+    """
 
-    def run(self) -> None:
-        renew_every = max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
-        tick = min(renew_every, 1.0)
-        next_renewal = time.monotonic() + renew_every
-        while not self.stopped.wait(tick):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[str, tuple[str, threading.Event, float]] = {}
+        self._pid = -1
+
+    def watch(self, job_id: str, attempt: int, cancel: threading.Event) -> str:
+        lease = ledger.lease_id(job_id, attempt)
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this (forked) process
+                self._watched, self._pid = {}, os.getpid()
+                threading.Thread(target=self._run, name="draconic-heartbeat", daemon=True).start()
+            self._watched[lease] = (job_id, cancel, time.monotonic() + self._renew_every())
+        return lease
+
+    def unwatch(self, lease: str) -> None:
+        with self._lock:
+            self._watched.pop(lease, None)
+
+    @staticmethod
+    def _renew_every() -> float:
+        return max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(min(self._renew_every(), 1.0))
+            with self._lock:
+                watched = dict(self._watched)
+            if not watched:
+                continue
             try:
-                if time.monotonic() >= next_renewal:
-                    held = ledger.ledger_renew(self.lease)
-                    next_renewal = time.monotonic() + renew_every
-                    if not held and not self._still_running():
-                        # The scheduler gave up on this attempt (its lease expired while we
-                        # were stalled): stop the handler; its result would be ignored anyway.
-                        self.cancel.set()
-                if not self.cancel.is_set() and Job.objects.filter(
-                    id=self.job_id, cancel_requested=True
-                ).exists():
-                    self.cancel.set()
+                self._beat(watched)
             except Exception:  # keep beating: a missed renewal is retried next tick
-                logger.warning("heartbeat for %s failed", self.lease, exc_info=True)
+                logger.warning("heartbeat failed", exc_info=True)
                 connections.close_all()  # this thread's connection may be the broken part
-        connections.close_all()
 
-    def _still_running(self) -> bool:
-        _, attempt = ledger.parse_lease(self.lease)
-        return Job.objects.filter(id=self.job_id, attempt=attempt, status="running").exists()
+    def _beat(self, watched: dict[str, tuple[str, threading.Event, float]]) -> None:
+        now = time.monotonic()
+        for lease, (job_id, cancel, due) in watched.items():
+            if now < due:
+                continue
+            with self._lock:
+                if lease in self._watched:
+                    self._watched[lease] = (job_id, cancel, now + self._renew_every())
+            if not ledger.ledger_renew(lease) and not _still_running(lease):
+                cancel.set()  # superseded: its result would be ignored anyway
+        ids = [job_id for job_id, cancel, _ in watched.values() if not cancel.is_set()]
+        if ids:
+            cancelled = set(
+                Job.objects.filter(id__in=ids, cancel_requested=True).values_list("id", flat=True)
+            )
+            for job_id, cancel, _ in watched.values():
+                if UUID(job_id) in cancelled:
+                    cancel.set()
 
-    def stop(self) -> None:
-        self.stopped.set()
+
+def _still_running(lease: str) -> bool:
+    job_id, attempt = ledger.parse_lease(lease)
+    return Job.objects.filter(id=job_id, attempt=attempt, status="running").exists()
+
+
+_heartbeat = Heartbeat()
 
 
 def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
@@ -76,13 +110,11 @@ def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
     if job is None:
         return "skipped: stale or duplicate delivery"
     cancel = threading.Event()
-    heartbeat = Heartbeat(str(job.id), attempt, cancel)
-    heartbeat.start()
+    lease = _heartbeat.watch(str(job.id), attempt, cancel)
     try:
-        outcome = _execute(job, cancel)
+        return _execute(job, cancel)
     finally:
-        heartbeat.stop()
-    return outcome
+        _heartbeat.unwatch(lease)
 
 
 def _start(job_id: str, attempt: int, worker: str) -> Job | None:
