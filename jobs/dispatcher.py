@@ -145,9 +145,15 @@ def admit_ready() -> int:
     """One pass over the ready jobs (the caller holds the dispatch lock)."""
     after: tuple[int, datetime, UUID] | None = None
     admitted = scanned = 0
+    usage = ledger.ledger_usage()
+    free = usage.capacity_cpu - usage.cpu_units
+    if free <= 0 or usage.memory_mb >= usage.capacity_memory:
+        return 0  # nothing can fit until a job ends (and its release asks again)
+    # Every job needs at least one CPU unit: with few free, lock and read few rows.
+    limit = min(settings.DRACONIC_DISPATCH_BATCH, max(free, 8))
     while scanned < MAX_SCAN:
         with transaction.atomic():
-            rows = _ready_batch(after, settings.DRACONIC_DISPATCH_BATCH)
+            rows = _ready_batch(after, limit)
             if not rows:
                 break
             scanned += len(rows)

@@ -31,7 +31,8 @@ def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
     )
     if change is None or change.job is None:
         return None
-    ledger.ledger_renew(ledger.lease_id(job_id, attempt))
+    # The lease keeps the queued job's "never expires" until the worker's heartbeat first
+    # renews it; if the worker dies before that, the scheduler arms it (arm_unrenewed_leases).
     return change.job
 
 
