@@ -161,6 +161,11 @@ def process_env(opts: Options, *, settings_module: str = "draconic.settings") ->
         REDIS_URL=opts.redis_url,
         # The noop type is diagnostic: off by default when DEBUG is off.
         DRACONIC_DIAGNOSTIC_TYPES="true",
+        # The ledger caps the jobs in flight at the cluster's capacity. The default (8 CPU
+        # units, a laptop) would measure that cap, not the platform; a cluster of this size
+        # keeps the workers fed. `--set MAX_CPU_UNITS=8` measures the capped case.
+        MAX_CPU_UNITS="256",
+        MAX_MEMORY_MB="262144",
         PYTHONUNBUFFERED="1",
     )
     env.update(opts.settings)
