@@ -174,6 +174,8 @@ DRACONIC_CANCEL_GRACE_SECONDS = env_float(
 )
 DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05)
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
+# After a dispatch request, the scheduler waits this long so one pass serves many requests.
+DRACONIC_DISPATCH_LINGER_SECONDS = env_float("DRACONIC_DISPATCH_LINGER_SECONDS", 0.01, minimum=0)
 
 # --- Email (send_email jobs) ------------------------------------------------------------
 EMAIL_BACKEND = env_str(

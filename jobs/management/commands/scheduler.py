@@ -49,6 +49,9 @@ class Command(BaseCommand):
                     scheduler_tick()
                     next_tick = now + tick
                 elif dispatcher.wait_for_request(min(next_tick - now, 1.0)):
+                    # Let the requests of jobs ending together pile up: one pass admits
+                    # them all (dependency release does not wait: workers do it).
+                    time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
                     dispatcher.dispatch()
             except (DBError, redis.RedisError) as exc:
                 # PostgreSQL or Redis is down: say so once a second and carry on when back.
