@@ -198,13 +198,13 @@ WITH RECURSIVE up(id) AS (
     SELECT depends_on_id FROM {_TABLE} WHERE job_id = %s
     UNION SELECT d.depends_on_id FROM {_TABLE} d JOIN up ON d.job_id = up.id
 ) SELECT id FROM up LIMIT %s
-"""  # noqa: S608  (constants only)
+"""
 _DESCENDANTS = f"""
 WITH RECURSIVE down(id) AS (
     SELECT job_id FROM {_TABLE} WHERE depends_on_id = %s
     UNION SELECT d.job_id FROM {_TABLE} d JOIN down ON d.depends_on_id = down.id
 ) SELECT id FROM down LIMIT %s
-"""  # noqa: S608  (constants only)
+"""
 
 
 def _related_ids(job_id: UUID) -> tuple[set[UUID], bool]:

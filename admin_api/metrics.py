@@ -66,7 +66,7 @@ SELECT status, priority, count(*),
        count(*) FILTER (WHERE pending_parents = 0
                         AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
 FROM {Job._meta.db_table} GROUP BY status, priority
-"""  # noqa: S608
+"""
 
 
 def job_counts() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
@@ -90,7 +90,7 @@ def dead_letters_by_reason() -> dict[str, int]:
     """Open (not re-driven) dead letters by reason. One query."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT reason, count(*) FROM {DeadLetter._meta.db_table} "  # noqa: S608
+            f"SELECT reason, count(*) FROM {DeadLetter._meta.db_table} "
             "WHERE requeued_at IS NULL GROUP BY reason"
         )
         return dict(cursor.fetchall())
@@ -113,7 +113,7 @@ SELECT count(*) FILTER (WHERE completed_at >= now() - interval '1 minute'), coun
 FROM {Job._meta.db_table}
 WHERE status = 'completed' AND completed_at >= now() - interval '1 hour'
   AND started_at IS NOT NULL
-"""  # noqa: S608
+"""
 
 
 def _durations(count: int, row: Sequence[Any]) -> Durations:

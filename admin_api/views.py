@@ -140,7 +140,9 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
 class DeadLetterFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
     # An empty filter (``?type=``) means no filter, as DRF reads query parameters.
     type = StrictCharField(max_length=64, required=False, allow_blank=True)
-    reason = serializers.ChoiceField(choices=DeadLetterReason.values, required=False, allow_blank=True)
+    reason = serializers.ChoiceField(
+        choices=DeadLetterReason.values, required=False, allow_blank=True
+    )
 
 
 class DeadLetterListApi(StaffApi):
@@ -170,7 +172,10 @@ class DeadLetterRetryApi(StaffApi):
         operation_id="admin_dlq_retry",
         request=None,
         responses={
-            200: inline_serializer("Requeued", fields={"job_id": serializers.UUIDField(), "status": serializers.CharField()}),
+            200: inline_serializer(
+                "Requeued",
+                fields={"job_id": serializers.UUIDField(), "status": serializers.CharField()},
+            ),
             404: OpenApiResponse(ERROR, description="The job is not in the dead-letter queue."),
         },
     )
@@ -193,6 +198,10 @@ class DeadLetterBulkRetryApi(StaffApi):
     def post(self, request: Request) -> Response:
         filters = DeadLetterFilterSerializer(data=request.data)
         filters.is_valid(raise_exception=True)
-        ids = list(selectors.dead_letter_list(**filters.validated_data).values_list("job_id", flat=True)[:10000])
+        ids = list(
+            selectors.dead_letter_list(**filters.validated_data).values_list("job_id", flat=True)[
+                :10000
+            ]
+        )
         requeued = sum(1 for i in ids if lifecycle.dead_letter_requeue(job_id=i, by=request.user))
         return Response({"requeued": requeued})

@@ -85,7 +85,9 @@ TEMPLATES = [
 
 # --- PostgreSQL -------------------------------------------------------------------------
 DATABASE_URL = env_url(
-    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/draconic", schemes=("postgres", "postgresql")
+    "DATABASE_URL",
+    "postgres://postgres@127.0.0.1:5432/draconic",
+    schemes=("postgres", "postgresql"),
 )
 DATABASES = {
     "default": dj_database_url.parse(
@@ -154,11 +156,17 @@ DRACONIC_DEFAULT_TIMEOUT_SECONDS = env_int("DRACONIC_DEFAULT_TIMEOUT_SECONDS", 3
 DRACONIC_HANDLER_MODULES = env_list("DRACONIC_HANDLER_MODULES", [])
 DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG or TESTING)
 DRACONIC_EXPORT_DIR = Path(
-    env_str("DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / ("test-exports" if TESTING else "exports")))
+    env_str(
+        "DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / ("test-exports" if TESTING else "exports"))
+    )
 )
 # Retry timing is owned by the platform: exponential backoff with jitter and a cap.
-DRACONIC_RETRY_BASE_SECONDS = env_float("DRACONIC_RETRY_BASE_SECONDS", 0.2 if TESTING else 2.0, minimum=0)
-DRACONIC_RETRY_MAX_SECONDS = env_float("DRACONIC_RETRY_MAX_SECONDS", 2.0 if TESTING else 300.0, minimum=0)
+DRACONIC_RETRY_BASE_SECONDS = env_float(
+    "DRACONIC_RETRY_BASE_SECONDS", 0.2 if TESTING else 2.0, minimum=0
+)
+DRACONIC_RETRY_MAX_SECONDS = env_float(
+    "DRACONIC_RETRY_MAX_SECONDS", 2.0 if TESTING else 300.0, minimum=0
+)
 DRACONIC_RETRY_JITTER = env_float("DRACONIC_RETRY_JITTER", 0.2, minimum=0)
 # A running job's lease is renewed every third of this; an expired lease means a lost worker.
 DRACONIC_LEASE_SECONDS = env_float("DRACONIC_LEASE_SECONDS", 30.0, minimum=1)
@@ -223,7 +231,9 @@ SPECTACULAR_SETTINGS = {
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.parsers.StrictJSONParser"]
 
 # A valid API token is remembered this long per API process (0: look it up every request).
-DRACONIC_TOKEN_CACHE_SECONDS = env_float("DRACONIC_TOKEN_CACHE_SECONDS", 0 if TESTING else 30, minimum=0)
+DRACONIC_TOKEN_CACHE_SECONDS = env_float(
+    "DRACONIC_TOKEN_CACHE_SECONDS", 0 if TESTING else 30, minimum=0
+)
 
 # --- Static files, auth, i18n -------------------------------------------------------------
 STATIC_URL = "static/"

@@ -53,7 +53,9 @@ class Pagination(PageNumberPagination):
         """The requested page size (capped at ``max_page_size``); 400 when ``page_size`` is
         given but not a positive integer, instead of DRF's silent fallback to the default."""
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1):
+        if raw is not None and not (
+            raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) >= 1
+        ):
             raise ValidationError({self.page_size_query_param: ["must be a positive integer"]})
         return int(super().get_page_size(request) or self.page_size)
 
@@ -68,7 +70,9 @@ def _get_job_or_404(request: Request, job_id: Any) -> Job:
 class JobFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
     # Query parameters: an empty one (``?type=``) means no filter, as DRF reads forms.
     status = serializers.ChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
-    priority = serializers.ChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
+    priority = serializers.ChoiceField(
+        choices=list(Priority.labels), required=False, allow_blank=True
+    )
     type = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
@@ -98,7 +102,9 @@ class JobListCreateApi(APIView):
         request=JobInputSerializer,
         responses={
             201: JobOutputSerializer,
-            200: OpenApiResponse(JobOutputSerializer, description="Repeated idempotency_key: the first job."),
+            200: OpenApiResponse(
+                JobOutputSerializer, description="Repeated idempotency_key: the first job."
+            ),
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
         },
@@ -108,7 +114,8 @@ class JobListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         job, created = services.job_submit(owner=request.user, spec=data.to_spec())
         return Response(
-            JobOutputSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            JobOutputSerializer(job).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -145,7 +152,10 @@ class JobBatchApi(APIView):
 
 
 class JobDetailApi(APIView):
-    @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutputSerializer, 404: NOT_FOUND, 401: UNAUTHORIZED})
+    @extend_schema(
+        operation_id="jobs_retrieve",
+        responses={200: JobOutputSerializer, 404: NOT_FOUND, 401: UNAUTHORIZED},
+    )
     def get(self, request: Request, job_id: str) -> Response:
         return Response(JobOutputSerializer(_get_job_or_404(request, job_id)).data)
 
@@ -155,7 +165,10 @@ class JobCancelApi(APIView):
         operation_id="jobs_cancel",
         request=None,
         responses={
-            200: OpenApiResponse(JobOutputSerializer, description="Cancelled (or, if it was running, asked to stop: see cancel_requested)."),
+            200: OpenApiResponse(
+                JobOutputSerializer,
+                description="Cancelled (or, if it was running, asked to stop: see cancel_requested).",
+            ),
             404: NOT_FOUND,
             409: CONFLICT,
             401: UNAUTHORIZED,
@@ -172,8 +185,15 @@ class JobLogsApi(APIView):
 
     @extend_schema(
         operation_id="jobs_logs",
-        parameters=[OpenApiParameter("since", int, description="Only lines after this log id (a cursor).")],
-        responses={200: ExecutionLogOutputSerializer(many=True), 400: VALIDATION_ERROR, 404: NOT_FOUND, 401: UNAUTHORIZED},
+        parameters=[
+            OpenApiParameter("since", int, description="Only lines after this log id (a cursor).")
+        ],
+        responses={
+            200: ExecutionLogOutputSerializer(many=True),
+            400: VALIDATION_ERROR,
+            404: NOT_FOUND,
+            401: UNAUTHORIZED,
+        },
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = _get_job_or_404(request, job_id)
@@ -182,10 +202,14 @@ class JobLogsApi(APIView):
         if since_raw is not None:
             # isascii: str.isdigit() is also true for "²", which int() refuses (a 500).
             if not (since_raw.isascii() and since_raw.isdigit()) or len(since_raw) > 18:
-                return Response({"since": ["must be a log id (a non-negative integer)"]}, status=400)
+                return Response(
+                    {"since": ["must be a log id (a non-negative integer)"]}, status=400
+                )
             since = int(since_raw)
         paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.job_logs(job=job, since=since), request, view=self)
+        page = paginator.paginate_queryset(
+            selectors.job_logs(job=job, since=since), request, view=self
+        )
         return paginator.get_paginated_response(ExecutionLogOutputSerializer(page, many=True).data)
 
 
@@ -193,7 +217,13 @@ class JobDependenciesApi(APIView):
     @extend_schema(
         operation_id="jobs_dependencies_add",
         request=DependenciesInputSerializer,
-        responses={200: JobOutputSerializer, 400: VALIDATION_ERROR, 404: NOT_FOUND, 409: CONFLICT, 401: UNAUTHORIZED},
+        responses={
+            200: JobOutputSerializer,
+            400: VALIDATION_ERROR,
+            404: NOT_FOUND,
+            409: CONFLICT,
+            401: UNAUTHORIZED,
+        },
     )
     def post(self, request: Request, job_id: str) -> Response:
         job = _get_job_or_404(request, job_id)

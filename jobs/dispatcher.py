@@ -256,7 +256,9 @@ def publish(batch: Sequence[tuple[UUID, int, int, int]]) -> None:
                     producer=producer,
                 )
     except Exception:
-        logger.exception("could not publish %d jobs; the scheduler will re-publish them", len(batch))
+        logger.exception(
+            "could not publish %d jobs; the scheduler will re-publish them", len(batch)
+        )
 
 
 def celery_task_id(job_id: UUID | str, attempt: int) -> str:
@@ -284,6 +286,8 @@ def rebuild_ledger() -> int:
         for i, a, cpu, mem, s, _, _ in rows
     )
     queued = [(i, a, p, t) for i, a, _, _, s, p, t in rows if s == JobStatus.QUEUED]
-    logger.warning("ledger rebuilt from PostgreSQL: %d leases, %d re-published", len(rows), len(queued))
+    logger.warning(
+        "ledger rebuilt from PostgreSQL: %d leases, %d re-published", len(rows), len(queued)
+    )
     publish(queued)
     return len(rows)

@@ -23,7 +23,7 @@ from django.conf import settings
 from jobs.redis_client import get_redis, key
 
 
-class LedgerLost(Exception):  # noqa: N818
+class LedgerLost(Exception):
     """Redis has no ledger (it restarted or was flushed): rebuild it before admitting."""
 
 
@@ -106,20 +106,28 @@ return freed
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000"
 
 # KEYS: leases, expiry.  ARGV: ttl, lease.  Extends a held lease; 0 if not held.
-_RENEW = _NOW + """
+_RENEW = (
+    _NOW
+    + """
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
 return 1
 """
+)
 
 # KEYS: expiry.  ARGV: limit.  Leases whose expiry passed, by Redis's clock.
-_EXPIRED = _NOW + """
+_EXPIRED = (
+    _NOW
+    + """
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 """
+)
 
 # KEYS: used, leases, expiry, epoch.  ARGV: epoch, then lease, cpu, mem, ttl ('inf') ...
 # Replaces the whole ledger with the given leases (the truth from PostgreSQL).
-_REBUILD = _NOW + """
+_REBUILD = (
+    _NOW
+    + """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local cpu, mem = 0, 0
 for i = 2, #ARGV, 4 do
@@ -134,10 +142,16 @@ redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
 redis.call('SET', KEYS[4], ARGV[1])
 return cpu
 """
+)
 
 
 def _keys() -> list[str]:
-    return [key("ledger", "used"), key("ledger", "leases"), key("ledger", "expiry"), key("ledger", "epoch")]
+    return [
+        key("ledger", "used"),
+        key("ledger", "leases"),
+        key("ledger", "expiry"),
+        key("ledger", "epoch"),
+    ]
 
 
 def _script(source: str):  # type: ignore[no-untyped-def]

@@ -60,7 +60,9 @@ def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
                 "WHERE j.id = c.id RETURNING j.pending_parents, j.status",
                 [str(job_id)],
             )
-            released = any(left == 0 and status == JobStatus.PENDING for left, status in cursor.fetchall())
+            released = any(
+                left == 0 and status == JobStatus.PENDING for left, status in cursor.fetchall()
+            )
         # A child whose last parent this was is admitted by this process right away (no hop
         # through the scheduler); otherwise the freed capacity is the scheduler's to hand out.
         _after_commit_release(job_id, attempt, dispatch_now=released)
@@ -100,14 +102,24 @@ def job_fail_attempt(
                 message=f"attempt {attempt} failed ({error[:200]}); retry in "
                 f"{decision.delay.total_seconds():.1f}s",
                 fields={"error": error, "next_attempt_at": timezone.now() + decision.delay},
-                context={"reason": str(reason or "error"), "retry_in": decision.delay.total_seconds()},
+                context={
+                    "reason": str(reason or "error"),
+                    "retry_in": decision.delay.total_seconds(),
+                },
             )
             status = JobStatus.RETRYING
         else:
             if reason is None:
-                reason = DeadLetterReason.NON_RETRYABLE if permanent else DeadLetterReason.MAX_ATTEMPTS
+                reason = (
+                    DeadLetterReason.NON_RETRYABLE if permanent else DeadLetterReason.MAX_ATTEMPTS
+                )
             change = job_dead_letter(
-                job_id=job_id, attempt=attempt, from_=from_, reason=reason, error=error, traceback=traceback
+                job_id=job_id,
+                attempt=attempt,
+                from_=from_,
+                reason=reason,
+                error=error,
+                traceback=traceback,
             )
             status = JobStatus.FAILED
         if change is None:

@@ -49,7 +49,9 @@ class Priority(models.IntegerChoices):
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
+    )
     type = models.CharField(max_length=64)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
@@ -105,12 +107,16 @@ class Job(models.Model):
             ),
             # Metrics: throughput and percentiles over the last hour (admin_api.metrics).
             models.Index(
-                fields=["completed_at"], condition=Q(status="completed"), name="job_completed_at_idx"
+                fields=["completed_at"],
+                condition=Q(status="completed"),
+                name="job_completed_at_idx",
             ),
             # GET /jobs/: newest first per owner, optionally filtered.
             models.Index(fields=["owner", "-created_at"], name="job_owner_created_idx"),
             models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_idx"),
-            models.Index(fields=["owner", "priority", "-created_at"], name="job_owner_priority_idx"),
+            models.Index(
+                fields=["owner", "priority", "-created_at"], name="job_owner_priority_idx"
+            ),
             models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type_idx"),
         ]
         constraints: ClassVar = [
@@ -121,7 +127,9 @@ class Job(models.Model):
             ),
             models.CheckConstraint(condition=Q(cpu_units__gte=1), name="job_cpu_units_positive"),
             models.CheckConstraint(condition=Q(memory_mb__gte=1), name="job_memory_mb_positive"),
-            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="job_max_attempts_positive"),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=1), name="job_max_attempts_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -209,7 +217,9 @@ class DeadLetter(models.Model):
         ordering: ClassVar = ["-created_at"]
         constraints: ClassVar = [
             models.UniqueConstraint(
-                fields=["job"], condition=Q(requeued_at__isnull=True), name="deadletter_one_open_per_job"
+                fields=["job"],
+                condition=Q(requeued_at__isnull=True),
+                name="deadletter_one_open_per_job",
             )
         ]
         indexes: ClassVar = [

@@ -84,9 +84,10 @@ def sweep_expired_leases() -> int:
         if job.cancel_requested:
             settled += int(job_cancel_running(job_id=job_id, attempt=attempt))
             continue
-        timed_out = job.started_at is not None and job.started_at + timedelta(
-            seconds=job.timeout_seconds
-        ) <= now
+        timed_out = (
+            job.started_at is not None
+            and job.started_at + timedelta(seconds=job.timeout_seconds) <= now
+        )
         reason = DeadLetterReason.TIMEOUT if timed_out else DeadLetterReason.WORKER_LOST
         error = (
             f"attempt {attempt} exceeded its timeout of {job.timeout_seconds}s"
@@ -149,7 +150,9 @@ def terminate_cancelled_running() -> int:
     ended = 0
     for job_id, attempt in stuck:
         try:
-            app.control.revoke(dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL")
+            app.control.revoke(
+                dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL"
+            )
         except Exception:
             logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
         ended += int(job_cancel_running(job_id=job_id, attempt=attempt))
@@ -177,10 +180,14 @@ def sweep_overdue_running() -> int:
     settled = 0
     for job_id, attempt, timeout in overdue:
         try:
-            app.control.revoke(dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL")
+            app.control.revoke(
+                dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL"
+            )
         except Exception:
             logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
         error = f"attempt {attempt} ran past its timeout of {timeout}s and was terminated"
-        if job_fail_attempt(job_id=job_id, attempt=attempt, error=error, reason=DeadLetterReason.TIMEOUT):
+        if job_fail_attempt(
+            job_id=job_id, attempt=attempt, error=error, reason=DeadLetterReason.TIMEOUT
+        ):
             settled += 1
     return settled

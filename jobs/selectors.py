@@ -28,7 +28,10 @@ def job_get(*, user: AbstractBaseUser, job_id: Any) -> Job | None:
 
 
 def job_list(
-    *, user: AbstractBaseUser, status: str | None = None, priority: str | None = None,
+    *,
+    user: AbstractBaseUser,
+    status: str | None = None,
+    priority: str | None = None,
     type: str | None = None,
 ) -> QuerySet[Job]:
     """The user's jobs, newest first, optionally filtered."""

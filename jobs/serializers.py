@@ -75,7 +75,10 @@ class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: ["unknown field; allowed: " + ", ".join(self.fields)] for name in unknown}
+                    {
+                        name: ["unknown field; allowed: " + ", ".join(self.fields)]
+                        for name in unknown
+                    }
                 )
         return super().to_internal_value(data)
 
@@ -224,10 +227,28 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
     class Meta:
         model = Job
         fields = (
-            "id", "type", "priority", "status", "payload", "resource_requirements", "depends_on",
-            "max_attempts", "attempt", "timeout_seconds", "idempotency_key", "batch_id",
-            "result", "error", "cancel_requested", "worker", "created_at", "queued_at",
-            "started_at", "completed_at", "next_attempt_at", "updated_at",
+            "id",
+            "type",
+            "priority",
+            "status",
+            "payload",
+            "resource_requirements",
+            "depends_on",
+            "max_attempts",
+            "attempt",
+            "timeout_seconds",
+            "idempotency_key",
+            "batch_id",
+            "result",
+            "error",
+            "cancel_requested",
+            "worker",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "completed_at",
+            "next_attempt_at",
+            "updated_at",
         )
         read_only_fields = fields
 
@@ -282,13 +303,29 @@ def _iso(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-_TIMESTAMPS = ("created_at", "queued_at", "started_at", "completed_at", "next_attempt_at", "updated_at")
+_TIMESTAMPS = (
+    "created_at",
+    "queued_at",
+    "started_at",
+    "completed_at",
+    "next_attempt_at",
+    "updated_at",
+)
 
 
 class ExecutionLogOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = ExecutionLog
-        fields = ("id", "attempt", "level", "message", "from_status", "to_status", "context", "created_at")
+        fields = (
+            "id",
+            "attempt",
+            "level",
+            "message",
+            "from_status",
+            "to_status",
+            "context",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -297,5 +334,14 @@ class DeadLetterOutputSerializer(serializers.ModelSerializer):  # type: ignore[t
 
     class Meta:
         model = DeadLetter
-        fields = ("id", "job", "reason", "error", "traceback", "attempts", "created_at", "requeued_at")
+        fields = (
+            "id",
+            "job",
+            "reason",
+            "error",
+            "traceback",
+            "attempts",
+            "created_at",
+            "requeued_at",
+        )
         read_only_fields = fields

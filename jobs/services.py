@@ -65,7 +65,9 @@ def _lock_parents(owner_id: int, parent_ids: Iterable[str], *, field_name: str) 
     return found
 
 
-def _new_job(owner_id: int, spec: JobSpec, *, job_id: UUID, pending: int, batch: UUID | None) -> Job:
+def _new_job(
+    owner_id: int, spec: JobSpec, *, job_id: UUID, pending: int, batch: UUID | None
+) -> Job:
     return Job(
         id=job_id,
         owner_id=owner_id,
@@ -121,7 +123,9 @@ def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:
             job.created_at = job.updated_at = timezone.now()
             job.depends_on_ids = list(spec.depends_on)  # type: ignore[attr-defined]
             _store([job])
-            _insert_rows(JobDependency, ("job_id", "depends_on_id"), [(job.id, p) for p in statuses])
+            _insert_rows(
+                JobDependency, ("job_id", "depends_on_id"), [(job.id, p) for p in statuses]
+            )
     except IntegrityError:
         # Two requests with the same idempotency key raced; the other one won.
         existing = Job.objects.filter(owner=owner, idempotency_key=spec.idempotency_key).first()
@@ -238,7 +242,9 @@ def job_add_dependencies(*, job: Job, parent_ids: Sequence[str]) -> Job:
     with transaction.atomic():
         locked = Job.objects.select_for_update().filter(id=job.id).first()
         if locked is None or locked.status != JobStatus.PENDING:
-            raise JobConflict(f"dependencies can be added only to a pending job; it is {job.status}")
+            raise JobConflict(
+                f"dependencies can be added only to a pending job; it is {job.status}"
+            )
         if str(job.id) in set(parent_ids):
             raise JobValidationError({"depends_on": "a job cannot depend on itself"})
         statuses = _lock_parents(job.owner_id, parent_ids, field_name="depends_on")
@@ -254,7 +260,9 @@ def job_add_dependencies(*, job: Job, parent_ids: Sequence[str]) -> Job:
             )
         )
         new = [p for p in statuses if UUID(p) not in existing]
-        JobDependency.objects.bulk_create([JobDependency(job_id=job.id, depends_on_id=p) for p in new])
+        JobDependency.objects.bulk_create(
+            [JobDependency(job_id=job.id, depends_on_id=p) for p in new]
+        )
         more = sum(1 for p in new if statuses[p] != JobStatus.COMPLETED)
         if more:
             # Not a status change: only the dependency counter moves.

@@ -4,6 +4,7 @@ worker and scheduler processes against both."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -123,13 +124,39 @@ class Platform:
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start_worker(self, name: str = "worker", *, concurrency: int = 2, queues: str = "critical,high,normal,low", **env: str) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self,
+        name: str = "worker",
+        *,
+        concurrency: int = 2,
+        queues: str = "critical,high,normal,low",
+        **env: str,
+    ) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "draconic", "worker", "-Q", queues,
-             "-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=process_env(**env), stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "draconic",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -139,7 +166,10 @@ class Platform:
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "scheduler"],
-            cwd=ROOT, env=process_env(**env), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -147,10 +177,8 @@ class Platform:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
 
     def stop(self) -> None:
@@ -160,16 +188,15 @@ class Platform:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(timeout=15)
             del self.procs[name]
 
     def logs(self) -> str:
         return "\n".join(
-            f"--- {p.name} ---\n{p.read_text(errors='replace')[-4000:]}" for p in self.tmp.glob("*.log")
+            f"--- {p.name} ---\n{p.read_text(errors='replace')[-4000:]}"
+            for p in self.tmp.glob("*.log")
         )
 
 
@@ -181,7 +208,13 @@ def platform(transactional_db: None, tmp_path: Path) -> Iterator[Platform]:
     p.stop()
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.05, message: str = "") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.05,
+    message: str = "",
+) -> Any:
     """Poll ``predicate`` until it returns something truthy. The timeout is a hang guard for a
     broken platform, not a performance assertion: it is generous on purpose."""
     deadline = time.monotonic() + timeout

@@ -24,8 +24,14 @@ from tests.conftest import ROOT, process_env, wait_until
 CHROMIUM = os.environ.get("DRACONIC_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -66,7 +72,8 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(client):
 @pytest.mark.django_db
 def test_logging_in_through_the_form_leads_to_the_dashboard(client, user):
     response = client.post(
-        "/accounts/login/", {"username": "alice", "password": "alice-password", "next": "/dashboard/"}
+        "/accounts/login/",
+        {"username": "alice", "password": "alice-password", "next": "/dashboard/"},
     )
     assert response.status_code == 302 and response["Location"] == "/dashboard/"
     assert client.get("/dashboard/").status_code == 200
@@ -111,7 +118,12 @@ def test_the_graph_of_a_diamond_has_four_nodes_and_four_edges_in_three_layers(we
         layers = {n["id"]: n["layer"] for n in graph["nodes"]}
         assert layers == {ids["a"]: 0, ids["b"]: 1, ids["c"]: 1, ids["d"]: 2}
         edges = sorted((e["source"], e["target"]) for e in graph["edges"])
-        expected = [(ids["a"], ids["b"]), (ids["a"], ids["c"]), (ids["b"], ids["d"]), (ids["c"], ids["d"])]
+        expected = [
+            (ids["a"], ids["b"]),
+            (ids["a"], ids["c"]),
+            (ids["b"], ids["d"]),
+            (ids["c"], ids["d"]),
+        ]
         assert edges == sorted(expected)
         assert [n["id"] for n in graph["nodes"] if n["focus"]] == [ids[focus]]
         assert {n["status"] for n in graph["nodes"]} == {JobStatus.PENDING}
@@ -170,7 +182,9 @@ def _free_port() -> int:
 def _post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
     """POST to the live server over HTTP (Django's ORM may not run inside Playwright's loop)."""
     request = urllib.request.Request(  # noqa: S310  (local server)
-        url, data=json.dumps(body).encode(), method="POST",
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -191,8 +205,21 @@ def daphne(platform: Any, tmp_path: Path) -> Any:
     port = _free_port()
     log = (tmp_path / "daphne.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "draconic.asgi:application"],
-        cwd=ROOT, env=process_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "draconic.asgi:application",
+        ],
+        cwd=ROOT,
+        env=process_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -206,7 +233,9 @@ def daphne(platform: Any, tmp_path: Path) -> Any:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(bool(_browser_missing()), reason=_browser_missing() or "browser present")
-def test_a_job_row_turns_completed_live_and_a_diamond_draws_four_nodes_and_edges(platform, daphne, api):
+def test_a_job_row_turns_completed_live_and_a_diamond_draws_four_nodes_and_edges(
+    platform, daphne, api
+):
     from playwright.sync_api import sync_playwright
 
     token = Token.objects.get(user=api.user).key
@@ -227,24 +256,30 @@ def test_a_job_row_turns_completed_live_and_a_diamond_draws_four_nodes_and_edges
             page.wait_for_selector("body[data-ws=open]")
             page.evaluate("window.__notReloaded = true")
 
-            status, job = _post_json(daphne + "/jobs/", {"type": "noop", "payload": {"seconds": 0.5}}, token)
+            status, job = _post_json(
+                daphne + "/jobs/", {"type": "noop", "payload": {"seconds": 0.5}}, token
+            )
             assert status == 201, job
             job_id = job["id"]
             page.wait_for_selector(f'tr[data-job-id="{job_id}"] .badge.status-completed')
             assert page.evaluate("window.__notReloaded") is True
-            assert page.evaluate("window.draconicDashboard.events") >= 3  # queued, running, completed
+            assert (
+                page.evaluate("window.draconicDashboard.events") >= 3
+            )  # queued, running, completed
             # Queue depths, resources and workers come from the stats poll, not from events.
             page.wait_for_function("document.getElementById('workers-alive').textContent === '1'")
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             status, batch = _post_json(
                 daphne + "/jobs/batch/",
-                {"jobs": [
-                    {"key": "a", "type": "noop"},
-                    {"key": "b", "type": "noop", "depends_on": ["a"]},
-                    {"key": "c", "type": "noop", "depends_on": ["a"]},
-                    {"key": "d", "type": "noop", "depends_on": ["b", "c"]},
-                ]},
+                {
+                    "jobs": [
+                        {"key": "a", "type": "noop"},
+                        {"key": "b", "type": "noop", "depends_on": ["a"]},
+                        {"key": "c", "type": "noop", "depends_on": ["a"]},
+                        {"key": "d", "type": "noop", "depends_on": ["b", "c"]},
+                    ]
+                },
                 token,
             )
             assert status == 201, batch

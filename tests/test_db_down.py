@@ -34,8 +34,12 @@ def dead_database(transactional_db: None) -> Iterator[None]:
         ("get", "/jobs/00000000-0000-0000-0000-000000000000", None),
     ],
 )
-def test_the_api_answers_503_while_postgres_is_down(api: Any, dead_database: None, method: str, path: str, body: Any) -> None:
-    response = getattr(api, method)(path, body, format="json") if body else getattr(api, method)(path)
+def test_the_api_answers_503_while_postgres_is_down(
+    api: Any, dead_database: None, method: str, path: str, body: Any
+) -> None:
+    response = (
+        getattr(api, method)(path, body, format="json") if body else getattr(api, method)(path)
+    )
     assert response.status_code == 503
     assert response["Content-Type"].startswith("application/json")
     detail = response.json()["detail"]

@@ -32,7 +32,9 @@ def test_a_job_of_a_killed_worker_runs_again_as_a_new_attempt(platform, api, set
     runs = tmp_path / "runs.txt"
     platform.start_worker("doomed", **FAST_LEASE)
     platform.start_scheduler(**FAST_LEASE)
-    job_id = submit(api, type="count_runs", payload={"path": str(runs), "seconds": 3}, max_attempts=3)["id"]
+    job_id = submit(
+        api, type="count_runs", payload={"path": str(runs), "seconds": 3}, max_attempts=3
+    )["id"]
     wait_until(lambda: run_lines(runs), message=platform.logs())
     platform.kill("doomed", signal.SIGKILL)  # the whole worker: main process and children
     platform.start_worker("rescuer", **FAST_LEASE)
@@ -46,12 +48,16 @@ def test_a_job_of_a_killed_worker_runs_again_as_a_new_attempt(platform, api, set
     assert ledger.ledger_usage().cpu_units == 0
 
 
-def test_a_worker_lost_on_the_last_attempt_dead_letters_as_worker_lost(platform, api, settings, tmp_path):
+def test_a_worker_lost_on_the_last_attempt_dead_letters_as_worker_lost(
+    platform, api, settings, tmp_path
+):
     settings.DRACONIC_LEASE_SECONDS = 2
     runs = tmp_path / "runs.txt"
     platform.start_worker("doomed", **FAST_LEASE)
     platform.start_scheduler(**FAST_LEASE)
-    job_id = submit(api, type="count_runs", payload={"path": str(runs), "seconds": 30}, max_attempts=1)["id"]
+    job_id = submit(
+        api, type="count_runs", payload={"path": str(runs), "seconds": 30}, max_attempts=1
+    )["id"]
     wait_until(lambda: run_lines(runs), message=platform.logs())
     platform.kill("doomed", signal.SIGKILL)
     (job,) = wait_terminal([job_id], platform)
@@ -62,9 +68,13 @@ def test_a_worker_lost_on_the_last_attempt_dead_letters_as_worker_lost(platform,
 
 def test_queued_jobs_whose_messages_were_flushed_are_republished(platform, api):
     platform.start_scheduler()
-    ids = [submit(api, type="noop", priority=p)["id"] for p in ("low", "high", "normal", "critical")]
-    wait_until(lambda: Job.objects.filter(id__in=ids, status=JobStatus.QUEUED).count() == 4,
-               message=platform.logs())
+    ids = [
+        submit(api, type="noop", priority=p)["id"] for p in ("low", "high", "normal", "critical")
+    ]
+    wait_until(
+        lambda: Job.objects.filter(id__in=ids, status=JobStatus.QUEUED).count() == 4,
+        message=platform.logs(),
+    )
     get_redis().flushdb()  # broker messages and the ledger are gone
     platform.start_worker()
     jobs = wait_terminal(ids, platform)
@@ -89,9 +99,21 @@ class DedicatedRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind",
-             "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self._up, timeout=20, message="dedicated redis to start")
 
@@ -126,8 +148,10 @@ def test_jobs_survive_a_real_redis_restart(platform, api, settings, dedicated_re
         platform.start_worker(**env)
         platform.start_scheduler(**env)
         first = [submit(api, type="noop", payload={"seconds": 0.5})["id"] for _ in range(4)]
-        wait_until(lambda: Job.objects.filter(id__in=first, status=JobStatus.RUNNING).exists(),
-                   message=platform.logs())
+        wait_until(
+            lambda: Job.objects.filter(id__in=first, status=JobStatus.RUNNING).exists(),
+            message=platform.logs(),
+        )
         dedicated_redis.kill()  # Redis dies with everything in it: queues, ledger, leases
         time.sleep(1)
         dedicated_redis.start()
@@ -135,7 +159,10 @@ def test_jobs_survive_a_real_redis_restart(platform, api, settings, dedicated_re
         later = [submit(api, type="noop")["id"] for _ in range(4)]
         jobs = wait_terminal(first + later, platform, timeout=180)
         assert {j.status for j in jobs} == {JobStatus.COMPLETED}, [(j.id, j.status) for j in jobs]
-        wait_until(lambda: ledger.ledger_is_present() and ledger.ledger_usage().leases == 0,
-                   timeout=60, message="ledger rebuilt and drained")
+        wait_until(
+            lambda: ledger.ledger_is_present() and ledger.ledger_usage().leases == 0,
+            timeout=60,
+            message="ledger rebuilt and drained",
+        )
     finally:
         get_redis.cache_clear()

@@ -39,18 +39,38 @@ def test_critical_jobs_start_before_high_normal_and_low_and_fifo_holds(platform,
     platform.start_worker(concurrency=1)
     platform.start_scheduler()
     blocker = submit(api, type="noop", priority="critical", payload={"seconds": 2})
-    wait_until(lambda: Job.objects.filter(id=blocker["id"], status=JobStatus.RUNNING).exists(),
-               message=platform.logs())
-    order = [("low", 1), ("normal", 1), ("high", 1), ("critical", 1),
-             ("low", 2), ("normal", 2), ("high", 2), ("critical", 2)]
+    wait_until(
+        lambda: Job.objects.filter(id=blocker["id"], status=JobStatus.RUNNING).exists(),
+        message=platform.logs(),
+    )
+    order = [
+        ("low", 1),
+        ("normal", 1),
+        ("high", 1),
+        ("critical", 1),
+        ("low", 2),
+        ("normal", 2),
+        ("high", 2),
+        ("critical", 2),
+    ]
     ids = {submit(api, type="noop", priority=p, payload={"n": n})["id"]: (p, n) for p, n in order}
     # All eight are admitted (queued) while the only worker process is still busy.
-    wait_until(lambda: Job.objects.filter(id__in=ids, status=JobStatus.QUEUED).count() == 8,
-               message=platform.logs())
+    wait_until(
+        lambda: Job.objects.filter(id__in=ids, status=JobStatus.QUEUED).count() == 8,
+        message=platform.logs(),
+    )
     jobs = wait_terminal([*ids, blocker["id"]], platform)
     started = [ids[str(j.id)] for j in sorted(jobs, key=lambda j: j.started_at) if str(j.id) in ids]
-    assert started == [("critical", 1), ("critical", 2), ("high", 1), ("high", 2),
-                       ("normal", 1), ("normal", 2), ("low", 1), ("low", 2)]
+    assert started == [
+        ("critical", 1),
+        ("critical", 2),
+        ("high", 1),
+        ("high", 2),
+        ("normal", 1),
+        ("normal", 2),
+        ("low", 1),
+        ("low", 2),
+    ]
 
 
 def test_running_jobs_never_hold_more_than_the_capacity(platform, api, settings):
@@ -59,8 +79,12 @@ def test_running_jobs_never_hold_more_than_the_capacity(platform, api, settings)
     platform.start_worker(concurrency=4)
     platform.start_scheduler()
     ids = [
-        submit(api, type="noop", payload={"seconds": 0.2},
-               resource_requirements={"cpu_units": 1 + i % 3, "memory_mb": 100 + (i * 137) % 500})["id"]
+        submit(
+            api,
+            type="noop",
+            payload={"seconds": 0.2},
+            resource_requirements={"cpu_units": 1 + i % 3, "memory_mb": 100 + (i * 137) % 500},
+        )["id"]
         for i in range(24)
     ]
     samples: list[tuple[int, int, int, int]] = []
@@ -100,7 +124,10 @@ def test_a_big_job_that_does_not_fit_lets_small_ones_pass(platform, api, setting
     platform.start_worker(concurrency=4)
     platform.start_scheduler()
     long = submit(api, type="noop", payload={"seconds": 10})["id"]
-    wait_until(lambda: Job.objects.filter(id=long, status=JobStatus.RUNNING).exists(), message=platform.logs())
+    wait_until(
+        lambda: Job.objects.filter(id=long, status=JobStatus.RUNNING).exists(),
+        message=platform.logs(),
+    )
     big = submit(api, type="noop", resource_requirements={"cpu_units": 4})["id"]
     small = [submit(api, type="noop", payload={"seconds": 0.2})["id"] for _ in range(5)]
     # The small ones run beside the long job while the big one (older) waits for all 4 CPUs.
@@ -118,7 +145,10 @@ def test_a_starving_big_job_holds_back_the_small_ones_behind_it(platform, api, s
     platform.start_worker(concurrency=4)
     platform.start_scheduler()
     long = submit(api, type="noop", payload={"seconds": 2})["id"]
-    wait_until(lambda: Job.objects.filter(id=long, status=JobStatus.RUNNING).exists(), message=platform.logs())
+    wait_until(
+        lambda: Job.objects.filter(id=long, status=JobStatus.RUNNING).exists(),
+        message=platform.logs(),
+    )
     big = submit(api, type="noop", resource_requirements={"cpu_units": 4})["id"]
     small = [submit(api, type="noop", payload={"seconds": 0.2})["id"] for _ in range(5)]
     jobs = {str(j.id): j for j in wait_terminal([long, big, *small], platform)}
@@ -129,12 +159,14 @@ def test_a_starving_big_job_holds_back_the_small_ones_behind_it(platform, api, s
 def test_a_diamond_runs_in_dependency_order(platform, api):
     platform.start_worker(concurrency=2)
     platform.start_scheduler()
-    body = {"jobs": [
-        {"key": "a", "type": "noop", "payload": {"seconds": 0.2}},
-        {"key": "b", "type": "noop", "depends_on": ["a"]},
-        {"key": "c", "type": "noop", "payload": {"seconds": 0.3}, "depends_on": ["a"]},
-        {"key": "d", "type": "noop", "depends_on": ["b", "c"]},
-    ]}
+    body = {
+        "jobs": [
+            {"key": "a", "type": "noop", "payload": {"seconds": 0.2}},
+            {"key": "b", "type": "noop", "depends_on": ["a"]},
+            {"key": "c", "type": "noop", "payload": {"seconds": 0.3}, "depends_on": ["a"]},
+            {"key": "d", "type": "noop", "depends_on": ["b", "c"]},
+        ]
+    }
     response = api.post("/jobs/batch/", body, format="json")
     assert response.status_code == 201, response.content
     keys = response.json()["keys"]
@@ -159,11 +191,13 @@ def test_a_child_of_an_already_completed_parent_runs(platform, api):
 def test_a_failed_parent_cancels_its_descendants_with_the_reason(platform, api):
     platform.start_worker()
     platform.start_scheduler()
-    body = {"jobs": [
-        {"key": "parent", "type": "fail", "payload": {"permanent": True}},
-        {"key": "child", "type": "noop", "depends_on": ["parent"]},
-        {"key": "grandchild", "type": "noop", "depends_on": ["child"]},
-    ]}
+    body = {
+        "jobs": [
+            {"key": "parent", "type": "fail", "payload": {"permanent": True}},
+            {"key": "child", "type": "noop", "depends_on": ["parent"]},
+            {"key": "grandchild", "type": "noop", "depends_on": ["child"]},
+        ]
+    }
     keys = api.post("/jobs/batch/", body, format="json").json()["keys"]
     jobs = {str(j.id): j for j in wait_terminal(list(keys.values()), platform)}
     assert jobs[keys["parent"]].status == JobStatus.FAILED
@@ -187,7 +221,11 @@ def test_a_failing_job_retries_with_growing_delays_then_lands_in_the_dlq_and_can
     assert len(delays) == 2 and delays[0] < delays[1]
     letter = DeadLetter.objects.get(job_id=job_id, requeued_at__isnull=True)
     assert letter.reason == DeadLetterReason.MAX_ATTEMPTS
-    assert letter.attempts == 3 and "always fails" in letter.error and "HandlerError" in letter.traceback
+    assert (
+        letter.attempts == 3
+        and "always fails" in letter.error
+        and "HandlerError" in letter.traceback
+    )
     listed = staff_api.get("/admin/dlq/").json()
     assert [row["job"]["id"] for row in listed["results"]] == [job_id]
 
@@ -211,7 +249,9 @@ def test_a_non_retryable_error_skips_the_retries(platform, api):
 def test_a_job_over_its_timeout_fails_as_a_timeout(platform, api):
     platform.start_worker()
     platform.start_scheduler()
-    job_id = submit(api, type="noop", payload={"seconds": 30}, timeout_seconds=1, max_attempts=1)["id"]
+    job_id = submit(api, type="noop", payload={"seconds": 30}, timeout_seconds=1, max_attempts=1)[
+        "id"
+    ]
     (job,) = wait_terminal([job_id], platform)
     assert job.status == JobStatus.FAILED
     assert DeadLetter.objects.get(job_id=job_id).reason == DeadLetterReason.TIMEOUT
@@ -222,8 +262,10 @@ def test_a_duplicate_delivery_does_not_run_the_handler_twice(platform, api, tmp_
     platform.start_worker(concurrency=2, **TEST_TYPES)
     platform.start_scheduler(**TEST_TYPES)
     job_id = submit(api, type="count_runs", payload={"path": str(runs), "seconds": 0.5})["id"]
-    job = wait_until(lambda: Job.objects.filter(id=job_id, attempt=1).exclude(status=JobStatus.PENDING).first(),
-                     message=platform.logs())
+    job = wait_until(
+        lambda: Job.objects.filter(id=job_id, attempt=1).exclude(status=JobStatus.PENDING).first(),
+        message=platform.logs(),
+    )
     # The broker delivers the same message twice more (as after a redelivery).
     dispatcher.publish([(job.id, 1, job.priority, job.timeout_seconds)] * 2)
     (done,) = wait_terminal([job_id], platform)
@@ -239,8 +281,13 @@ def test_cancelling_a_running_job_stops_it_and_frees_its_resources(platform, api
     cooperative = submit(api, type="noop", payload={"seconds": 60})["id"]
     stubborn = submit(api, type="busy_wait", payload={"seconds": 60})["id"]
     child = submit(api, type="noop", depends_on=[cooperative])["id"]
-    wait_until(lambda: Job.objects.filter(id__in=[cooperative, stubborn], status=JobStatus.RUNNING).count() == 2,
-               message=platform.logs())
+    wait_until(
+        lambda: (
+            Job.objects.filter(id__in=[cooperative, stubborn], status=JobStatus.RUNNING).count()
+            == 2
+        ),
+        message=platform.logs(),
+    )
     for job_id in (cooperative, stubborn):
         response = api.patch(f"/jobs/{job_id}/cancel")
         assert response.status_code == 200 and response.json()["cancel_requested"] is True

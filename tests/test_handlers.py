@@ -227,7 +227,7 @@ def test_send_email_treats_refused_recipients_as_permanent(job_factory, smtp_ser
 
 def test_send_email_treats_a_rejected_login_as_permanent(job_factory, smtp_server, settings):
     settings.EMAIL_HOST_USER = "mailer"
-    settings.EMAIL_HOST_PASSWORD = "wrong"  # noqa: S105  (a test credential)
+    settings.EMAIL_HOST_PASSWORD = "wrong"
     job = job_factory(type="send_email", payload=EMAIL)
 
     with pytest.raises(HandlerError) as caught:

@@ -111,7 +111,9 @@ def test_a_heartbeat_counts_until_it_expires_or_is_forgotten():
     beats = heartbeat.alive_workers()
     assert [b.hostname for b in beats] == ["a@host", "b@host"]
     assert beats[0].info["pid"] == 10
-    wait_until(lambda: [b.hostname for b in heartbeat.alive_workers()] == ["a@host"], message="b to expire")
+    wait_until(
+        lambda: [b.hostname for b in heartbeat.alive_workers()] == ["a@host"], message="b to expire"
+    )
     heartbeat.forget("a@host")
     assert heartbeat.alive_workers() == []
 
@@ -167,9 +169,19 @@ def world(job_factory, user) -> dict[str, Any]:
         done = now - timedelta(seconds=ago)
         started = done - timedelta(seconds=run)
         job = job_factory(priority="normal")
-        _set(job, status=JobStatus.COMPLETED, created_at=started - timedelta(seconds=wait),
-             started_at=started, completed_at=done)
-    for reason, requeued in [("timeout", None), ("timeout", None), ("max_attempts", None), ("max_attempts", now)]:
+        _set(
+            job,
+            status=JobStatus.COMPLETED,
+            created_at=started - timedelta(seconds=wait),
+            started_at=started,
+            completed_at=done,
+        )
+    for reason, requeued in [
+        ("timeout", None),
+        ("timeout", None),
+        ("max_attempts", None),
+        ("max_attempts", now),
+    ]:
         failed = job_factory(priority="low")
         _set(failed, status=JobStatus.FAILED)
         DeadLetter.objects.create(job=failed, reason=reason, requeued_at=requeued)
@@ -191,20 +203,40 @@ def test_metrics_report_jobs_queues_resources_dlq_throughput_and_percentiles(wor
     assert response.status_code == 200
     body = response.json()
     assert body["jobs_by_status"] == {
-        "pending": 2, "queued": 0, "running": 0, "retrying": 2,
-        "completed": 5, "failed": 4, "cancelled": 0,
+        "pending": 2,
+        "queued": 0,
+        "running": 0,
+        "retrying": 2,
+        "completed": 5,
+        "failed": 4,
+        "cancelled": 0,
     }
     assert body["jobs_by_priority"] == {"critical": 1, "high": 1, "normal": 6, "low": 5}
     assert body["jobs_waiting_for_resources"] == 2
-    assert body["jobs_waiting_for_resources_by_priority"] == {"critical": 1, "high": 1, "normal": 0, "low": 0}
+    assert body["jobs_waiting_for_resources_by_priority"] == {
+        "critical": 1,
+        "high": 1,
+        "normal": 0,
+        "low": 0,
+    }
     assert body["queue_depth"] == {"critical": 0, "high": 2, "normal": 1, "low": 1}
     assert body["dead_letters_by_reason"] == {"timeout": 2, "max_attempts": 1}
     assert body["dead_letters_open"] == 3
     assert body["throughput"] == {"last_minute": 3, "last_hour": 4}
-    assert body["queue_wait_last_hour"] == {"count": 4, "p50_seconds": 2.5, "p95_seconds": pytest.approx(3.85)}
-    assert body["run_time_last_hour"] == {"count": 4, "p50_seconds": 25.0, "p95_seconds": pytest.approx(38.5)}
+    assert body["queue_wait_last_hour"] == {
+        "count": 4,
+        "p50_seconds": 2.5,
+        "p95_seconds": pytest.approx(3.85),
+    }
+    assert body["run_time_last_hour"] == {
+        "count": 4,
+        "p50_seconds": 25.0,
+        "p95_seconds": pytest.approx(38.5),
+    }
     assert body["resources"] == {
-        "cpu_units": {"used": 2, "capacity": 8}, "memory_mb": {"used": 256, "capacity": 4096}, "leases": 1,
+        "cpu_units": {"used": 2, "capacity": 8},
+        "memory_mb": {"used": 256, "capacity": 4096},
+        "leases": 1,
     }
     assert body["workers"] == {"alive": 1, "hostnames": ["w1@test"]}
 
@@ -221,14 +253,22 @@ def _bulk_jobs(user: Any, n: int) -> None:
     statuses = [JobStatus.PENDING, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.RETRYING]
     now = timezone.now()
     Job.objects.bulk_create(
-        Job(owner=user, type="noop", priority=i % 4, status=statuses[i % 4],
-            started_at=now - timedelta(seconds=2), completed_at=now - timedelta(seconds=1))
+        Job(
+            owner=user,
+            type="noop",
+            priority=i % 4,
+            status=statuses[i % 4],
+            started_at=now - timedelta(seconds=2),
+            completed_at=now - timedelta(seconds=1),
+        )
         for i in range(n)
     )
 
 
 @pytest.mark.django_db
-def test_metrics_cost_the_same_queries_for_10_and_500_jobs(staff_api, user, django_assert_max_num_queries):
+def test_metrics_cost_the_same_queries_for_10_and_500_jobs(
+    staff_api, user, django_assert_max_num_queries
+):
     _bulk_jobs(user, 10)
     with CaptureQueriesContext(connection) as small:
         assert staff_api.get("/admin/metrics").status_code == 200
@@ -254,13 +294,17 @@ def test_the_completed_window_query_uses_the_completed_at_index(user):
 # --- Prometheus ---------------------------------------------------------------------------
 
 
-def scrape(client: Any, **headers: str) -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+def scrape(
+    client: Any, **headers: str
+) -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     response = client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
     families = {}
     for family in text_string_to_metric_families(response.content.decode()):
-        families[family.name] = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+        families[family.name] = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples
+        }
     return families
 
 
@@ -276,9 +320,14 @@ def test_prometheus_figures_match_the_database(world, anon_api):
         expected = Job.objects.filter(priority=p).count()
         assert by_priority[("draconic_jobs_by_priority", (("priority", p.label),))] == expected
     assert families["draconic_queue_depth"][("draconic_queue_depth", (("queue", "high"),))] == 2
-    assert families["draconic_dead_letters"][("draconic_dead_letters", (("reason", "timeout"),))] == 2
+    assert (
+        families["draconic_dead_letters"][("draconic_dead_letters", (("reason", "timeout"),))] == 2
+    )
     assert families["draconic_workers_alive"][("draconic_workers_alive", ())] == 1
-    assert families["draconic_resource_used"][("draconic_resource_used", (("resource", "cpu_units"),))] == 2
+    assert (
+        families["draconic_resource_used"][("draconic_resource_used", (("resource", "cpu_units"),))]
+        == 2
+    )
     window = families["draconic_jobs_completed_window"]
     assert window[("draconic_jobs_completed_window", (("window", "1m"),))] == 3
     assert window[("draconic_jobs_completed_window", (("window", "1h"),))] == 4
@@ -300,10 +349,12 @@ def test_prometheus_histograms_bucket_the_last_hour(world, anon_api):
 
 @pytest.mark.django_db
 def test_prometheus_needs_the_bearer_token_when_one_is_set(anon_api, settings):
-    settings.METRICS_TOKEN = "s3cret-token"  # noqa: S105  (a test value)
+    settings.METRICS_TOKEN = "s3cret-token"
     assert anon_api.get("/metrics").status_code == 401
     assert anon_api.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert anon_api.get("/metrics", headers={"Authorization": "Basic s3cret-token"}).status_code == 401
+    assert (
+        anon_api.get("/metrics", headers={"Authorization": "Basic s3cret-token"}).status_code == 401
+    )
     assert "draconic_jobs" in scrape(anon_api, Authorization="Bearer s3cret-token")
 
 
@@ -314,8 +365,13 @@ def _settings_error(**env: str) -> str:
     """Import the settings in a fresh process with ``env``; the error it prints, or ''."""
     code = "import sys; sys.argv = ['celery', 'flower']; import draconic.settings"
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return done.stderr
 
@@ -348,9 +404,21 @@ def test_flower_reads_its_basic_auth_from_the_environment(db, tmp_path):
     port = free_port()
     log = (tmp_path / "flower.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "draconic", "flower", "--address=127.0.0.1", f"--port={port}"],
-        cwd=ROOT, env=process_env(FLOWER_BASIC_AUTH="ops:flower-pw"), stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "draconic",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ],
+        cwd=ROOT,
+        env=process_env(FLOWER_BASIC_AUTH="ops:flower-pw"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{port}/"

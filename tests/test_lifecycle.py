@@ -34,7 +34,12 @@ def admit(job: Job) -> Job:
 def test_a_late_result_from_a_superseded_attempt_is_ignored(job_factory: Any) -> None:
     job = admit(job_factory(max_attempts=3))
     assert job_start(job_id=job.id, attempt=1, worker="w1") is not None
-    assert job_fail_attempt(job_id=job.id, attempt=1, error="lost", reason=DeadLetterReason.WORKER_LOST) == JobStatus.RETRYING
+    assert (
+        job_fail_attempt(
+            job_id=job.id, attempt=1, error="lost", reason=DeadLetterReason.WORKER_LOST
+        )
+        == JobStatus.RETRYING
+    )
     Job.objects.filter(id=job.id).update(next_attempt_at=None)  # due now, not a status write
     job = admit(job)
     assert job.attempt == 2
@@ -108,7 +113,9 @@ def test_a_dead_lettered_job_is_redriven_with_a_fresh_budget(job_factory: Any) -
     assert DeadLetter.objects.filter(job=job).count() == 2
 
 
-def test_a_job_that_no_longer_fits_the_capacity_is_dead_lettered(job_factory: Any, settings: Any) -> None:
+def test_a_job_that_no_longer_fits_the_capacity_is_dead_lettered(
+    job_factory: Any, settings: Any
+) -> None:
     job = job_factory(cpu_units=6)
     settings.MAX_CPU_UNITS = 4  # the cluster shrank after the job was accepted
     dispatcher.admit_ready()
@@ -130,7 +137,9 @@ def test_an_edge_added_to_a_pending_job_counts_an_unfinished_parent(job_factory:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_child_submitted_while_its_parent_completes_is_never_stranded(user: Any, settings: Any) -> None:
+def test_a_child_submitted_while_its_parent_completes_is_never_stranded(
+    user: Any, settings: Any
+) -> None:
     """Submit children concurrently with the parent's completion, many times: every child
     must end with pending_parents == 0 once the parent completed (the FOR SHARE lock)."""
     settings.MAX_CPU_UNITS = 100  # the children stay queued (no worker) and hold a CPU each
@@ -174,7 +183,9 @@ def test_a_failed_attempt_of_a_job_cancelled_while_running_ends_cancelled(job_fa
     assert not DeadLetter.objects.filter(job=job).exists()
 
 
-def test_an_attempt_running_far_past_its_timeout_is_settled_as_a_timeout(job_factory: Any, settings: Any) -> None:
+def test_an_attempt_running_far_past_its_timeout_is_settled_as_a_timeout(
+    job_factory: Any, settings: Any
+) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -209,7 +220,9 @@ def test_a_completing_parent_and_a_failing_parent_of_the_same_children_never_dea
         for parent in (p1, p2):
             admit(parent)
             job_start(job_id=parent.id, attempt=1, worker="w")
-        children = [job_submit(owner=user, spec=make_spec(depends_on=[p1, p2]))[0] for _ in range(40)]
+        children = [
+            job_submit(owner=user, spec=make_spec(depends_on=[p1, p2]))[0] for _ in range(40)
+        ]
         errors: list[BaseException] = []
         barrier = threading.Barrier(2)
 
@@ -224,13 +237,15 @@ def test_a_completing_parent_and_a_failing_parent_of_the_same_children_never_dea
 
         complete = partial(job_complete, job_id=p1.id, attempt=1, result=None)
         fail = partial(job_fail_attempt, job_id=p2.id, attempt=1, error="x")
-        threads = [threading.Thread(target=run, args=(fn, barrier, errors)) for fn in (complete, fail)]
+        threads = [
+            threading.Thread(target=run, args=(fn, barrier, errors)) for fn in (complete, fail)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         assert errors == []
         assert Job.objects.get(id=p1.id).status == JobStatus.COMPLETED
-        assert set(Job.objects.filter(id__in=[c.id for c in children]).values_list("status", flat=True)) == {
-            JobStatus.CANCELLED
-        }
+        assert set(
+            Job.objects.filter(id__in=[c.id for c in children]).values_list("status", flat=True)
+        ) == {JobStatus.CANCELLED}

@@ -136,7 +136,9 @@ def _execute(job: Job, cancel: threading.Event) -> str:
     handler = get_handler(job.type)
     try:
         if handler is None:
-            raise HandlerError(f"no handler is registered for job type {job.type!r}", permanent=True)
+            raise HandlerError(
+                f"no handler is registered for job type {job.type!r}", permanent=True
+            )
         result = handler.run(JobContext(job, cancel_event=cancel))
         _check_json(result)
     except JobCancelled:
@@ -194,4 +196,6 @@ def _check_json(result: Any) -> None:
     try:
         json.dumps(result)
     except (TypeError, ValueError) as exc:
-        raise HandlerError(f"the handler returned a result that is not JSON: {exc}", permanent=True) from exc
+        raise HandlerError(
+            f"the handler returned a result that is not JSON: {exc}", permanent=True
+        ) from exc

@@ -19,7 +19,7 @@ class HandlerError(Exception):
         self.permanent = permanent
 
 
-class JobCancelled(Exception):  # noqa: N818  (a signal, not an error)
+class JobCancelled(Exception):
     """Raised by ``ctx.check_cancelled()`` when the job's owner cancelled it while it ran."""
 
 

@@ -11,7 +11,11 @@ from workers.handlers.base import Handler, HandlerError, JobContext
 
 def _seconds_error(payload: Mapping[str, Any]) -> dict[str, str]:
     seconds = payload.get("seconds", 0)
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 <= seconds <= 3600
+    ):
         return {"payload.seconds": "must be a number of seconds between 0 and 3600"}
     return {}
 

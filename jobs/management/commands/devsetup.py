@@ -21,7 +21,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         users = get_user_model().objects
         user = users.filter(username=options["username"]).first()
-        password_line = "password: printed when it was created (reset: manage.py changepassword admin)"
+        # Not a password: the line that says where the password went.
+        password_line = (
+            "password: printed when it was created (reset: manage.py changepassword admin)"  # noqa: S105
+        )
         if user is None:
             password = secrets.token_urlsafe(12)
             user = users.create_superuser(options["username"], password=password)

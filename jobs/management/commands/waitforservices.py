@@ -20,10 +20,20 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         deadline = time.monotonic() + options["timeout"]
-        self._wait("PostgreSQL", settings.DATABASE_URL, self._postgres, deadline,
-                   "start it (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL")
-        self._wait("Redis", settings.REDIS_URL, self._redis, deadline,
-                   "start it (e.g. `redis-server --daemonize yes`) or set REDIS_URL")
+        self._wait(
+            "PostgreSQL",
+            settings.DATABASE_URL,
+            self._postgres,
+            deadline,
+            "start it (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL",
+        )
+        self._wait(
+            "Redis",
+            settings.REDIS_URL,
+            self._redis,
+            deadline,
+            "start it (e.g. `redis-server --daemonize yes`) or set REDIS_URL",
+        )
 
     def _wait(self, name: str, url: str, probe: Any, deadline: float, hint: str) -> None:
         said = False
@@ -34,7 +44,9 @@ class Command(BaseCommand):
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise CommandError(f"{name} is not reachable at {_safe(url)}: {exc}\n{hint}") from exc
+                    raise CommandError(
+                        f"{name} is not reachable at {_safe(url)}: {exc}\n{hint}"
+                    ) from exc
                 if not said:
                     self.stdout.write(f"waiting for {name} at {_safe(url)} ...")
                     said = True
@@ -42,9 +54,17 @@ class Command(BaseCommand):
 
     def _postgres(self) -> None:
         db = settings.DATABASES["default"]
-        params = {k: v for k, v in {
-            "host": db.get("HOST"), "port": db.get("PORT"), "user": db.get("USER"),
-            "password": db.get("PASSWORD"), "connect_timeout": 3}.items() if v}
+        params = {
+            k: v
+            for k, v in {
+                "host": db.get("HOST"),
+                "port": db.get("PORT"),
+                "user": db.get("USER"),
+                "password": db.get("PASSWORD"),
+                "connect_timeout": 3,
+            }.items()
+            if v
+        }
         try:
             psycopg2.connect(dbname=db["NAME"], **params).close()
         except psycopg2.OperationalError as exc:
