@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -115,8 +116,11 @@ def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:
         existing = Job.objects.filter(owner=owner, idempotency_key=spec.idempotency_key).first()
         if existing is not None:
             return existing, False
+    # Without parents, storing the job (and its log row) is one statement, atomic by itself:
+    # no BEGIN/COMMIT round trips. With parents, their lock and the edges share a transaction.
+    block = transaction.atomic() if spec.depends_on else nullcontext()
     try:
-        with transaction.atomic():
+        with block:
             statuses = _lock_parents(owner.pk, spec.depends_on, field_name="depends_on")
             pending = sum(1 for s in statuses.values() if s != JobStatus.COMPLETED)
             job = _new_job(owner.pk, spec, job_id=uuid.uuid4(), pending=pending, batch=None)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import connection
 from psycopg2.extras import Json
 
 from jobs import events
@@ -147,11 +147,14 @@ def transition_many(
         where.append("attempt = %s")
         where_params.append(attempt)
     log_params = [str(level), message, str(to), str(to), Json(dict(context or {}))]
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    # One statement is one transaction by itself: outside an atomic block it runs in
+    # autocommit (one round trip instead of BEGIN, statement, COMMIT); inside one, it joins
+    # the caller's transaction and its events wait for that commit.
+    with connection.cursor() as cursor:
         cursor.execute(_statement(where, assignments), where_params + params + log_params)
         rows = cursor.fetchall()
-        changes = [_change(row) for row in rows]
-        events.publish_on_commit(changes)
+    changes = [_change(row) for row in rows]
+    events.publish_on_commit(changes)
     return changes
 
 
