@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 
 import tests.e2e_handlers  # noqa: F401  (registers the test-only job types here too)
+from bench.chaos import RedisServer
 from jobs import ledger
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 from jobs.redis_client import get_redis
@@ -89,54 +88,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class DedicatedRedis:
-    """A redis-server of this test's own, on a free port, that the test may kill at will."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.tmp = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._up, timeout=20, message="dedicated redis to start")
-
-    def _up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def dedicated_redis(tmp_path: Path) -> Any:
-    server = DedicatedRedis(tmp_path)
+    """A redis-server of this test's own (the chaos run's), which it may kill at will."""
+    server = RedisServer(tmp_path, _free_port())
     server.start()
     yield server
-    if server.proc and server.proc.poll() is None:
-        server.kill()
+    server.kill()
 
 
 def test_jobs_survive_a_real_redis_restart(platform, api, settings, dedicated_redis):
