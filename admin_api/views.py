@@ -203,5 +203,5 @@ class DeadLetterBulkRetryApi(StaffApi):
                 :10000
             ]
         )
-        requeued = sum(1 for i in ids if lifecycle.dead_letter_requeue(job_id=i, by=request.user))
+        requeued = lifecycle.dead_letter_requeue_many(job_ids=ids, by=request.user)
         return Response({"requeued": requeued})

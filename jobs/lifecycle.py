@@ -210,9 +210,15 @@ def cancel_descendants(job_id: UUID | str, *, reason: str) -> int:
 def dead_letter_requeue(*, job_id: UUID | str, by: Any = None) -> bool:
     """Re-drive a dead-lettered job: back to ``pending`` with a fresh budget of attempts,
     keeping its priority, resources and payload. Returns False if it is not in the DLQ."""
+    return dead_letter_requeue_many(job_ids=[job_id], by=by) == 1
+
+
+def dead_letter_requeue_many(*, job_ids: Sequence[UUID | str], by: Any = None) -> int:
+    """Re-drive many dead-lettered jobs in one transaction (one statement for the jobs, one
+    for their DeadLetter rows). Jobs not in the DLQ are skipped; returns how many moved."""
     with transaction.atomic():
-        change = transition(
-            job_id,
+        changes = transition_many(
+            job_ids,
             from_=JobStatus.FAILED,
             to=JobStatus.PENDING,
             message="re-driven from the dead-letter queue",
@@ -226,13 +232,13 @@ def dead_letter_requeue(*, job_id: UUID | str, by: Any = None) -> bool:
                 "cancel_requested": False,
             },
         )
-        if change is None:
-            return False
-        DeadLetter.objects.filter(job_id=job_id, requeued_at__isnull=True).update(
-            requeued_at=timezone.now(), requeued_by=by if getattr(by, "pk", None) else None
-        )
+        if not changes:
+            return 0
+        DeadLetter.objects.filter(
+            job_id__in=[c.job_id for c in changes], requeued_at__isnull=True
+        ).update(requeued_at=timezone.now(), requeued_by=by if getattr(by, "pk", None) else None)
         transaction.on_commit(dispatcher.request_dispatch)
-    return True
+    return len(changes)
 
 
 def _after_commit_release(job_id: UUID | str, attempt: int, *, dispatch_now: bool = False) -> None:
