@@ -63,15 +63,6 @@ def request_dispatch_in(pipe: redis.client.Pipeline) -> None:
     pipe.ltrim(key("dispatch", "wake"), 0, 0)
 
 
-def dispatch_soon() -> None:
-    """A job ended (capacity freed, children maybe ready): ask the scheduler to dispatch.
-
-    Workers do not run the pass themselves: one pipelined Redis call here, and a scheduler
-    coalesces the requests of many finishing jobs into one pass (it answers within a
-    millisecond or two, so dependency release stays fast)."""
-    request_dispatch()
-
-
 def dispatch_here() -> None:
     """Run a dispatch pass in this process (a worker whose job released children), falling
     back to a request to the scheduler if Redis or PostgreSQL fails us here."""
@@ -266,7 +257,11 @@ def celery_task_id(job_id: UUID | str, attempt: int) -> str:
     return f"{job_id}:{attempt}"
 
 
-def leased_jobs() -> list[tuple[UUID, int, int, int, str, int, int]]:
+#: ``(id, attempt, cpu, mem, status, priority, timeout)`` of a job that holds a lease.
+LeasedRow = tuple[UUID, int, int, int, str, int, int]
+
+
+def leased_jobs() -> list[LeasedRow]:
     """``(id, attempt, cpu, mem, status, priority, timeout)`` of every job holding a lease."""
     return list(
         Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).values_list(
@@ -275,11 +270,12 @@ def leased_jobs() -> list[tuple[UUID, int, int, int, str, int, int]]:
     )
 
 
-def rebuild_ledger() -> int:
-    """Rebuild the ledger from PostgreSQL after Redis lost it, and re-publish the queued jobs
-    (their messages were lost with it). Returns how many leases it holds now. The caller
-    holds the dispatch lock."""
-    rows = leased_jobs()
+def rebuild_ledger(rows: Sequence[LeasedRow] | None = None, *, republish: bool = True) -> int:
+    """Rebuild the ledger from PostgreSQL's ``queued`` and ``running`` jobs (``rows``, read
+    now if not given). After Redis lost its data, ``republish`` sends the queued jobs again
+    (their messages were lost with it). Returns how many leases the ledger holds now. The
+    caller holds the dispatch lock."""
+    rows = leased_jobs() if rows is None else rows
     ttl = settings.DRACONIC_LEASE_SECONDS
     ledger.ledger_rebuild(
         (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else ttl)
@@ -287,7 +283,10 @@ def rebuild_ledger() -> int:
     )
     queued = [(i, a, p, t) for i, a, _, _, s, p, t in rows if s == JobStatus.QUEUED]
     logger.warning(
-        "ledger rebuilt from PostgreSQL: %d leases, %d re-published", len(rows), len(queued)
+        "ledger rebuilt from PostgreSQL: %d leases, %d re-published",
+        len(rows),
+        len(queued) if republish else 0,
     )
-    publish(queued)
+    if republish:
+        publish(queued)
     return len(rows)

@@ -51,18 +51,17 @@ def scheduler_tick() -> TickReport:
 def reconcile_ledger() -> int:
     """Make the ledger hold exactly the leases of ``queued``/``running`` jobs. Returns how many
     stray leases it freed. Runs under the dispatch lock, so no reservation is in flight."""
-    held = ledger.ledger_leases()  # read Redis before PostgreSQL: see DESIGN.md, ledger
+    # Redis first, then PostgreSQL: a job is settled in PostgreSQL before its lease is
+    # released, so a lease missing from the first read cannot belong to a job the second
+    # read still sees as leased, unless Redis lost it.
+    held = ledger.ledger_leases()
     rows = dispatcher.leased_jobs()
     truth = {ledger.lease_id(i, a): (cpu, mem) for i, a, cpu, mem, _, _, _ in rows}
     stray = [lease for lease in held if lease not in truth]
     missing = [lease for lease in truth if lease not in held]
     if missing:
         logger.warning("ledger misses %d leases held in PostgreSQL; rebuilding", len(missing))
-        ttl = settings.DRACONIC_LEASE_SECONDS
-        ledger.ledger_rebuild(
-            (ledger.lease_id(i, a), cpu, mem, float("inf") if s == JobStatus.QUEUED else ttl)
-            for i, a, cpu, mem, s, _, _ in rows
-        )
+        dispatcher.rebuild_ledger(rows, republish=False)
         return len(stray)
     if stray:
         logger.warning("freeing %d ledger leases of jobs that no longer hold any", len(stray))

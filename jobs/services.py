@@ -315,12 +315,6 @@ def _release_and_dispatch(lease: str) -> None:
     dispatcher.request_dispatch()
 
 
-def payload_size(payload: Any) -> int:
-    import json
-
-    return len(json.dumps(payload, separators=(",", ":")).encode())
-
-
 def capacity_errors(cpu_units: int, memory_mb: int) -> dict[str, str]:
     errors = {}
     if cpu_units > settings.MAX_CPU_UNITS:
