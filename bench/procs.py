@@ -130,6 +130,24 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / _TICK
 
 
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU time of the PostgreSQL and Redis servers on this machine (every process of theirs,
+    with the backends PostgreSQL's postmaster has reaped), by server."""
+    totals = {"postgres": 0.0, "redis": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith("postgres"):
+            totals["postgres"] += cpu_seconds(int(entry.name))
+        elif comm.startswith("redis-server"):
+            totals["redis"] += cpu_seconds(int(entry.name))
+    return totals
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of ``pid`` and its live direct children (gunicorn or Celery pool processes)."""
     return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))

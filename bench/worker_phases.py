@@ -9,7 +9,7 @@ from typing import Any
 
 from bench import store
 from bench.load import percentile
-from bench.procs import tree_cpu_seconds, tree_rss_mb
+from bench.procs import server_cpu_seconds, tree_cpu_seconds, tree_rss_mb
 from bench.report import Figure, below, ratio_at_least
 from bench.runner import NOOP, Bench
 
@@ -77,7 +77,7 @@ def platform_e2e(bench: Bench) -> dict[str, Any]:
     idle = tree_rss_mb(worker_pid)
     bench.say(f"idle worker RSS (main + children): {idle:.0f} MiB")
     body = {"jobs": [{"type": "noop", "payload": {"n": i}} for i in range(1000)]}
-    cpu = _cpu(bench, PLATFORM)
+    cpu, servers = _cpu(bench, PLATFORM), server_cpu_seconds()
     started = time.time()
     with bench.profiling("e2e", *PLATFORM):
         batch_ids = [
@@ -91,9 +91,10 @@ def platform_e2e(bench: Bench) -> dict[str, Any]:
     )
     rate = total / (ended.timestamp() - started)
     cpu_ms = {n: (c - cpu[n]) * 1000 / total for n, c in _cpu(bench, PLATFORM).items()}
+    server_ms = _per_job(servers, total)
     bench.say(
         f"end-to-end: {rate:,.0f} jobs/s; CPU ms per job: "
-        + ", ".join(f"{n} {v:.2f}" for n, v in cpu_ms.items())
+        + ", ".join(f"{n} {v:.2f}" for n, v in {**cpu_ms, **server_ms}.items())
     )
     dispatch, release = platform_chain(bench, port)
     bench.between_phases()
@@ -104,7 +105,13 @@ def platform_e2e(bench: Bench) -> dict[str, Any]:
         "release": release,
         "cpu": sum(cpu_ms.values()),
         "cpu_parts": cpu_ms,
+        "servers": server_ms,
     }
+
+
+def _per_job(servers_before: dict[str, float], jobs: int) -> dict[str, float]:
+    """CPU ms per job spent by the PostgreSQL and Redis servers since ``servers_before``."""
+    return {n: (c - servers_before[n]) * 1000 / jobs for n, c in server_cpu_seconds().items()}
 
 
 def _cpu(bench: Bench, names: tuple[str, ...]) -> dict[str, float]:
@@ -160,7 +167,7 @@ def celery_baseline(bench: Bench) -> dict[str, Any]:
     idle = tree_rss_mb(pid)
     bench.say(f"raw Celery idle worker RSS: {idle:.0f} MiB")
     client.delete(done_key, last_key)
-    cpu = tree_cpu_seconds(pid)
+    cpu, servers = tree_cpu_seconds(pid), server_cpu_seconds()
     started = time.time()
     with bench.profiling("e2e", "celery-baseline"):
         publishing = time.process_time()
@@ -177,11 +184,22 @@ def celery_baseline(bench: Bench) -> dict[str, Any]:
         )
     rate = counts.e2e / (float(client.get(last_key) or 0) - started)
     cpu_ms = (tree_cpu_seconds(pid) - cpu + publishing) * 1000 / counts.e2e
-    bench.say(f"raw Celery: {rate:,.0f} tasks/s")
+    server_ms = _per_job(servers, counts.e2e)
+    bench.say(
+        f"raw Celery: {rate:,.0f} tasks/s; CPU ms per task: worker + publisher {cpu_ms:.2f}, "
+        + ", ".join(f"{n} {v:.2f}" for n, v in server_ms.items())
+    )
     release = _celery_chain(bench, cb, timed_key)
     dispatch = _celery_publish_to_start(bench, cb, timed_key)
     bench.between_phases()
-    return {"rate": rate, "idle": idle, "dispatch": dispatch, "release": release, "cpu": cpu_ms}
+    return {
+        "rate": rate,
+        "idle": idle,
+        "dispatch": dispatch,
+        "release": release,
+        "cpu": cpu_ms,
+        "servers": server_ms,
+    }
 
 
 def _timings(bench: Bench, key: str) -> dict[int, tuple[float, float, float]]:
@@ -247,6 +265,14 @@ def add_figures(bench: Bench, platform: dict[str, Any], celery: dict[str, Any]) 
             "  CPU per job (api + worker + scheduler; Celery: worker + publisher)",
             platform["cpu"],
             celery["cpu"],
+            "ms",
+        )
+    )
+    add(
+        Figure(
+            "  CPU per job of the PostgreSQL and Redis servers",
+            sum(platform["servers"].values()),
+            sum(celery["servers"].values()),
             "ms",
         )
     )

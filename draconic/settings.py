@@ -12,6 +12,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.connection import parse_url
 
 from draconic.env import (
     env_bool,
@@ -113,14 +114,16 @@ REDIS_URL = env_url(
 # share one Redis database without seeing each other's capacity.
 DRACONIC_REDIS_PREFIX = env_str("DRACONIC_REDIS_PREFIX", "draconic")
 
+# The pub/sub layer: a group message is one PUBLISH, which costs nothing when nobody listens,
+# and job events are published from the same Redis pipeline as the ledger's commands
+# (jobs.events.publish_in), so the layer must live on REDIS_URL. Pub/sub channels are not
+# scoped by Redis database, so the prefix names the database.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
-            "prefix": f"{DRACONIC_REDIS_PREFIX}:asgi",
-            "capacity": 1000,
-            "expiry": 30,
+            "prefix": f"{DRACONIC_REDIS_PREFIX}:{parse_url(REDIS_URL).get('db', 0)}:asgi",
         },
     }
 }

@@ -8,20 +8,20 @@ code path that changed the job.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import redis
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
 from jobs.models import ExecutionLog, Priority
+from jobs.redis_client import get_redis
 
 if TYPE_CHECKING:
     from jobs.transitions import Change
@@ -126,8 +126,20 @@ def replay(
     ]
 
 
-def publish_on_commit(changes: Sequence[Change]) -> None:
-    """Log each change now and broadcast them all once the current transaction commits."""
+def publish_on_commit(
+    changes: Sequence[Change], *, then: Callable[[redis.client.Pipeline], None] | None = None
+) -> None:
+    """Log each change now and broadcast them all once the current transaction commits.
+
+    ``then`` may queue more commands (a dispatch request) on the broadcast's pipeline: one
+    Redis round trip after the commit for both."""
+    log_changes(changes)
+    if changes or then is not None:
+        batch = list(changes)
+        transaction.on_commit(lambda: broadcast(batch, then=then))
+
+
+def log_changes(changes: Sequence[Change]) -> None:
     for change in changes:
         logger.info(
             "job %s %s -> %s",
@@ -140,19 +152,44 @@ def publish_on_commit(changes: Sequence[Change]) -> None:
                 "transition": f"{change.previous_status or 'new'}->{change.status}",
             },
         )
-    if changes:
-        batch = list(changes)
-        transaction.on_commit(lambda: broadcast(batch))
 
 
-def broadcast(changes: Sequence[Change]) -> None:
-    """Hand the events to this process's publisher; returns at once."""
-    _publisher.submit([(change.owner_id, event_payload(change)) for change in changes])
+def broadcast(
+    changes: Sequence[Change], *, then: Callable[[redis.client.Pipeline], None] | None = None
+) -> None:
+    """Send the events now, in one Redis round trip (with ``then``'s commands, if any). A
+    failure is logged, not raised: the events are in the ExecutionLog for ``since`` replay."""
+    pipe = get_redis().pipeline(transaction=False)
+    publish_in(pipe, changes)
+    if then is not None:
+        then(pipe)
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("could not broadcast %d job events: %r", len(changes), exc)
 
 
-def flush(timeout: float = 5.0) -> bool:
-    """Wait until every event handed to the publisher was sent (tests, shutdown)."""
-    return _publisher.flush(timeout)
+def publish_in(pipe: redis.client.Pipeline, changes: Sequence[Change]) -> None:
+    """Queue the events of ``changes`` on a pipeline that another call executes: one
+    ``PUBLISH`` per group (the owners' and the staff one), each carrying a list of events.
+
+    The channel layer is channels-redis's pub/sub layer on the same Redis (``REDIS_URL``), so
+    a publish here reaches every socket that joined the group through the layer, in every
+    server process, and costs Redis nothing when nobody listens. The message is encoded by
+    the layer's own serializer, sent to the channel name the layer subscribes a group to."""
+    if not changes:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in _messages([(c.owner_id, event_payload(c)) for c in changes]):
+        pipe.publish(group_channel(group), layer.serialize(message))
+
+
+def group_channel(group: str) -> str:
+    """The Redis pub/sub channel of a layer group (``RedisPubSubLoopLayer`` names it so)."""
+    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "asgi")
+    return f"{prefix}__group__{group}"
 
 
 def _messages(events: list[tuple[int, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
@@ -167,67 +204,3 @@ def _messages(events: list[tuple[int, dict[str, Any]]]) -> list[tuple[str, dict[
     everything = [event for _, event in events]
     messages.append((STAFF_GROUP, {"type": "job.updates", "owner_id": None, "events": everything}))
     return messages
-
-
-class _Publisher:
-    """A background event loop per process that sends events to the channel layer.
-
-    Callers only append to a buffer (``async_to_sync`` would start an event loop, and a Redis
-    connection, per commit, and make the worker wait for Redis). The loop drains the buffer
-    in one go: every event that piled up while it was sending travels in one message per
-    group, so a busy worker or a 1,000-job batch costs a few ``group_send`` calls, not
-    thousands. Past ``MAX_BUFFERED`` events (Redis down or too slow) new events are dropped
-    with a warning; clients resume from the ExecutionLog with ``since``.
-    """
-
-    MAX_BUFFERED = 100_000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pid = -1
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._buffer: list[tuple[int, dict[str, Any]]] = []
-        self._draining = False
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        # A forked worker child inherits the object but not the thread: start its own.
-        if self._pid != os.getpid() or self._loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="draconic-events", daemon=True).start()
-            self._loop, self._pid, self._buffer, self._draining = loop, os.getpid(), [], False
-        return self._loop
-
-    def submit(self, events: list[tuple[int, dict[str, Any]]]) -> None:
-        with self._lock:
-            loop = self._running_loop()
-            if len(self._buffer) + len(events) > self.MAX_BUFFERED:
-                logger.warning("event buffer full; dropping %d events", len(events))
-                return
-            self._buffer.extend(events)
-            if self._draining:
-                return  # the running drain will take these too
-            self._draining = True
-        asyncio.run_coroutine_threadsafe(self._drain(), loop)
-
-    async def _drain(self) -> None:
-        while True:
-            with self._lock:
-                events, self._buffer = self._buffer, []
-                if not events:
-                    self._draining = False
-                    self._idle.notify_all()
-                    return
-            try:
-                layer = get_channel_layer()
-                for group, message in _messages(events) if layer is not None else []:
-                    await layer.group_send(group, message)
-            except Exception as exc:  # a live view must never break a state change
-                logger.warning("could not broadcast %d job events: %r", len(events), exc)
-
-    def flush(self, timeout: float) -> bool:
-        with self._lock:
-            return self._idle.wait_for(lambda: not self._draining, timeout=timeout)
-
-
-_publisher = _Publisher()

@@ -181,10 +181,15 @@ def ledger_release(
     if not leases:
         return 0
     pipe = get_redis().pipeline(transaction=False)
-    _script(_RELEASE)(keys=_keys()[:3], args=leases, client=pipe)
+    release_in(pipe, leases)
     if then is not None:
         then(pipe)
     return int(pipe.execute()[0])
+
+
+def release_in(pipe: redis.client.Pipeline, leases: Sequence[str]) -> None:
+    """Queue ``ledger_release`` of ``leases`` on a pipeline another call executes."""
+    _script(_RELEASE)(keys=_keys()[:3], args=list(leases), client=pipe)
 
 
 def ledger_renew(lease: str, *, ttl: float | None = None) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -38,6 +39,7 @@ def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
 
 def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
     """Record success and release the children for which this was the last parent."""
+    release = _Release(ledger.lease_id(job_id, attempt))
     with transaction.atomic():
         change = transition(
             job_id,
@@ -46,6 +48,7 @@ def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
             attempt=attempt,
             message=f"attempt {attempt} completed",
             fields={"result": result, "completed_at": NOW, "error": ""},
+            then=release,  # after the commit, with the event: one Redis round trip
         )
         if change is None:
             return False
@@ -63,10 +66,26 @@ def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
             released = any(
                 left == 0 and status == JobStatus.PENDING for left, status in cursor.fetchall()
             )
-        # A child whose last parent this was is admitted by this process right away (no hop
-        # through the scheduler); otherwise the freed capacity is the scheduler's to hand out.
-        _after_commit_release(job_id, attempt, dispatch_now=released)
+        if released:
+            # A child whose last parent this was is admitted by this process right away (no
+            # hop through the scheduler), once the lease is released.
+            release.dispatch_here = True
+            transaction.on_commit(dispatcher.dispatch_here)
     return True
+
+
+class _Release:
+    """The Redis commands after an attempt ends: free its lease and, unless this process
+    dispatches itself, ask the scheduler for a dispatch (the capacity is free again)."""
+
+    def __init__(self, lease: str) -> None:
+        self.lease = lease
+        self.dispatch_here = False
+
+    def __call__(self, pipe: redis.client.Pipeline) -> None:
+        ledger.release_in(pipe, [self.lease])
+        if not self.dispatch_here:
+            dispatcher.request_dispatch_in(pipe)
 
 
 def job_fail_attempt(

@@ -104,9 +104,9 @@ def _store(jobs: Sequence[Job]) -> None:
                 timestamp=logs[j.id][1],
             )
             for j in jobs
-        ]
+        ],
+        then=dispatcher.request_dispatch_in,  # same round trip as the events
     )
-    transaction.on_commit(dispatcher.request_dispatch)
 
 
 def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:

@@ -8,12 +8,13 @@ an empty list and must not act as if the change happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import redis
 from django.db import connection
 from psycopg2.extras import Json
 
@@ -95,6 +96,7 @@ def transition(
     level: str = LogLevel.INFO,
     fields: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
+    then: Callable[[redis.client.Pipeline], None] | None = None,
 ) -> Change | None:
     """Move one job from ``from_`` to ``to``; return the change, or None if the CAS lost."""
     changes = transition_many(
@@ -106,6 +108,7 @@ def transition(
         level=level,
         fields=fields,
         context=context,
+        then=then,
     )
     return changes[0] if changes else None
 
@@ -120,12 +123,14 @@ def transition_many(
     level: str = LogLevel.INFO,
     fields: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
+    then: Callable[[redis.client.Pipeline], None] | None = None,
 ) -> list[Change]:
     """Move every job of ``job_ids`` that is in one of ``from_`` to ``to``, in one statement.
 
     ``fields`` are extra columns to set, as values or ``SQL`` expressions. ``attempt``, when
     given, fences the update to that attempt number (a stale worker cannot move a newer one).
-    Returns the changes that happened, one per job that matched.
+    Returns the changes that happened, one per job that matched. After the commit their
+    events go out in one Redis round trip, with ``then``'s commands if any jobs matched.
     """
     sources = [from_] if isinstance(from_, str) else list(from_)
     for source in sources:
@@ -154,7 +159,8 @@ def transition_many(
         cursor.execute(_statement(where, assignments), where_params + params + log_params)
         rows = cursor.fetchall()
     changes = [_change(row) for row in rows]
-    events.publish_on_commit(changes)
+    if changes:
+        events.publish_on_commit(changes, then=then)
     return changes
 
 

@@ -40,12 +40,8 @@ def _fresh_channel_layer() -> Iterator[None]:
     layer's receive lock held, bound to a dead loop (a server process has one loop)."""
     from channels.layers import channel_layers
 
-    from jobs import events
-
-    events.flush(timeout=5)
     channel_layers.backends = {}
     yield
-    events.flush(timeout=5)
     channel_layers.backends = {}
 
 

@@ -92,9 +92,8 @@ def test_health_names_an_unreachable_broker_and_channel_layer(staff_api, setting
     heartbeat.beat_once("w1@test", {})
     dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CELERY_BROKER_URL = dead
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [dead]}}
-    }
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [dead]}}}
     status, body = health(staff_api)
     assert status == 503
     assert body["failing"] == ["broker", "channel_layer"]
