@@ -12,7 +12,7 @@ import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import dispatcher, ledger
+from jobs import dispatcher, events, ledger
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobDependency, JobStatus, LogLevel
 from jobs.retry import RetryPolicy
 from jobs.transitions import NOW, SQL, transition, transition_many
@@ -39,53 +39,39 @@ def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
 
 def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
     """Record success and release the children for which this was the last parent."""
-    release = _Release(ledger.lease_id(job_id, attempt))
-    with transaction.atomic():
-        change = transition(
-            job_id,
-            from_=JobStatus.RUNNING,
-            to=JobStatus.COMPLETED,
-            attempt=attempt,
-            message=f"attempt {attempt} completed",
-            fields={"result": result, "completed_at": NOW, "error": ""},
-            then=release,  # after the commit, with the event: one Redis round trip
-        )
-        if change is None:
-            return False
-        jobs, edges = Job._meta.db_table, JobDependency._meta.db_table
-        with connection.cursor() as cursor:
-            # Children are locked in id order, like every multi-row change (transitions), so a
-            # completion cannot deadlock with a failing parent cancelling the same children.
-            cursor.execute(
-                f"WITH c AS (SELECT id FROM {jobs} WHERE id IN (SELECT job_id FROM {edges} "
-                "WHERE depends_on_id = %s) ORDER BY id FOR UPDATE) "
-                f"UPDATE {jobs} AS j SET pending_parents = j.pending_parents - 1 FROM c "
-                "WHERE j.id = c.id RETURNING j.pending_parents, j.status",
-                [str(job_id)],
-            )
-            released = any(
-                left == 0 and status == JobStatus.PENDING for left, status in cursor.fetchall()
-            )
-        if released:
-            # A child whose last parent this was is admitted by this process right away (no
-            # hop through the scheduler), once the lease is released.
-            release.dispatch_here = True
-            transaction.on_commit(dispatcher.dispatch_here)
+    # One statement (autocommit when not in a transaction): the compare-and-swap, its log
+    # row and the children's counters; after it, the event, the lease release and a
+    # dispatch request share one Redis round trip.
+    change = transition(
+        job_id,
+        from_=JobStatus.RUNNING,
+        to=JobStatus.COMPLETED,
+        attempt=attempt,
+        message=f"attempt {attempt} completed",
+        fields={"result": result, "completed_at": NOW, "error": ""},
+        release_children=True,
+        announce=False,
+    )
+    if change is None:
+        return False
+    # A child whose last parent this was is admitted by this process right away (no hop
+    # through the scheduler), once the lease is released.
+    here = change.released > 0
+    lease = ledger.lease_id(job_id, attempt)
+    events.publish_on_commit(
+        [change], then=lambda pipe: _release_in(pipe, lease, request_dispatch=not here)
+    )
+    if here:
+        transaction.on_commit(dispatcher.dispatch_here)
     return True
 
 
-class _Release:
-    """The Redis commands after an attempt ends: free its lease and, unless this process
-    dispatches itself, ask the scheduler for a dispatch (the capacity is free again)."""
-
-    def __init__(self, lease: str) -> None:
-        self.lease = lease
-        self.dispatch_here = False
-
-    def __call__(self, pipe: redis.client.Pipeline) -> None:
-        ledger.release_in(pipe, [self.lease])
-        if not self.dispatch_here:
-            dispatcher.request_dispatch_in(pipe)
+def _release_in(pipe: redis.client.Pipeline, lease: str, *, request_dispatch: bool) -> None:
+    """Queue the Redis commands after an attempt ends: free its lease and, unless this
+    process dispatches itself, ask the scheduler for a dispatch (capacity is free again)."""
+    ledger.release_in(pipe, [lease])
+    if request_dispatch:
+        dispatcher.request_dispatch_in(pipe)
 
 
 def job_fail_attempt(

@@ -8,6 +8,7 @@ an empty list and must not act as if the change happened.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from django.db import connection
 from psycopg2.extras import Json
 
 from jobs import events
-from jobs.models import ExecutionLog, Job, JobStatus, LogLevel
+from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, LogLevel
 
 S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
@@ -67,6 +68,8 @@ class Change:
     extra: Mapping[str, Any] = field(default_factory=dict)
     job: Job | None = field(default=None, compare=False, repr=False)
     """The job's row as the transition left it (None for changes built elsewhere)."""
+    released: int = 0
+    """With ``release_children``: how many children this change left ready."""
 
 
 _JOB_FIELDS = tuple(Job._meta.concrete_fields)
@@ -97,8 +100,14 @@ def transition(
     fields: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
     then: Callable[[redis.client.Pipeline], None] | None = None,
+    release_children: bool = False,
+    announce: bool = True,
 ) -> Change | None:
-    """Move one job from ``from_`` to ``to``; return the change, or None if the CAS lost."""
+    """Move one job from ``from_`` to ``to``; return the change, or None if the CAS lost.
+
+    ``release_children`` (for a completion) also takes one off the ``pending_parents`` of
+    each child, in the same statement; the change's ``released`` counts the children that
+    are now ready (pending with no unfinished parent)."""
     changes = transition_many(
         [job_id],
         from_=from_,
@@ -109,6 +118,8 @@ def transition(
         fields=fields,
         context=context,
         then=then,
+        release_children=release_children,
+        announce=announce,
     )
     return changes[0] if changes else None
 
@@ -124,13 +135,16 @@ def transition_many(
     fields: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
     then: Callable[[redis.client.Pipeline], None] | None = None,
+    release_children: bool = False,
+    announce: bool = True,
 ) -> list[Change]:
     """Move every job of ``job_ids`` that is in one of ``from_`` to ``to``, in one statement.
 
     ``fields`` are extra columns to set, as values or ``SQL`` expressions. ``attempt``, when
     given, fences the update to that attempt number (a stale worker cannot move a newer one).
     Returns the changes that happened, one per job that matched. After the commit their
-    events go out in one Redis round trip, with ``then``'s commands if any jobs matched.
+    events go out in one Redis round trip, with ``then``'s commands if any jobs matched;
+    with ``announce=False`` the caller publishes them (``events.publish_on_commit``).
     """
     sources = [from_] if isinstance(from_, str) else list(from_)
     for source in sources:
@@ -138,6 +152,9 @@ def transition_many(
             raise InvalidTransition(JobStatus(source), to)
     if not job_ids:
         return []
+    if release_children and len(job_ids) != 1:
+        # A child in the same set would be updated twice by one statement.
+        raise ValueError("release_children is for one job at a time")
     assignments = ["status = %s", "updated_at = now()"]
     params: list[Any] = [str(to)]
     for column, value in (fields or {}).items():
@@ -156,34 +173,65 @@ def transition_many(
     # autocommit (one round trip instead of BEGIN, statement, COMMIT); inside one, it joins
     # the caller's transaction and its events wait for that commit.
     with connection.cursor() as cursor:
-        cursor.execute(_statement(where, assignments), where_params + params + log_params)
+        lock = [where_params[0]] if release_children else []
+        cursor.execute(
+            _statement(tuple(where), tuple(assignments), release_children),
+            lock + where_params + params + log_params,
+        )
         rows = cursor.fetchall()
     changes = [_change(row) for row in rows]
-    if changes:
+    if changes and announce:
         events.publish_on_commit(changes, then=then)
     return changes
 
 
-def _statement(where: list[str], assignments: list[str]) -> str:
+@functools.lru_cache(maxsize=256)
+def _statement(where: tuple[str, ...], assignments: tuple[str, ...], children: bool) -> str:
     """One round trip: lock the rows (remembering their old status), swap them, and write
-    one log row each. Table and column names come from the models, never from input."""
+    one log row each. Table and column names come from the models, never from input.
+
+    With ``children``, the changed job's children are locked in id order (like every
+    multi-row change here, so a completion cannot deadlock with a failing parent cancelling
+    the same children) and their ``pending_parents`` decremented; the last column counts
+    those left ready. The job's row is locked first, by a statement of its own in the same
+    query string (one round trip, one transaction): a statement reads the edges as of its
+    start, and a child being submitted holds the parent ``FOR SHARE`` until it commits, so
+    only a statement that starts after the lock sees that child's edge."""
     table, logs = Job._meta.db_table, ExecutionLog._meta.db_table
+    edges = JobDependency._meta.db_table
     columns = ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
+    release = (
+        (
+            f", kids AS (SELECT k.id FROM {table} AS k WHERE k.id IN (SELECT e.job_id FROM "
+            f"{edges} AS e JOIN upd ON e.depends_on_id = upd.id) ORDER BY k.id FOR UPDATE), "
+            f"dec AS (UPDATE {table} AS k SET pending_parents = k.pending_parents - 1 FROM kids "
+            "WHERE k.id = kids.id RETURNING k.pending_parents, k.status) "
+        )
+        if children
+        else " "
+    )
+    ready = (
+        f", (SELECT count(*) FROM dec WHERE pending_parents = 0 AND status = '{S.PENDING}')"
+        if children
+        else ", 0"
+    )
+    lock = f"SELECT id FROM {table} WHERE id = ANY(%s::uuid[]) FOR UPDATE; " if children else ""
     return (
-        f"WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
+        f"{lock}WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
         f"ORDER BY id FOR UPDATE), "
         f"upd AS (UPDATE {table} AS j SET {', '.join(assignments)} FROM old "
         f"WHERE j.id = old.id RETURNING old.status AS previous_status, {columns}), "
         f"log AS (INSERT INTO {logs} (job_id, attempt, level, message, from_status, to_status, "
         f"context, created_at) SELECT upd.id, upd.attempt, %s, "
         f"COALESCE(NULLIF(%s, ''), upd.previous_status || ' -> ' || %s), upd.previous_status, "
-        f"%s, %s, now() FROM upd RETURNING id, job_id, created_at) "
-        f"SELECT upd.*, log.id, log.created_at FROM upd JOIN log ON log.job_id = upd.id"
+        f"%s, %s, now() FROM upd RETURNING id, job_id, created_at)"
+        f"{release}SELECT upd.*, log.id, log.created_at{ready} "
+        "FROM upd JOIN log ON log.job_id = upd.id"
     )
 
 
 def _change(row: Sequence[Any]) -> Change:
-    previous, values, (log_id, logged_at) = row[0], row[1:-2], row[-2:]
+    previous, values, (log_id, logged_at, released) = row[0], row[1:-3], row[-3:]
     job = Job.from_db(
         connection.alias,
         _JOB_ATTNAMES,
@@ -201,6 +249,7 @@ def _change(row: Sequence[Any]) -> Change:
         log_id=log_id,
         timestamp=logged_at,
         job=job,
+        released=released,
     )
 
 
