@@ -187,6 +187,9 @@ DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
 # After a dispatch request, the scheduler waits this long so one pass serves many requests.
 DRACONIC_DISPATCH_LINGER_SECONDS = env_float("DRACONIC_DISPATCH_LINGER_SECONDS", 0.01, minimum=0)
+# While less than an eighth of the CPU capacity is free, the scheduler waits up to this long
+# for more to free before a pass, so that one pass admits many jobs instead of one or two.
+DRACONIC_DISPATCH_HOLD_SECONDS = env_float("DRACONIC_DISPATCH_HOLD_SECONDS", 0.1, minimum=0)
 
 # --- Email (send_email jobs) ------------------------------------------------------------
 EMAIL_BACKEND = env_str(

@@ -9,6 +9,7 @@ dispatch is lost and two dispatchers never book the same capacity. Rows are clai
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,21 @@ def dispatch_here() -> None:
     except Exception:
         logger.warning("inline dispatch failed; leaving it to the scheduler", exc_info=True)
         request_dispatch()
+
+
+def wait_for_room(hold: float) -> None:
+    """While the cluster is nearly full (less than an eighth of its CPU units free), wait up to
+    ``hold`` seconds, woken by each release, for more room: the jobs in flight keep the
+    workers busy meanwhile, and one pass then admits many jobs instead of one per release.
+    A nearly empty cluster, or one with a small capacity, is served at once."""
+    deadline = time.monotonic() + hold
+    while True:
+        usage = ledger.ledger_usage()
+        free = usage.capacity_cpu - usage.cpu_units
+        left = deadline - time.monotonic()
+        if free >= max(1, usage.capacity_cpu // 8) or left <= 0:
+            return
+        wait_for_request(left)
 
 
 def wait_for_request(timeout: float) -> bool:

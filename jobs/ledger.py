@@ -12,6 +12,7 @@ unless its worker renews it, which is how the scheduler finds jobs of a dead wor
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -154,7 +155,9 @@ def _keys() -> list[str]:
     ]
 
 
+@functools.cache
 def _script(source: str):  # type: ignore[no-untyped-def]
+    """A script run by EVALSHA (loaded on first use; the client is one per process)."""
     return get_redis().register_script(source)
 
 
@@ -188,8 +191,11 @@ def ledger_release(
 
 
 def release_in(pipe: redis.client.Pipeline, leases: Sequence[str]) -> None:
-    """Queue ``ledger_release`` of ``leases`` on a pipeline another call executes."""
-    _script(_RELEASE)(keys=_keys()[:3], args=list(leases), client=pipe)
+    """Queue ``ledger_release`` of ``leases`` on a pipeline another call executes. EVAL, not a
+    registered script: redis-py checks a pipeline's scripts with a ``SCRIPT EXISTS`` round
+    trip of its own before every execute; Redis caches the compiled body either way."""
+    keys = _keys()[:3]
+    pipe.eval(_RELEASE, len(keys), *keys, *leases)
 
 
 def ledger_renew(lease: str, *, ttl: float | None = None) -> bool:

@@ -19,7 +19,7 @@ import redis
 from django.db import connection
 from psycopg2.extras import Json
 
-from jobs import events
+from jobs import events, sql
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, LogLevel
 
 S = JobStatus
@@ -173,16 +173,25 @@ def transition_many(
     # autocommit (one round trip instead of BEGIN, statement, COMMIT); inside one, it joins
     # the caller's transaction and its events wait for that commit.
     with connection.cursor() as cursor:
-        lock = [where_params[0]] if release_children else []
-        cursor.execute(
-            _statement(tuple(where), tuple(assignments), release_children),
-            lock + where_params + params + log_params,
+        statements: list[tuple[str, list[Any]]] = []
+        if release_children:
+            # Locks the job before the statement below starts (see _statement).
+            statements.append((_LOCK_JOBS, where_params[:1]))
+        statements.append(
+            (
+                _statement(tuple(where), tuple(assignments), release_children),
+                where_params + params + log_params,
+            )
         )
+        sql.execute(cursor, statements)
         rows = cursor.fetchall()
     changes = [_change(row) for row in rows]
     if changes and announce:
         events.publish_on_commit(changes, then=then)
     return changes
+
+
+_LOCK_JOBS = f"SELECT id FROM {Job._meta.db_table} WHERE id = ANY(%s::uuid[]) FOR UPDATE"
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,10 +202,11 @@ def _statement(where: tuple[str, ...], assignments: tuple[str, ...], children: b
     With ``children``, the changed job's children are locked in id order (like every
     multi-row change here, so a completion cannot deadlock with a failing parent cancelling
     the same children) and their ``pending_parents`` decremented; the last column counts
-    those left ready. The job's row is locked first, by a statement of its own in the same
-    query string (one round trip, one transaction): a statement reads the edges as of its
-    start, and a child being submitted holds the parent ``FOR SHARE`` until it commits, so
-    only a statement that starts after the lock sees that child's edge."""
+    those left ready. The caller must lock the job's row first (``_LOCK_JOBS``), by a
+    statement of its own in the same query string (one round trip, one transaction): a
+    statement reads the edges as of its start, and a child being submitted holds the parent
+    ``FOR SHARE`` until it commits, so only a statement that starts after the lock sees that
+    child's edge."""
     table, logs = Job._meta.db_table, ExecutionLog._meta.db_table
     edges = JobDependency._meta.db_table
     columns = ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
@@ -215,9 +225,8 @@ def _statement(where: tuple[str, ...], assignments: tuple[str, ...], children: b
         if children
         else ", 0"
     )
-    lock = f"SELECT id FROM {table} WHERE id = ANY(%s::uuid[]) FOR UPDATE; " if children else ""
     return (
-        f"{lock}WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
+        f"WITH old AS (SELECT id, status FROM {table} WHERE {' AND '.join(where)} "
         f"ORDER BY id FOR UPDATE), "
         f"upd AS (UPDATE {table} AS j SET {', '.join(assignments)} FROM old "
         f"WHERE j.id = old.id RETURNING old.status AS previous_status, {columns}), "

@@ -52,6 +52,7 @@ class Command(BaseCommand):
                     # Let the requests of jobs ending together pile up: one pass admits
                     # them all (dependency release does not wait: workers do it).
                     time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
+                    dispatcher.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
                     dispatcher.dispatch()
             except (DBError, redis.RedisError) as exc:
                 # PostgreSQL or Redis is down: say so once a second and carry on when back.
