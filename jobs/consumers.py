@@ -33,8 +33,10 @@ Resuming
     cursor than the last replayed one can still be new.
 
 Live events cost no database work here: the owner and the filters are checked against the
-message itself. A slow client only fills its own channel, which channels-redis caps
-(``CHANNEL_LAYERS`` capacity/expiry) by dropping its messages; publishers never wait.
+message itself. The layer is channels-redis's pub/sub layer: a server process subscribes to
+a group's Redis channel while one of its sockets is in the group, and publishers (any
+process, ``jobs.events``) never wait for a client. Pub/sub delivers at most once: a socket
+whose server lost its Redis connection for a moment resumes with ``since``.
 """
 
 from __future__ import annotations

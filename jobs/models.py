@@ -49,8 +49,10 @@ class Priority(models.IntegerChoices):
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: the owner_* indexes below all start with it. Every status change
+    # writes an entry in each index of this table, so each one costs on the hot path.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs", db_index=False
     )
     type = models.CharField(max_length=64)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
@@ -173,7 +175,8 @@ class ExecutionLog(models.Model):
     """One line of a job's history: every state change writes one; handlers log through it."""
 
     id = models.BigAutoField(primary_key=True)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    # No index of its own: log_job_id_idx (job, id) serves every look-up by job.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs", db_index=False)
     attempt = models.PositiveSmallIntegerField(default=0)
     level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
     message = models.TextField()

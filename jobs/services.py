@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
-from jobs import dispatcher, events, ledger, lifecycle, resolver
+from jobs import dispatcher, events, ledger, lifecycle, resolver, sql
 from jobs.errors import JobConflict, JobValidationError
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, LogLevel
 from jobs.transitions import Change, transition
@@ -229,15 +229,19 @@ def _insert_rows(
     from ``new``, built from constants only) follows, in the same round trip."""
     if not rows:
         return []
-    sql = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES %s"
+    single = len(rows) == 1  # a prepared statement (one shape), else one multi-row VALUES
+    values = f"({', '.join(['%s'] * len(columns))})" if single else "%s"
+    statement = f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) VALUES {values}"
     if returning:
-        sql += f" RETURNING {returning}"
+        statement += f" RETURNING {returning}"
     if then:
-        sql = f"WITH new AS ({sql}) {then}"
+        statement = f"WITH new AS ({statement}) {then}"
+    fetch = bool(returning or then)
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        result = execute_values(
-            cursor.cursor, sql, rows, page_size=len(rows), fetch=bool(returning or then)
-        )
+        if single:
+            sql.execute(cursor, [(statement, rows[0])])
+            return cursor.fetchall() if fetch else []
+        result = execute_values(cursor.cursor, statement, rows, page_size=len(rows), fetch=fetch)
     return list(result or [])
 
 
