@@ -29,6 +29,7 @@ def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
         message=f"attempt {attempt} started on {worker}",
         fields={"started_at": NOW, "worker": worker[:255]},
         context={"worker": worker},
+        with_job=True,
     )
     if change is None or change.job is None:
         return None

@@ -75,6 +75,8 @@ class Change:
 _JOB_FIELDS = tuple(Job._meta.concrete_fields)
 _JOB_COLUMNS = tuple(f.column for f in _JOB_FIELDS)
 _JOB_ATTNAMES = [f.attname for f in _JOB_FIELDS]
+#: What an event needs, in ``Change``'s order.
+_EVENT_COLUMNS = ("id", "owner_id", "type", "priority", "status", "attempt", "batch_id")
 
 
 _JSON_COLUMNS = frozenset(
@@ -102,6 +104,7 @@ def transition(
     then: Callable[[redis.client.Pipeline], None] | None = None,
     release_children: bool = False,
     announce: bool = True,
+    with_job: bool = False,
 ) -> Change | None:
     """Move one job from ``from_`` to ``to``; return the change, or None if the CAS lost.
 
@@ -120,6 +123,7 @@ def transition(
         then=then,
         release_children=release_children,
         announce=announce,
+        with_job=with_job,
     )
     return changes[0] if changes else None
 
@@ -137,6 +141,7 @@ def transition_many(
     then: Callable[[redis.client.Pipeline], None] | None = None,
     release_children: bool = False,
     announce: bool = True,
+    with_job: bool = False,
 ) -> list[Change]:
     """Move every job of ``job_ids`` that is in one of ``from_`` to ``to``, in one statement.
 
@@ -145,6 +150,8 @@ def transition_many(
     Returns the changes that happened, one per job that matched. After the commit their
     events go out in one Redis round trip, with ``then``'s commands if any jobs matched;
     with ``announce=False`` the caller publishes them (``events.publish_on_commit``).
+    ``with_job`` also returns each job's whole row (``Change.job``); otherwise only what an
+    event needs comes back.
     """
     sources = [from_] if isinstance(from_, str) else list(from_)
     for source in sources:
@@ -179,13 +186,13 @@ def transition_many(
             statements.append((_LOCK_JOBS, where_params[:1]))
         statements.append(
             (
-                _statement(tuple(where), tuple(assignments), release_children),
+                _statement(tuple(where), tuple(assignments), release_children, with_job),
                 where_params + params + log_params,
             )
         )
         sql.execute(cursor, statements)
         rows = cursor.fetchall()
-    changes = [_change(row) for row in rows]
+    changes = [_change(row, with_job) for row in rows]
     if changes and announce:
         events.publish_on_commit(changes, then=then)
     return changes
@@ -195,7 +202,9 @@ _LOCK_JOBS = f"SELECT id FROM {Job._meta.db_table} WHERE id = ANY(%s::uuid[]) FO
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(where: tuple[str, ...], assignments: tuple[str, ...], children: bool) -> str:
+def _statement(
+    where: tuple[str, ...], assignments: tuple[str, ...], children: bool, with_job: bool
+) -> str:
     """One round trip: lock the rows (remembering their old status), swap them, and write
     one log row each. Table and column names come from the models, never from input.
 
@@ -209,7 +218,7 @@ def _statement(where: tuple[str, ...], assignments: tuple[str, ...], children: b
     child's edge."""
     table, logs = Job._meta.db_table, ExecutionLog._meta.db_table
     edges = JobDependency._meta.db_table
-    columns = ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
+    columns = ", ".join(f"j.{c}" for c in (_JOB_COLUMNS if with_job else _EVENT_COLUMNS))
     release = (
         (
             f", kids AS (SELECT k.id FROM {table} AS k WHERE k.id IN (SELECT e.job_id FROM "
@@ -239,22 +248,26 @@ def _statement(where: tuple[str, ...], assignments: tuple[str, ...], children: b
     )
 
 
-def _change(row: Sequence[Any]) -> Change:
+def _change(row: Sequence[Any], with_job: bool) -> Change:
     previous, values, (log_id, logged_at, released) = row[0], row[1:-3], row[-3:]
-    job = Job.from_db(
-        connection.alias,
-        _JOB_ATTNAMES,
-        [_from_db(field, value) for field, value in zip(_JOB_FIELDS, values, strict=True)],
-    )
+    job = None
+    if with_job:
+        job = Job.from_db(
+            connection.alias,
+            _JOB_ATTNAMES,
+            [_from_db(field, value) for field, value in zip(_JOB_FIELDS, values, strict=True)],
+        )
+        values = [getattr(job, name) for name in _EVENT_COLUMNS]  # columns are attnames here
+    job_id, owner_id, type_, priority, status, attempt, batch_id = values
     return Change(
-        job_id=job.id,
-        owner_id=job.owner_id,
-        type=job.type,
-        priority=job.priority,
-        status=job.status,
+        job_id=job_id,
+        owner_id=owner_id,
+        type=type_,
+        priority=priority,
+        status=status,
         previous_status=previous,
-        attempt=job.attempt,
-        batch_id=job.batch_id,
+        attempt=attempt,
+        batch_id=batch_id,
         log_id=log_id,
         timestamp=logged_at,
         job=job,
