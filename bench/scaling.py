@@ -198,4 +198,7 @@ def _ready_queries() -> list[tuple[str, str]]:
             )
         transaction.set_rollback(True)
     titles = ["dispatcher ready scan, first batch", "dispatcher ready scan, next batch (keyset)"]
-    return list(zip(titles, [q["sql"] for q in captured.captured_queries], strict=False))
+    # The scan is a prepared statement: its EXECUTE is explained (in this same session, where
+    # it was prepared), with the plan PostgreSQL uses for it.
+    runs = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("EXECUTE")]
+    return list(zip(titles, runs, strict=False))

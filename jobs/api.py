@@ -28,6 +28,7 @@ from jobs.serializers import (
     ExecutionLogOutputSerializer,
     JobInputSerializer,
     JobOutputSerializer,
+    plain_batch_specs,
 )
 
 ERROR = inline_serializer(
@@ -137,9 +138,11 @@ class JobBatchApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = BatchInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        specs = data.to_specs()
+        specs = plain_batch_specs(request.data)
+        if specs is None:  # not the plain shape: the serializer decides, and names the errors
+            data = BatchInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            specs = data.to_specs()
         jobs = services.job_submit_batch(owner=request.user, specs=specs)
         return Response(
             {

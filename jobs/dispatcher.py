@@ -22,7 +22,7 @@ from django.db import Error as DBError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import ledger
+from jobs import ledger, sql
 from jobs.models import Job, JobStatus, Priority
 from jobs.redis_client import get_redis, key
 from jobs.transitions import NOW, SQL, transition_many
@@ -136,15 +136,15 @@ def _ready_batch(after: tuple[int, datetime, UUID] | None, limit: int) -> list[R
     if after is not None:
         keyset = "AND (priority, created_at, id) > (%s, %s, %s)"
         params += list(after)
+    statement = (
+        f"SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at, "
+        f"COALESCE(next_attempt_at, created_at) FROM {table} "
+        f"WHERE status IN ('pending', 'retrying') AND pending_parents = 0 "
+        f"AND (next_attempt_at IS NULL OR next_attempt_at <= now()) {keyset} "
+        f"ORDER BY priority, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at, "
-            f"COALESCE(next_attempt_at, created_at) FROM {table} "
-            f"WHERE status IN ('pending', 'retrying') AND pending_parents = 0 "
-            f"AND (next_attempt_at IS NULL OR next_attempt_at <= now()) {keyset} "
-            f"ORDER BY priority, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
-            [*params, limit],
-        )
+        sql.execute(cursor, [(statement, [*params, limit])])
         return [Ready(*row) for row in cursor.fetchall()]
 
 

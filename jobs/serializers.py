@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,11 @@ def json_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
             return f"is nested deeper than {limit} levels"
         stack.extend((child, level + 1) for child in children)
     return None
+
+
+def _repeated(values: list[str]) -> list[str]:
+    """The values that occur more than once, sorted (linear: a batch has 1,000 keys)."""
+    return sorted(v for v, n in Counter(values).items() if n > 1)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -131,7 +137,7 @@ class JobInputSerializer(StrictSerializer):
 
     def validate_depends_on(self, value: list[Any]) -> list[str]:
         ids = [str(v) for v in value]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = _repeated(ids)
         if duplicates:
             raise serializers.ValidationError(f"duplicate job ids: {', '.join(duplicates)}")
         return ids
@@ -176,7 +182,7 @@ class BatchJobInputSerializer(JobInputSerializer):
     idempotency_key = None  # type: ignore[assignment]
 
     def validate_depends_on(self, value: list[Any]) -> list[str]:
-        duplicates = sorted({v for v in value if value.count(v) > 1})
+        duplicates = _repeated(value)
         if duplicates:
             raise serializers.ValidationError(f"duplicate references: {', '.join(duplicates)}")
         return list(value)
@@ -190,8 +196,7 @@ class BatchInputSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 f"{len(value)} jobs; a batch holds at most {settings.DRACONIC_MAX_BATCH_SIZE}"
             )
-        keys = [j["key"] for j in value if j.get("key")]
-        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        duplicates = _repeated([j["key"] for j in value if j.get("key")])
         if duplicates:
             raise serializers.ValidationError(f"duplicate keys: {', '.join(duplicates)}")
         return value
@@ -203,6 +208,106 @@ class BatchInputSerializer(StrictSerializer):
             single._validated_data = item  # type: ignore[attr-defined]
             specs.append(single.to_spec())
         return specs
+
+
+def plain_batch_specs(data: Any) -> list[JobSpec] | None:
+    """The specs of a batch in which every job has the plain, common shape, checked without
+    DRF's per-field machinery (about ten times faster for 1,000 jobs). Anything else (a value
+    of another type, a default DRF would fill differently, any error) gives None, and the
+    caller runs ``BatchInputSerializer``, which makes the field-named errors. So this path
+    accepts a subset of what the serializer accepts, and builds the same specs from it."""
+    if not isinstance(data, dict) or data.keys() != {"jobs"}:
+        return None
+    items = data["jobs"]
+    if not isinstance(items, list) or not 0 < len(items) <= settings.DRACONIC_MAX_BATCH_SIZE:
+        return None
+    specs, keys = [], set()
+    for item in items:
+        spec = _plain_spec(item)
+        if spec is None or (spec.key is not None and spec.key in keys):
+            return None
+        if spec.key is not None:
+            keys.add(spec.key)
+        specs.append(spec)
+    return specs
+
+
+_BATCH_FIELDS = frozenset(BatchJobInputSerializer().fields)
+_PRIORITIES = frozenset(Priority.labels)
+
+
+def _plain_spec(item: Any) -> JobSpec | None:
+    if not isinstance(item, dict) or not item.keys() <= _BATCH_FIELDS:
+        return None
+    type_, priority = item.get("type"), item.get("priority", "normal")
+    payload, depends_on = item.get("payload", {}), item.get("depends_on", [])
+    key = item.get("key")
+    if not _plain_str(type_) or not isinstance(priority, str) or priority not in _PRIORITIES:
+        return None
+    if "key" in item and not _plain_str(key):
+        return None
+    if not isinstance(depends_on, list) or len(depends_on) > MAX_DEPENDENCIES:
+        return None
+    if not all(_plain_str(d) for d in depends_on) or len(set(depends_on)) != len(depends_on):
+        return None
+    resources = _plain_resources(item)
+    max_attempts = _plain_int(item, "max_attempts", 1, 20, settings.DRACONIC_DEFAULT_MAX_ATTEMPTS)
+    timeout = _plain_int(
+        item, "timeout_seconds", 1, 86400, settings.DRACONIC_DEFAULT_TIMEOUT_SECONDS
+    )
+    if resources is None or max_attempts is None or timeout is None:
+        return None
+    handler = get_handler(type_)
+    if handler is None or not isinstance(payload, dict):
+        return None
+    if json_problem(payload) is not None or handler.validate_payload(payload):
+        return None
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > settings.DRACONIC_MAX_PAYLOAD_BYTES:
+        return None
+    return JobSpec(
+        type=type_,
+        priority=Priority.by_name(priority),
+        payload=payload,
+        cpu_units=resources[0],
+        memory_mb=resources[1],
+        max_attempts=max_attempts,
+        timeout_seconds=timeout,
+        depends_on=list(depends_on),
+        key=key,
+    )
+
+
+def _plain_str(value: Any, max_length: int = 64) -> bool:
+    """A string a ``StrictCharField(max_length=64)`` keeps as it is: not blank, nothing to trim,
+    no NUL or surrogate characters."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:
+        return False
+    if value != value.strip():
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _plain_int(item: dict[str, Any], name: str, low: int, high: int, default: int) -> int | None:
+    if name not in item:
+        return default
+    value = item[name]
+    return value if type(value) is int and low <= value <= high else None
+
+
+def _plain_resources(item: dict[str, Any]) -> tuple[int, int] | None:
+    if "resource_requirements" not in item:
+        return 1, 128
+    resources = item["resource_requirements"]
+    if not isinstance(resources, dict) or not resources.keys() <= {"cpu_units", "memory_mb"}:
+        return None
+    cpu = _plain_int(resources, "cpu_units", 1, settings.MAX_CPU_UNITS, 1)
+    memory = _plain_int(resources, "memory_mb", 1, settings.MAX_MEMORY_MB, 128)
+    return None if cpu is None or memory is None else (cpu, memory)
 
 
 class DependenciesInputSerializer(StrictSerializer):
