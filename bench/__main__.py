@@ -30,16 +30,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _steps(opts: Options) -> list[tuple[str, str, Callable[..., None]]]:
     from bench import api_phases, scaling, worker_phases
 
-    def execution(bench: object) -> None:
-        platform = worker_phases.platform_e2e(bench)  # type: ignore[arg-type]
-        bench.step = bench.step.replace("execution", "raw Celery")  # type: ignore[attr-defined]
-        celery = worker_phases.celery_baseline(bench)  # type: ignore[arg-type]
-        worker_phases.add_figures(bench, platform, celery)  # type: ignore[arg-type]
-
     steps = [
         ("submit", "single-job submission", api_phases.submission),
         ("batch", "batch submission", api_phases.batch),
-        ("e2e", "execution", execution),
+        ("e2e", "execution", worker_phases.execution),
         ("scale", "scaling", scaling.scaling),
     ]
     return [s for s in steps if not opts.only or s[0] in opts.only]

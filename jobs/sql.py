@@ -10,7 +10,8 @@ Parameters of ``EXECUTE`` are coerced to the types PostgreSQL inferred at ``PREP
 with assignment casts only, so Python lists are sent as untyped array literals
 (``'{"a","b"}'``) rather than psycopg2's ``ARRAY[...]`` (a ``text[]`` that would not become
 a ``uuid[]``). A prepared statement lives as long as its session and survives a rollback;
-a new connection starts with none.
+a new connection starts with none. (So the workers need a session of their own: behind a
+transaction-pooling PgBouncer, SQL-level ``PREPARE`` does not work; use session pooling.)
 """
 
 from __future__ import annotations
