@@ -175,8 +175,14 @@ class ExecutionLog(models.Model):
     """One line of a job's history: every state change writes one; handlers log through it."""
 
     id = models.BigAutoField(primary_key=True)
-    # No index of its own: log_job_id_idx (job, id) serves every look-up by job.
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs", db_index=False)
+    # No index of its own: log_job_id_idx (job, id) serves every look-up by job. No database
+    # constraint either: a log row is only ever written by the statement that creates or locks
+    # its job (jobs.services, jobs.transitions), and deleting a job goes through Django's
+    # collector, which deletes its logs first; the constraint's check cost a row lock and an
+    # index probe per log row, four per job.
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="logs", db_index=False, db_constraint=False
+    )
     attempt = models.PositiveSmallIntegerField(default=0)
     level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
     message = models.TextField()
