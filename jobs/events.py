@@ -166,7 +166,12 @@ def broadcast(
     try:
         pipe.execute()
     except redis.RedisError as exc:
-        logger.warning("could not broadcast %d job events: %r", len(changes), exc)
+        # Events are replayable; a lease left held is freed by the scheduler's reconcile.
+        logger.warning(
+            "could not send %d job events (and the commands queued with them): %r",
+            len(changes),
+            exc,
+        )
 
 
 def publish_in(pipe: redis.client.Pipeline, changes: Sequence[Change]) -> None:

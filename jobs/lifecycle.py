@@ -40,9 +40,9 @@ def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
 
 def job_complete(*, job_id: UUID | str, attempt: int, result: Any) -> bool:
     """Record success and release the children for which this was the last parent."""
-    # One statement (autocommit when not in a transaction): the compare-and-swap, its log
-    # row and the children's counters; after it, the event, the lease release and a
-    # dispatch request share one Redis round trip.
+    # One round trip to PostgreSQL (autocommit when not in a transaction): the job's lock,
+    # then the compare-and-swap, its log row and the children's counters; after it, the
+    # event, the lease release and a dispatch request share one Redis round trip.
     change = transition(
         job_id,
         from_=JobStatus.RUNNING,
@@ -247,16 +247,9 @@ def dead_letter_requeue_many(*, job_ids: Sequence[UUID | str], by: Any = None) -
     return len(changes)
 
 
-def _after_commit_release(job_id: UUID | str, attempt: int, *, dispatch_now: bool = False) -> None:
-    """After the commit: free the attempt's lease and ask for a dispatch (one round trip), or,
-    with ``dispatch_now``, run the dispatch here."""
+def _after_commit_release(job_id: UUID | str, attempt: int) -> None:
+    """After the commit: free the attempt's lease and ask for a dispatch (one round trip)."""
     lease = ledger.lease_id(job_id, attempt)
-
-    def release() -> None:
-        if dispatch_now:
-            ledger.ledger_release([lease])
-            dispatcher.dispatch_here()
-        else:
-            ledger.ledger_release([lease], then=dispatcher.request_dispatch_in)
-
-    transaction.on_commit(release)
+    transaction.on_commit(
+        lambda: ledger.ledger_release([lease], then=dispatcher.request_dispatch_in)
+    )

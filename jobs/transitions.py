@@ -9,13 +9,12 @@ an empty list and must not act as if the change happened.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import redis
 from django.db import connection
 from psycopg2.extras import Json
 
@@ -101,7 +100,6 @@ def transition(
     level: str = LogLevel.INFO,
     fields: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
-    then: Callable[[redis.client.Pipeline], None] | None = None,
     release_children: bool = False,
     announce: bool = True,
     with_job: bool = False,
@@ -120,7 +118,6 @@ def transition(
         level=level,
         fields=fields,
         context=context,
-        then=then,
         release_children=release_children,
         announce=announce,
         with_job=with_job,
@@ -138,7 +135,6 @@ def transition_many(
     level: str = LogLevel.INFO,
     fields: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
-    then: Callable[[redis.client.Pipeline], None] | None = None,
     release_children: bool = False,
     announce: bool = True,
     with_job: bool = False,
@@ -148,8 +144,8 @@ def transition_many(
     ``fields`` are extra columns to set, as values or ``SQL`` expressions. ``attempt``, when
     given, fences the update to that attempt number (a stale worker cannot move a newer one).
     Returns the changes that happened, one per job that matched. After the commit their
-    events go out in one Redis round trip, with ``then``'s commands if any jobs matched;
-    with ``announce=False`` the caller publishes them (``events.publish_on_commit``).
+    events go out in one Redis round trip; with ``announce=False`` the caller publishes them
+    (``events.publish_on_commit``, which can add its own commands to that round trip).
     ``with_job`` also returns each job's whole row (``Change.job``); otherwise only what an
     event needs comes back.
     """
@@ -176,7 +172,7 @@ def transition_many(
         where.append("attempt = %s")
         where_params.append(attempt)
     log_params = [str(level), message, str(to), str(to), Json(dict(context or {}))]
-    # One statement is one transaction by itself: outside an atomic block it runs in
+    # One query string is one transaction by itself: outside an atomic block it runs in
     # autocommit (one round trip instead of BEGIN, statement, COMMIT); inside one, it joins
     # the caller's transaction and its events wait for that commit.
     with connection.cursor() as cursor:
@@ -194,7 +190,7 @@ def transition_many(
         rows = cursor.fetchall()
     changes = [_change(row, with_job) for row in rows]
     if changes and announce:
-        events.publish_on_commit(changes, then=then)
+        events.publish_on_commit(changes)
     return changes
 
 
