@@ -4,6 +4,9 @@ Login required. Staff see every job; other users see their own. Pages render the
 state server-side; the browser then keeps the jobs table and the graph colours current from
 the WebSocket ``/jobs/stream`` (events shaped by ``jobs.events.event_payload``) and polls
 ``stats.json`` for the figures no event carries (queue depths, resources, workers).
+What changes between the render and the socket's subscription is not lost: the jobs page
+replays from the last log id it rendered (``data-since``), and the job page re-reads
+``graph.json`` once subscribed, each node carrying the cursor its status comes from.
 The dependency graph is laid out here, in Python, and drawn as inline SVG.
 """
 
@@ -19,7 +22,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path
@@ -79,6 +82,9 @@ def stats(user: Any) -> dict[str, Any]:
 @login_required
 @require_GET
 def dashboard_view(request: HttpRequest) -> HttpResponse:
+    # Read before the jobs: the page's socket replays what is logged after it, so a change
+    # committed between this render and the socket's subscription is not lost.
+    since = ExecutionLog.objects.aggregate(last=Max("id"))["last"] or 0
     jobs = visible_jobs(request.user).order_by("-created_at", "-id")[:LATEST_JOBS]
     context = {
         "stats": stats(request.user),
@@ -88,6 +94,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "statuses": JobStatus.values,
         "ws_scope": "all" if request.user.is_staff else "",
         "latest": LATEST_JOBS,
+        "since": since,
     }
     return render(request, "dashboard/index.html", context)
 
@@ -154,6 +161,8 @@ class Node:
     status: str
     priority: str
     focus: bool
+    #: The id of the job's last logged state change (its events' cursor); 0 if none.
+    cursor: int = 0
     layer: int = 0
     x: int = 0
     y: int = 0
@@ -165,6 +174,7 @@ class Node:
             "status": self.status,
             "priority": self.priority,
             "focus": self.focus,
+            "cursor": self.cursor,
             "layer": self.layer,
             "x": self.x,
             "y": self.y,
@@ -222,18 +232,34 @@ def _related_ids(job_id: UUID) -> tuple[set[UUID], bool]:
 
 def job_graph(job: Job, user: Any) -> Graph:
     """The job with its ancestors and descendants (those the user may see), laid out left to
-    right by longest path from a source. Four queries whatever the graph."""
+    right by longest path from a source. Four queries whatever the graph.
+
+    Each node carries the cursor of the state change its status comes from (read in the same
+    query), so the page can tell a live event that is newer than what it drew from one that
+    is not."""
     ids, truncated = _related_ids(job.id)
+    last_change = (
+        ExecutionLog.objects.filter(job=OuterRef("id"))
+        .exclude(to_status="")
+        .order_by("-id")
+        .values("id")[:1]
+    )
     rows = (
         visible_jobs(user)
         .filter(id__in=ids | {job.id})
-        .values_list("id", "type", "status", "priority")
+        .annotate(cursor=Subquery(last_change))
+        .values_list("id", "type", "status", "priority", "cursor")
     )
     nodes = {
         str(i): Node(
-            id=str(i), type=t, status=s, priority=str(Priority(p).label), focus=i == job.id
+            id=str(i),
+            type=t,
+            status=s,
+            priority=str(Priority(p).label),
+            focus=i == job.id,
+            cursor=c or 0,
         )
-        for i, t, s, p in rows
+        for i, t, s, p, c in rows
     }
     pairs = JobDependency.objects.filter(
         job_id__in=ids | {job.id}, depends_on_id__in=ids | {job.id}

@@ -18,7 +18,8 @@ import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from jobs.models import JobStatus
+from jobs.models import ExecutionLog, JobStatus
+from jobs.transitions import transition
 from tests.conftest import ROOT, process_env, wait_until
 
 CHROMIUM = os.environ.get("DRACONIC_CHROMIUM", "/usr/bin/chromium")
@@ -130,6 +131,25 @@ def test_the_graph_of_a_diamond_has_four_nodes_and_four_edges_in_three_layers(we
 
 
 @pytest.mark.django_db
+def test_each_node_carries_the_cursor_of_its_last_state_change_and_the_page_the_last_log_id(
+    web, diamond
+):
+    """What lets the page tell a newer event from the state it drew (see dashboard.js)."""
+    a = diamond["a"]
+    transition(a.id, from_=JobStatus.PENDING, to=JobStatus.QUEUED)
+    ExecutionLog.objects.create(job=a, attempt=0, message="a note, not a state change")
+    changes = ExecutionLog.objects.exclude(to_status="")
+    last = {str(j.id): changes.filter(job=j).latest("id").id for j in diamond.values()}
+    graph = web.get(f"/dashboard/jobs/{diamond['d'].id}/graph.json").json()
+    assert {n["id"]: n["cursor"] for n in graph["nodes"]} == last
+    page = web.get(f"/dashboard/jobs/{diamond['d'].id}/").content.decode()
+    for job_id, cursor in last.items():
+        assert f'data-job-id="{job_id}" data-cursor="{cursor}"' in page
+    index = web.get("/dashboard/").content.decode()
+    assert f'data-since="{ExecutionLog.objects.latest("id").id}"' in index
+
+
+@pytest.mark.django_db
 def test_the_graph_of_a_middle_job_holds_only_its_ancestors_and_descendants(web, diamond):
     ids = {name: str(job.id) for name, job in diamond.items()}
     graph = web.get(f"/dashboard/jobs/{ids['b']}/graph.json").json()
@@ -189,6 +209,12 @@ def _post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[st
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return int(response.status), json.loads(response.read())
+
+
+def _get_json(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {token}"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  (local server)
+        return json.loads(response.read())
 
 
 def _serving(url: str) -> bool:
@@ -290,5 +316,76 @@ def test_a_job_row_turns_completed_live_and_a_diamond_draws_four_nodes_and_edges
             # The sink completes last; its node turns green in place.
             page.wait_for_selector(f'#graph g.node.status-completed[data-job-id="{sink}"]')
             page.screenshot(path=str(SCREENSHOTS / "dashboard-job-graph.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(bool(_browser_missing()), reason=_browser_missing() or "browser present")
+def test_changes_made_before_the_socket_subscribes_still_reach_the_page(platform, daphne, api):
+    """The window between the server's render and the socket's subscription, held open: the
+    pages load without their script, the jobs run to completion, then the script starts.
+    The jobs page replays from the cursor it rendered; the job page re-reads its graph."""
+    from playwright.sync_api import sync_playwright
+
+    token = Token.objects.get(user=api.user).key
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(90_000)
+            page.goto(daphne + "/accounts/login/")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password", "alice-password")
+            page.click("#login-submit")
+            page.wait_for_url(daphne + "/dashboard/")
+            page.route("**/dashboard.js", lambda route: route.fulfill(body="", status=200))
+
+            def run_script() -> None:
+                page.unroute("**/dashboard.js")
+                page.add_script_tag(url=daphne + "/dashboard/assets/dashboard.js")
+
+            def completed(job_id: str) -> bool:
+                job = _get_json(f"{daphne}/jobs/{job_id}/", token)
+                return bool(job["status"] == JobStatus.COMPLETED)
+
+            # The job page, drawn while nothing runs.
+            status, batch = _post_json(
+                daphne + "/jobs/batch/",
+                {
+                    "jobs": [
+                        {"key": "a", "type": "noop"},
+                        {"key": "b", "type": "noop", "depends_on": ["a"]},
+                    ]
+                },
+                token,
+            )
+            assert status == 201, batch
+            sink = batch["keys"]["b"]
+            page.goto(f"{daphne}/dashboard/jobs/{sink}/")
+            assert (
+                page.locator(f'#graph g.node.status-completed[data-job-id="{sink}"]').count() == 0
+            )
+            platform.start_worker()
+            platform.start_scheduler()
+            wait_until(lambda: completed(sink), timeout=90, message="the chain to complete")
+            run_script()
+            page.wait_for_selector("body[data-ws=open]")
+            page.wait_for_selector(f'#graph g.node.status-completed[data-job-id="{sink}"]')
+            assert page.locator("#job-status.status-completed").count() == 1
+
+            # The jobs page, rendered before a job is even submitted.
+            page.route("**/dashboard.js", lambda route: route.fulfill(body="", status=200))
+            page.goto(daphne + "/dashboard/")
+            status, job = _post_json(daphne + "/jobs/", {"type": "noop"}, token)
+            assert status == 201, job
+            wait_until(lambda: completed(job["id"]), timeout=90, message="the job to complete")
+            assert page.locator(f'tr[data-job-id="{job["id"]}"]').count() == 0
+            run_script()
+            page.wait_for_selector(f'tr[data-job-id="{job["id"]}"] .badge.status-completed')
+            # Replayed changes do not count twice: the counts come from stats.json after it.
+            page.wait_for_function(
+                "document.querySelector('[data-count=completed]').textContent === '3'"
+            )
         finally:
             browser.close()

@@ -1,14 +1,27 @@
 // Draconic dashboard: keeps the page current from the WebSocket /jobs/stream (job events,
 // shaped by jobs.events.event_payload) and polls stats.json for queue depths and resources.
 // No framework, no external assets. Text goes into the DOM through textContent only.
+//
+// Nothing that changes between the server's render and the socket's subscription is lost:
+// the jobs page connects with ?since=<cursor> (the last log id it rendered, then the last
+// one it saw) and replays what it missed; the job page re-reads its graph (graph.json) once
+// the socket is subscribed, and keeps a node's status only if its cursor is newer.
 (function () {
   "use strict";
   var body = document.body;
   var page = body.dataset.page;
   if (page !== "index" && page !== "job") return;
 
-  var state = { socket: null, events: 0, retry: 500, lastCursor: {} };
+  var state = {
+    socket: null, events: 0, retry: 500, lastCursor: {},
+    since: body.dataset.since === "" ? null : parseInt(body.dataset.since, 10)
+  };
   window.draconicDashboard = state;
+
+  // The graph as rendered: a node's status is as new as the cursor it was drawn from.
+  document.querySelectorAll("#graph g.node[data-cursor]").forEach(function (g) {
+    state.lastCursor[g.dataset.jobId] = parseInt(g.dataset.cursor, 10) || 0;
+  });
 
   function setWsState(value) {
     body.dataset.ws = value;
@@ -17,19 +30,25 @@
   }
 
   function streamUrl() {
+    var params = [];
+    if (body.dataset.wsScope) params.push("scope=" + encodeURIComponent(body.dataset.wsScope));
+    if (page === "index" && state.since !== null && !isNaN(state.since)) params.push("since=" + state.since);
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var scope = body.dataset.wsScope ? "?scope=" + encodeURIComponent(body.dataset.wsScope) : "";
-    return scheme + location.host + "/jobs/stream" + scope;
+    return scheme + location.host + "/jobs/stream" + (params.length ? "?" + params.join("&") : "");
   }
 
   function connect() {
     var socket = new WebSocket(streamUrl());
     state.socket = socket;
     setWsState("connecting");
-    socket.onopen = function () { state.retry = 500; setWsState("open"); };
+    socket.onopen = function () { state.retry = 500; };
     socket.onmessage = function (message) {
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }
+      if (data && data.type === "subscribed") { onSubscribed(); return; }
+      if (data && (data.type === "replay_done" || data.type === "replay_truncated")) {
+        refreshStats(); return;
+      }
       var events = Array.isArray(data) ? data : (Array.isArray(data.events) ? data.events : [data.event || data]);
       events.forEach(function (ev) { if (ev && ev.job_id && ev.status) handleEvent(ev); });
     };
@@ -40,20 +59,33 @@
     };
   }
 
+  // Live from here on: events flow, and the job page catches up with what it may have missed.
+  function onSubscribed() {
+    setWsState("open");
+    if (page === "job") refreshGraph();
+  }
+
   // An event older than one already applied to the same job is ignored (cursor = log id).
-  function isStale(ev) {
-    if (typeof ev.cursor !== "number") return false;
-    var last = state.lastCursor[ev.job_id];
-    if (last !== undefined && ev.cursor <= last) return true;
-    state.lastCursor[ev.job_id] = ev.cursor;
+  function isStale(jobId, cursor) {
+    if (typeof cursor !== "number") return false;
+    var last = state.lastCursor[jobId];
+    if (last !== undefined && cursor <= last) return true;
+    state.lastCursor[jobId] = cursor;
     return false;
   }
 
   function handleEvent(ev) {
-    if (isStale(ev)) return;
+    if (typeof ev.cursor === "number" && (state.since === null || ev.cursor > state.since)) state.since = ev.cursor;
+    if (isStale(ev.job_id, ev.cursor)) return;
     state.events += 1;
-    if (page === "index") { updateCounts(ev); updateRow(ev); }
-    else { updateGraph(ev); }
+    if (page === "index") {
+      // A replayed change may already be in the rendered counts: the stats poll after the
+      // replay sets them instead.
+      if (!ev.replay) updateCounts(ev);
+      updateRow(ev);
+    } else {
+      updateGraph(ev);
+    }
   }
 
   function badge(status) {
@@ -114,17 +146,22 @@
     row.dataset.status = ev.status;
   }
 
-  function updateGraph(ev) {
-    document.querySelectorAll('#graph g.node[data-job-id="' + ev.job_id + '"]').forEach(function (g) {
-      g.setAttribute("class", g.getAttribute("class").replace(/status-\w+/, "status-" + ev.status));
-      var state = g.querySelector("text.state");
-      if (state) state.textContent = ev.status;
+  function setNodeStatus(jobId, status) {
+    document.querySelectorAll('#graph g.node[data-job-id="' + jobId + '"]').forEach(function (g) {
+      g.setAttribute("class", g.getAttribute("class").replace(/status-\w+/, "status-" + status));
+      var label = g.querySelector("text.state");
+      if (label) label.textContent = status;
     });
     var section = document.querySelector("section.job");
-    if (!section || section.dataset.jobId !== ev.job_id) return;
-    var status = document.getElementById("job-status");
-    status.className = "badge status-" + ev.status;
-    status.textContent = ev.status;
+    if (!section || section.dataset.jobId !== jobId) return false;
+    var badgeEl = document.getElementById("job-status");
+    badgeEl.className = "badge status-" + status;
+    badgeEl.textContent = status;
+    return true;
+  }
+
+  function updateGraph(ev) {
+    if (!setNodeStatus(ev.job_id, ev.status)) return;
     setText("job-attempt", String(ev.attempt || 0));
     var logs = document.querySelector("#logs tbody");
     var tr = document.createElement("tr");
@@ -156,12 +193,31 @@
     setText("workers-alive", stats.workers_alive === null ? "?" : String(stats.workers_alive));
   }
 
+  function getJson(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; });
+  }
+
+  function refreshStats() {
+    if (page !== "index") return Promise.resolve();
+    return getJson(body.dataset.statsUrl).then(function (stats) { if (stats) applyStats(stats); })
+      .catch(function () {});
+  }
+
   function pollStats() {
-    fetch(body.dataset.statsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (stats) { if (stats) applyStats(stats); })
-      .catch(function () {})
-      .finally(function () { setTimeout(pollStats, 5000); });
+    refreshStats().finally(function () { setTimeout(pollStats, 5000); });
+  }
+
+  // The graph as it is now; a node changes only if what it was drawn from is older.
+  function refreshGraph() {
+    var section = document.querySelector("section.job");
+    if (!section || !section.dataset.graphUrl) return;
+    getJson(section.dataset.graphUrl).then(function (graph) {
+      (graph && graph.nodes || []).forEach(function (node) {
+        if (!isStale(node.id, node.cursor)) setNodeStatus(node.id, node.status);
+      });
+      state.graphRefreshed = (state.graphRefreshed || 0) + 1;
+    }).catch(function () {});
   }
 
   connect();
