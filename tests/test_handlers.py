@@ -305,6 +305,41 @@ def test_data_export_writes_rows_as_csv_under_the_owner_directory(job_factory, e
     assert messages(job) == ["exporting", "export written"]
 
 
+FORMULAS = [
+    {"=cmd": '=HYPERLINK("http://x")', "n": -3, "note": "+1", "at": "@SUM(A1)"},
+    {"=cmd": "\tx", "n": 2.5, "note": "-2+3", "at": "plain - text = fine"},
+]
+
+
+def test_data_export_csv_defuses_cells_a_spreadsheet_would_run_as_formulas(
+    job_factory, export_dir, user
+):
+    job = job_factory(type="data_export", payload={"format": "csv", "rows": FORMULAS})
+
+    parsed = list(csv.reader(io.StringIO(Path(run(job)["path"]).read_text(), newline="")))
+
+    assert parsed == [
+        ["'=cmd", "n", "note", "at"],
+        ['\'=HYPERLINK("http://x")', "-3", "'+1", "'@SUM(A1)"],  # a number stays a number
+        ["'\tx", "2.5", "'-2+3", "plain - text = fine"],
+    ]
+
+
+def test_data_export_writes_formulas_verbatim_when_asked_and_json_as_given(
+    job_factory, export_dir, user
+):
+    raw = job_factory(
+        type="data_export", payload={"format": "csv", "rows": FORMULAS, "escape_formulas": False}
+    )
+    as_json = job_factory(type="data_export", payload={"format": "json", "rows": FORMULAS})
+
+    parsed = list(csv.reader(io.StringIO(Path(run(raw)["path"]).read_text(), newline="")))
+
+    assert parsed[0] == ["=cmd", "n", "note", "at"]
+    assert parsed[1][0] == '=HYPERLINK("http://x")'
+    assert json.loads(Path(run(as_json)["path"]).read_text()) == FORMULAS
+
+
 def test_data_export_writes_json_with_the_chosen_columns(job_factory, export_dir, user):
     job = job_factory(
         type="data_export", payload={"format": "json", "rows": ROWS, "columns": ["score", "name"]}
@@ -605,6 +640,11 @@ INVALID = [
     ("data_export", {"format": "csv"}, "payload: give exactly one of rows and query"),
     ("data_export", {"format": "csv", "rows": [], "query": {"source": "jobs"}}, "give exactly one"),
     ("data_export", {"format": "csv", "rows": [1]}, "payload.rows: item 0 is not an object"),
+    (
+        "data_export",
+        {"format": "csv", "rows": [], "escape_formulas": "yes"},
+        "payload.escape_formulas: must be true or false",
+    ),
     (
         "data_export",
         {"format": "csv", "query": {"source": "users"}},

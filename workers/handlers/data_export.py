@@ -7,12 +7,16 @@ Payload::
     query     {"source": "jobs", "status"?: str, "type"?: str, "limit"?: 1..10,000}
     columns   a list of distinct column names                          (optional)
     filename  [A-Za-z0-9._-]{1,100}, not starting with "."            (optional)
+    escape_formulas  true (default) or false; CSV only                (optional)
 
 ``query`` exports the *submitting owner's* jobs, newest first, with the columns id, type,
 priority, status, created_at, completed_at; it never sees another owner's jobs. Without
 ``columns`` a ``rows`` export has the union of the rows' keys in first-seen order; a
 ``query`` export may only choose among its fixed columns. In CSV, missing values are empty
-and nested values are written as compact JSON; a JSON export is a list of objects holding
+and nested values are written as compact JSON. A CSV text cell (header included) that a
+spreadsheet would run as a formula, one starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return, gets a leading ``'`` (OWASP's advice against CSV injection); numbers are
+left alone, and ``"escape_formulas": false`` writes text exactly as given. A JSON export is a list of objects holding
 exactly the chosen columns (missing ones as null).
 
 The file lands at ``DRACONIC_EXPORT_DIR/<owner id>/<filename>`` (default
@@ -49,7 +53,9 @@ FORMATS = ("csv", "json")
 FILENAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 JOB_COLUMNS = ("id", "type", "priority", "status", "created_at", "completed_at")
 QUERY_FIELDS = frozenset({"source", "status", "type", "limit"})
-KNOWN_FIELDS = frozenset({"format", "rows", "query", "columns", "filename"})
+KNOWN_FIELDS = frozenset({"format", "rows", "query", "columns", "filename", "escape_formulas"})
+#: What makes a spreadsheet read a text cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: Rows between two cancellation checks.
 CHUNK = 1000
 
@@ -136,6 +142,8 @@ class DataExportHandler(Handler):
             errors["payload.filename"] = (
                 "must be 1 to 100 of the characters A-Z a-z 0-9 . _ - and not start with a dot"
             )
+        if not isinstance(payload.get("escape_formulas", True), bool):
+            errors["payload.escape_formulas"] = "must be true or false"
         return errors
 
     def run(self, ctx: JobContext) -> Any:
@@ -146,7 +154,9 @@ class DataExportHandler(Handler):
         rows = payload["rows"] if "rows" in payload else _owner_jobs(ctx.job, payload["query"])
         columns = payload.get("columns") or _columns_of(rows, payload)
         ctx.log("exporting", rows=len(rows), format=payload["format"], columns=len(columns))
-        content = _render(ctx, rows, columns, payload["format"])
+        content = _render(
+            ctx, rows, columns, payload["format"], escape=payload.get("escape_formulas", True)
+        )
         target = _write_atomically(ctx.job, export_filename(payload, ctx.job), content)
         result = {
             "path": str(target),
@@ -193,9 +203,11 @@ def _columns_of(rows: Iterable[Mapping[str, Any]], payload: Mapping[str, Any]) -
     return list(seen)
 
 
-def _render(ctx: JobContext, rows: list[Any], columns: list[str], fmt: str) -> bytes:
+def _render(
+    ctx: JobContext, rows: list[Any], columns: list[str], fmt: str, *, escape: bool = True
+) -> bytes:
     """The file's bytes (UTF-8). Checks for a cancel every ``CHUNK`` rows."""
-    picked = []
+    picked: list[dict[str, Any]] = []
     for start in range(0, len(rows), CHUNK):
         ctx.check_cancelled()
         picked.extend({c: row.get(c) for c in columns} for row in rows[start : start + CHUNK])
@@ -203,19 +215,26 @@ def _render(ctx: JobContext, rows: list[Any], columns: list[str], fmt: str) -> b
         return json.dumps(picked, ensure_ascii=False, indent=1).encode()
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    writer.writerows([_csv_cell(row[c]) for c in columns] for row in picked)
+    writer.writerow([_defused(c) if escape else c for c in columns])
+    writer.writerows([_csv_cell(row[c], escape) for c in columns] for row in picked)
     return out.getvalue().encode()
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: Any, escape: bool) -> Any:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, bool):
         return "true" if value else "false"
+    if escape and isinstance(value, str):
+        return _defused(value)
     return value
+
+
+def _defused(text: str) -> str:
+    """``text`` with a leading ``'`` if a spreadsheet would run it as a formula."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _write_atomically(job: Job, filename: str, content: bytes) -> Path:
