@@ -41,6 +41,7 @@ chaos: migrate  ## the fault-injection run, printing its summary
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy draconic jobs admin_api workers bench
 
 fmt: venv
 	$(VENV)/bin/ruff format .

@@ -106,8 +106,8 @@ def submission(bench: Bench) -> None:
     rounds = bench.opts.counts.rounds
     runs: dict[bool, list[_Run]] = {False: [], True: []}
     for index in range(rounds):
-        for baseline in (False, True):
-            runs[baseline].append(_single(bench, baseline=baseline, first=index == 0))
+        for is_baseline in (False, True):
+            runs[is_baseline].append(_single(bench, baseline=is_baseline, first=index == 0))
     if rounds > 1:
         bench.report.notes.append(
             f"single-job submission: best of {rounds} alternating rounds per side; "
@@ -118,10 +118,10 @@ def submission(bench: Bench) -> None:
                 for b, rs in runs.items()
             )
         )
-    platform, baseline = _best(runs[False]), _best(runs[True])
+    best_platform, best_baseline = _best(runs[False]), _best(runs[True])
     platform_growth, baseline_growth = runs[False][0].growth or 0.0, runs[True][0].growth or 0.0
-    platform_cpu, baseline_cpu = platform.cpu_ms, baseline.cpu_ms
-    platform, baseline = platform.timed, baseline.timed
+    platform_cpu, baseline_cpu = best_platform.cpu_ms, best_baseline.cpu_ms
+    platform, baseline = best_platform.timed, best_baseline.timed
     clients = bench.opts.counts.clients
     add = bench.report.add
     add(

@@ -302,7 +302,7 @@ class Plan:
         return sum(len(b) for b in self.batches)
 
 
-SHAPES = {  # parents of each member, by index inside the shape
+SHAPES: dict[str, list[list[int]]] = {  # parents of each member, by index inside the shape
     "single": [[]],
     "chain2": [[], [0]],
     "chain4": [[], [0], [1], [2]],

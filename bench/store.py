@@ -100,6 +100,7 @@ FROM generate_series(%(start)s, %(stop)s) AS g,
 
 def fill_jobs(owner_id: int, total: int) -> int:
     """Add finished jobs until the table holds ``total`` rows; returns how many were added."""
+    have: int
     (have,) = sql("SELECT count(*) FROM jobs_job")[0]
     missing = total - have
     if missing <= 0:

@@ -118,7 +118,7 @@ DRACONIC_REDIS_PREFIX = env_str("DRACONIC_REDIS_PREFIX", "draconic")
 # and job events are published from the same Redis pipeline as the ledger's commands
 # (jobs.events.publish_in), so the layer must live on REDIS_URL. Pub/sub channels are not
 # scoped by Redis database, so the prefix names the database.
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
@@ -209,7 +209,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "draconic@localhost")
 
 # --- REST framework -----------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "draconic.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

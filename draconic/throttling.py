@@ -24,7 +24,7 @@ class _FixedWindowMixin:
     so ``override_settings`` would not reach it).
     """
 
-    scope: str
+    scope: str | None
     setting: str
     num_requests: int
     duration: int

@@ -10,7 +10,7 @@ adding an edge by hand would skip the ``pending_parents`` counter; so neither is
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -32,7 +32,7 @@ from workers.handlers import registered_types
 LOG_INLINE_LIMIT = 50
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """An unfiltered changelist counts from the planner's statistics instead of a full
     ``COUNT(*)`` over millions of rows; a filtered one (usually small) counts exactly."""
 
@@ -77,7 +77,8 @@ class UuidSearchMixin:
     exactly (an index lookup); any other term matches nothing. Several terms must all match."""
 
     uuid_search_fields: tuple[str, ...] = ()
-    search_fields: tuple[str, ...] = ("id",)  # only so that the admin shows the search box
+    # Only so that the admin shows the search box (typed as ModelAdmin types it).
+    search_fields: ClassVar[list[str] | tuple[str, ...]] = ("id",)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

@@ -3,8 +3,9 @@ and answer with an output serializer."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -61,8 +62,14 @@ class Pagination(PageNumberPagination):
         return int(super().get_page_size(request) or self.page_size)
 
 
+def _user(request: Request) -> User:
+    """The request's user: every view here requires authentication (IsAuthenticated), so it
+    is a user, never anonymous."""
+    return cast(User, request.user)
+
+
 def _get_job_or_404(request: Request, job_id: Any) -> Job:
-    job = selectors.job_get(user=request.user, job_id=job_id)
+    job = selectors.job_get(user=_user(request), job_id=job_id)
     if job is None:
         raise NotFound(f"no job {job_id!s:.64} among yours")
     return job
@@ -93,7 +100,7 @@ class JobListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         filters = JobFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        jobs: QuerySet[Job] = selectors.job_list(user=request.user, **filters.validated_data)
+        jobs: QuerySet[Job] = selectors.job_list(user=_user(request), **filters.validated_data)
         paginator = Pagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
@@ -113,7 +120,7 @@ class JobListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job, created = services.job_submit(owner=request.user, spec=data.to_spec())
+        job, created = services.job_submit(owner=_user(request), spec=data.to_spec())
         return Response(
             JobOutputSerializer(job).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -143,7 +150,7 @@ class JobBatchApi(APIView):
             data = BatchInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             specs = data.to_specs()
-        jobs = services.job_submit_batch(owner=request.user, specs=specs)
+        jobs = services.job_submit_batch(owner=_user(request), specs=specs)
         return Response(
             {
                 "batch_id": str(jobs[0].batch_id),
@@ -179,7 +186,7 @@ class JobCancelApi(APIView):
     )
     def patch(self, request: Request, job_id: str) -> Response:
         job = services.job_cancel(job=_get_job_or_404(request, job_id))
-        job = selectors.job_get(user=request.user, job_id=job.id) or job
+        job = selectors.job_get(user=_user(request), job_id=job.id) or job
         return Response(JobOutputSerializer(job).data)
 
 
@@ -233,5 +240,5 @@ class JobDependenciesApi(APIView):
         data = DependenciesInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.job_add_dependencies(job=job, parent_ids=data.validated_data["depends_on"])
-        job = selectors.job_get(user=request.user, job_id=job.id) or job
+        job = selectors.job_get(user=_user(request), job_id=job.id) or job
         return Response(JobOutputSerializer(job).data)

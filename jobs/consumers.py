@@ -108,7 +108,7 @@ def _parse_since(value: Any) -> int | None:
     return int(value)
 
 
-class JobStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class JobStreamConsumer(AsyncJsonWebsocketConsumer):
     """One socket: joins its user's group (or ``jobs.all``), filters and forwards events."""
 
     async def connect(self) -> None:

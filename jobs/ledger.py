@@ -16,6 +16,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 import redis
@@ -219,21 +220,28 @@ def ledger_is_present() -> bool:
 
 def ledger_expired(*, now: float | None = None, limit: int = 500) -> list[str]:
     """Leases whose holder stopped renewing them (by Redis's clock, unless ``now`` is given)."""
+    raw: list[bytes]  # the client does not decode responses
     if now is None:
         raw = _script(_EXPIRED)(keys=[key("ledger", "expiry")], args=[limit])
     else:
-        raw = get_redis().zrangebyscore(key("ledger", "expiry"), "-inf", now, start=0, num=limit)
+        raw = cast(
+            "list[bytes]",
+            get_redis().zrangebyscore(key("ledger", "expiry"), "-inf", now, start=0, num=limit),
+        )
     return [item.decode() for item in raw]
 
 
 def ledger_unexpiring(*, limit: int = 1000) -> list[str]:
     """Leases that never expire: those of queued jobs, until their worker first renews them."""
-    raw = get_redis().zrangebyscore(key("ledger", "expiry"), "+inf", "+inf", start=0, num=limit)
+    raw = cast(
+        "list[bytes]",
+        get_redis().zrangebyscore(key("ledger", "expiry"), "+inf", "+inf", start=0, num=limit),
+    )
     return [item.decode() for item in raw]
 
 
 def ledger_leases() -> dict[str, tuple[int, int]]:
-    raw = get_redis().hgetall(key("ledger", "leases"))
+    raw = cast("dict[bytes, bytes]", get_redis().hgetall(key("ledger", "leases")))
     out: dict[str, tuple[int, int]] = {}
     for lease, held in raw.items():
         cpu, _, mem = held.decode().partition(":")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs import dispatcher, events, ledger
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobDependency, JobStatus, LogLevel
 from jobs.retry import RetryPolicy
-from jobs.transitions import NOW, SQL, transition, transition_many
+from jobs.transitions import NOW, SQL, Change, transition, transition_many
 
 
 def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
@@ -142,7 +142,7 @@ def job_dead_letter(
     reason: DeadLetterReason,
     error: str,
     traceback: str = "",
-) -> object | None:
+) -> Change | None:
     """Move a job to ``failed``, write its DeadLetter row and cancel its pending descendants,
     all in one transaction."""
     with transaction.atomic():

@@ -30,7 +30,7 @@ class RetryPolicy:
 
     def delay_for(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds before attempt ``attempt + 1``: base * 2**(attempt-1), capped, +-jitter."""
-        raw = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
+        raw: float = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
         spread = raw * self.jitter
         draw = (rng or random).uniform(-spread, spread)
         return max(0.0, min(self.max_delay, raw + draw))

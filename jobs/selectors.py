@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from jobs.models import DeadLetter, ExecutionLog, Job, Priority
@@ -19,7 +19,7 @@ def parse_uuid(value: Any) -> UUID | None:
         return None
 
 
-def job_get(*, user: AbstractBaseUser, job_id: Any) -> Job | None:
+def job_get(*, user: User, job_id: Any) -> Job | None:
     """The user's job with that id, or None (also for other users' jobs and bad ids)."""
     parsed = parse_uuid(job_id)
     if parsed is None:
@@ -29,7 +29,7 @@ def job_get(*, user: AbstractBaseUser, job_id: Any) -> Job | None:
 
 def job_list(
     *,
-    user: AbstractBaseUser,
+    user: User,
     status: str | None = None,
     priority: str | None = None,
     type: str | None = None,

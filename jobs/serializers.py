@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -173,7 +173,7 @@ class BatchJobInputSerializer(JobInputSerializer):
     key = StrictCharField(
         max_length=64, required=False, help_text="A name other jobs of the batch can depend on."
     )
-    depends_on = serializers.ListField(  # type: ignore[assignment]
+    depends_on = serializers.ListField(
         child=StrictCharField(max_length=64),
         default=list,
         max_length=MAX_DEPENDENCIES,
@@ -278,7 +278,7 @@ def _plain_spec(item: Any) -> JobSpec | None:
     )
 
 
-def _plain_str(value: Any, max_length: int = 64) -> bool:
+def _plain_str(value: Any, max_length: int = 64) -> TypeGuard[str]:
     """A string a ``StrictCharField(max_length=64)`` keeps as it is: not blank, nothing to trim,
     no NUL or surrogate characters."""
     if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:

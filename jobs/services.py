@@ -4,16 +4,17 @@ store everything in one transaction, or nothing."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg2.extras import Json, execute_values
@@ -109,7 +110,7 @@ def _store(jobs: Sequence[Job]) -> None:
     )
 
 
-def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:
+def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
     """Store one job. Returns ``(job, created)``; ``created`` is False for a repeated
     ``idempotency_key``, in which case the first job is returned and nothing is stored."""
     if spec.idempotency_key:
@@ -139,7 +140,7 @@ def job_submit(*, owner: AbstractBaseUser, spec: JobSpec) -> tuple[Job, bool]:
     return job, True
 
 
-def job_submit_batch(*, owner: AbstractBaseUser, specs: Sequence[JobSpec]) -> list[Job]:
+def job_submit_batch(*, owner: User, specs: Sequence[JobSpec]) -> list[Job]:
     """Store a whole graph atomically. Specs name each other by ``key``; ``depends_on`` may
     mix keys of this batch and ids of existing jobs. A cycle is refused with its keys."""
     keys = [s.key for s in specs]
@@ -204,7 +205,7 @@ def _insert_jobs(jobs: Sequence[Job]) -> list[tuple[Any, ...]]:
     logs = ExecutionLog._meta.db_table
     return _insert_rows(
         Job,
-        tuple(f.column for f in fields),
+        cast("tuple[str, ...]", tuple(f.column for f in fields)),  # concrete fields have one
         rows,
         returning="id, created_at",
         then=(
@@ -308,7 +309,7 @@ def job_cancel(*, job: Job, reason: str = "cancelled by its owner") -> Job:
                 lifecycle.cancel_descendants(job.id, reason=f"parent {job.id} was cancelled")
                 if current.status == JobStatus.QUEUED:
                     lease = ledger.lease_id(job.id, current.attempt)
-                    transaction.on_commit(lambda lease=lease: _release_and_dispatch(lease))
+                    transaction.on_commit(functools.partial(_release_and_dispatch, lease))
         if change is not None:
             return Job.objects.get(id=job.id)
     raise JobConflict(f"job {job.id} kept changing state; try again")

@@ -93,7 +93,7 @@ def _adapt(column: str, value: Any) -> Any:
 def transition(
     job_id: UUID | str,
     *,
-    from_: JobStatus | Iterable[JobStatus],
+    from_: JobStatus | str | Iterable[JobStatus],
     to: JobStatus,
     attempt: int | None = None,
     message: str = "",
@@ -128,7 +128,7 @@ def transition(
 def transition_many(
     job_ids: Sequence[UUID | str],
     *,
-    from_: JobStatus | Iterable[JobStatus],
+    from_: JobStatus | str | Iterable[JobStatus],
     to: JobStatus,
     attempt: int | None = None,
     message: str = "",

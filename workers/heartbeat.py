@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery.signals import worker_ready, worker_shutdown
@@ -67,7 +67,9 @@ def alive_workers() -> list[WorkerBeat]:
     """The workers whose heartbeat has not expired, by hostname. Two Redis round trips."""
     client = get_redis()
     client.zremrangebyscore(_index_key(), "-inf", time.time())
-    names = [n.decode() for n in client.zrange(_index_key(), 0, MAX_WORKERS - 1)]
+    # The client does not decode responses: the members are bytes.
+    members = cast("list[bytes]", client.zrange(_index_key(), 0, MAX_WORKERS - 1))
+    names = [n.decode() for n in members]
     if not names:
         return []
     bodies = client.mget([_worker_key(n) for n in names])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -74,7 +74,11 @@ class BaselineBatchItemSerializer(BaselineInputSerializer):
 
 
 class BaselineBatchSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    jobs = BaselineBatchItemSerializer(many=True, allow_empty=False, max_length=1000)
+    # What BaselineBatchItemSerializer(many=True, allow_empty=False, max_length=1000) builds,
+    # spelled out: the DRF stubs' serializer __init__ does not take the list's max_length.
+    jobs: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=BaselineBatchItemSerializer(), allow_empty=False, max_length=1000
+    )
 
 
 class BaselineOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -97,7 +101,9 @@ class BaselineBatchApi(APIView):
         data = BaselineBatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         items = data.validated_data["jobs"]
-        rows = [data.fields["jobs"].child.row(item, request.user) for item in items]
+        jobs_field = cast("serializers.ListSerializer[Any]", data.fields["jobs"])
+        child = cast(BaselineBatchItemSerializer, jobs_field.child)
+        rows = [child.row(item, request.user) for item in items]
         for row in rows:
             row.id = uuid.uuid4()
         ids = {

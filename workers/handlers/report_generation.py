@@ -146,7 +146,8 @@ def _scalar(value: Any) -> Scalar:
         return f"{len(value)} items"
     if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
         return value[: MAX_VALUE_CHARS - 1] + "\u2026"
-    return value
+    scalar: Scalar = value  # JSON: what is neither an object, an array nor a long string
+    return scalar
 
 
 def _text(value: Scalar) -> str:

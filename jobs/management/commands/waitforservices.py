@@ -54,7 +54,7 @@ class Command(BaseCommand):
 
     def _postgres(self) -> None:
         db = settings.DATABASES["default"]
-        params = {
+        params: dict[str, Any] = {
             k: v
             for k, v in {
                 "host": db.get("HOST"),
