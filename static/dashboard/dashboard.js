@@ -216,7 +216,6 @@
       (graph && graph.nodes || []).forEach(function (node) {
         if (!isStale(node.id, node.cursor)) setNodeStatus(node.id, node.status);
       });
-      state.graphRefreshed = (state.graphRefreshed || 0) + 1;
     }).catch(function () {});
   }
 

@@ -16,8 +16,8 @@ priority, status, created_at, completed_at; it never sees another owner's jobs. 
 and nested values are written as compact JSON. A CSV text cell (header included) that a
 spreadsheet would run as a formula, one starting with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return, gets a leading ``'`` (OWASP's advice against CSV injection); numbers are
-left alone, and ``"escape_formulas": false`` writes text exactly as given. A JSON export is a list of objects holding
-exactly the chosen columns (missing ones as null).
+left alone, and ``"escape_formulas": false`` writes text exactly as given. A JSON export is
+a list of objects holding exactly the chosen columns (missing ones as null).
 
 The file lands at ``DRACONIC_EXPORT_DIR/<owner id>/<filename>`` (default
 ``export-<job id>.<format>``; the format's extension is appended when missing). It is written
