@@ -29,9 +29,9 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import metrics
-from jobs import ledger
+from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
-from workers.heartbeat import alive_workers
+from workers.liveness import alive_workers
 
 #: Rows of the latest-jobs table, and of a job page's log.
 LATEST_JOBS = 50

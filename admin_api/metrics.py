@@ -24,9 +24,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from draconic.celery import PRIORITY_QUEUES
-from jobs import ledger
+from jobs.engine import ledger
 from jobs.models import ADMITTABLE_STATUSES, DeadLetter, Job, JobStatus, Priority
-from workers.heartbeat import alive_workers
+from workers.liveness import alive_workers
 
 #: Upper bounds (seconds) of the queue-wait and run-time histogram buckets.
 BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from admin_api import views
-from jobs.urls import seed_path
+from jobs.api.urls import seed_path
 
 # The seed's paths, exactly; a trailing slash is accepted too where the seed has none.
 urlpatterns = [

@@ -25,11 +25,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from admin_api import metrics
-from jobs import ledger, lifecycle, selectors
-from jobs.api import ERROR, VALIDATION_ERROR, Pagination
+from jobs.api import selectors
+from jobs.api.serializers import DeadLetterOutputSerializer, StrictCharField
+from jobs.api.views import ERROR, VALIDATION_ERROR, Pagination
+from jobs.engine import deadletter, ledger
 from jobs.models import DeadLetterReason
-from jobs.serializers import DeadLetterOutputSerializer, StrictCharField
-from workers.heartbeat import alive_workers
+from workers.liveness import alive_workers
 
 
 class StaffApi(APIView):
@@ -181,7 +182,7 @@ class DeadLetterRetryApi(StaffApi):
     )
     def post(self, request: Request, job_id: str) -> Response:
         parsed = selectors.parse_uuid(job_id)
-        if parsed is None or not lifecycle.dead_letter_requeue(job_id=parsed, by=request.user):
+        if parsed is None or not deadletter.dead_letter_requeue(job_id=parsed, by=request.user):
             raise NotFound(f"job {job_id!s:.64} is not in the dead-letter queue")
         return Response({"job_id": str(parsed), "status": "pending"})
 
@@ -203,5 +204,5 @@ class DeadLetterBulkRetryApi(StaffApi):
                 :10000
             ]
         )
-        requeued = lifecycle.dead_letter_requeue_many(job_ids=ids, by=request.user)
+        requeued = deadletter.dead_letter_requeue_many(job_ids=ids, by=request.user)
         return Response({"requeued": requeued})

@@ -446,7 +446,7 @@ class Chaos:
         return victim
 
     def submit_next(self, owner: Any) -> None:
-        from jobs.services import job_submit_batch
+        from jobs.api.submit import job_submit_batch
         from tests.factories import make_spec
 
         batch = self.plan.batches[self.submitted_batches]
@@ -653,7 +653,7 @@ def order_violations(
 def ledger_problem(wait: float = 60) -> str:
     """Empty when the ledger is present and holds nothing, after giving the schedulers' ticks
     ``wait`` seconds to reconcile it; otherwise what it still holds."""
-    from jobs import ledger
+    from jobs.engine import ledger
 
     deadline = time.monotonic() + wait
     while True:

@@ -29,9 +29,9 @@ def _submit_rate(bench: Bench, level: int) -> float:
 
 
 def _dispatch_rate(bench: Bench, level: int, *, plans: bool) -> float:
-    """Admission of ``scale_dispatch`` ready jobs by ``dispatcher.dispatch()`` in this process
+    """Admission of ``scale_dispatch`` ready jobs by ``admission.dispatch()`` in this process
     (no worker; capacity set high for this process only), publishing included."""
-    from jobs import dispatcher
+    from jobs.engine import admission
 
     n = bench.opts.counts.scale_dispatch
     store.insert_ready(bench.owner_id, n)
@@ -40,7 +40,7 @@ def _dispatch_rate(bench: Bench, level: int, *, plans: bool) -> float:
     started = time.perf_counter()
     admitted = 0
     while admitted < n:
-        step = dispatcher.dispatch()
+        step = admission.dispatch()
         if step == 0:
             raise RuntimeError(f"dispatch admitted nothing at {admitted:,}/{n:,}")
         admitted += step
@@ -121,7 +121,7 @@ def capture_plans(bench: Bench) -> None:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from jobs import selectors
+    from jobs.api import selectors
     from jobs.models import Job, JobStatus
 
     user = get_user_model().objects.get(pk=bench.owner_id)
@@ -187,15 +187,12 @@ def _ready_queries() -> list[tuple[str, str]]:
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from jobs import dispatcher
+    from jobs.engine import admission
 
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-        first = dispatcher._ready_batch(None, settings.DRACONIC_DISPATCH_BATCH)
+        first = admission.ready_page(after=None, limit=settings.DRACONIC_DISPATCH_BATCH)
         if first:
-            last = first[-1]
-            dispatcher._ready_batch(
-                (last.priority, last.created_at, last.id), settings.DRACONIC_DISPATCH_BATCH
-            )
+            admission.ready_page(after=first[-1], limit=settings.DRACONIC_DISPATCH_BATCH)
         transaction.set_rollback(True)
     titles = ["dispatcher ready scan, first batch", "dispatcher ready scan, next batch (keyset)"]
     # The scan is a prepared statement: its EXECUTE is explained (in this same session, where

@@ -219,7 +219,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "jobs.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -234,7 +234,7 @@ SPECTACULAR_SETTINGS = {
 # --- API input hardening (REST API test suite) ---------------------------------------------
 # DRF's JSONParser lets through bodies that later fail with a 500 (too deep, 1e400, lone
 # surrogates); this parser answers them with a 400. See jobs/parsers.py.
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.parsers.StrictJSONParser"]
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.api.parsers.StrictJSONParser"]
 
 # A valid API token is remembered this long per API process (0: look it up every request).
 DRACONIC_TOKEN_CACHE_SECONDS = env_float(

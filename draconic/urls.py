@@ -17,7 +17,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", prometheus_metrics, name="prometheus-metrics"),
     path("dashboard/", include("admin_api.dashboard")),
-    path("jobs/", include("jobs.urls")),
+    path("jobs/", include("jobs.api.urls")),
     # The operator API shares /admin/ with the Django admin; its paths come first.
     path("admin/", include("admin_api.urls")),
     path("admin/", admin.site.urls),

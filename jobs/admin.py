@@ -22,11 +22,11 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from jobs.engine.cancel import job_cancel
+from jobs.engine.deadletter import dead_letter_requeue
 from jobs.errors import JobConflict
-from jobs.lifecycle import dead_letter_requeue
 from jobs.models import DeadLetter, ExecutionLog, Job, JobDependency
-from jobs.services import job_cancel
-from workers.handlers import registered_types
+from jobs.types import registered_types
 
 #: How many log rows a job's change page shows (the newest ones, oldest first).
 LOG_INLINE_LIMIT = 50

@@ -13,8 +13,7 @@ import os
 import time
 from typing import Any
 
-from workers.handlers import register
-from workers.handlers.base import Handler, HandlerError, JobContext
+from jobs.types import Handler, HandlerError, JobContext, register
 
 RUN_LOG_ENV = "DRACONIC_CHAOS_RUN_LOG"
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from workers.handlers import register
-from workers.handlers.base import Handler, JobContext
+from jobs.types import Handler, JobContext, register
 
 
 @register("count_runs")

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from jobs.models import Job, JobDependency, Priority
-from jobs.services import JobSpec, job_submit
+from jobs.api.submit import JobSpec, job_submit
+from jobs.engine import transitions
+from jobs.engine.deadletter import job_dead_letter
+from jobs.models import DeadLetterReason, Job, JobDependency, JobStatus, Priority
 
 
 def make_spec(**overrides: Any) -> JobSpec:
@@ -39,4 +41,35 @@ def job_factory(user: Any) -> Any:
     return make
 
 
-__all__ = ["Job", "JobDependency", "job_factory", "make_spec"]
+def move_to(job: Job, status: JobStatus, *, result: Any = None) -> Job:
+    """Set-up: walk a pending or queued job on to ``status`` through the engine's real moves
+    (admitted, started, then completed, retried, dead-lettered or cancelled). Returns it
+    fresh."""
+    job = Job.objects.get(id=job.id)
+    if status == JobStatus.CANCELLED:
+        assert transitions.cancel_waiting(job_id=job.id, attempt=job.attempt, message="test set-up")
+        return Job.objects.get(id=job.id)
+    if job.status == JobStatus.PENDING and status != JobStatus.PENDING:
+        assert transitions.admit_jobs(job_ids=[job.id])
+        job = Job.objects.get(id=job.id)
+    ran = (JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.COMPLETED, JobStatus.FAILED)
+    if status in ran:
+        assert transitions.start_attempt(job_id=job.id, attempt=job.attempt, worker="test")
+    if status == JobStatus.COMPLETED:
+        assert transitions.complete_attempt(job_id=job.id, attempt=job.attempt, result=result)
+    elif status == JobStatus.FAILED:
+        reason = DeadLetterReason.MAX_ATTEMPTS
+        assert job_dead_letter(job_id=job.id, attempt=job.attempt, reason=reason, error="boom")
+    elif status == JobStatus.RETRYING:
+        assert transitions.retry_attempt(
+            job_id=job.id,
+            attempt=job.attempt,
+            error="boom",
+            next_attempt_at=job.created_at,
+            message="test set-up",
+            context={},
+        )
+    return Job.objects.get(id=job.id)
+
+
+__all__ = ["Job", "JobDependency", "job_factory", "make_spec", "move_to"]

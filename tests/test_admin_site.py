@@ -12,9 +12,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from jobs.admin import LOG_INLINE_LIMIT
-from jobs.lifecycle import job_dead_letter
+from jobs.engine.deadletter import job_dead_letter_waiting
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobStatus
-from jobs.transitions import transition
+from tests.factories import move_to
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +32,8 @@ def operator(django_user_model: Any) -> Client:
 
 def _fail(job: Job) -> Job:
     """Put a job in the DLQ the way the worker does (through the lifecycle services)."""
-    job_dead_letter(
+    job_dead_letter_waiting(
         job_id=job.id,
-        attempt=None,
-        from_=[JobStatus.PENDING],
         reason=DeadLetterReason.NON_RETRYABLE,
         error="boom",
     )
@@ -115,7 +113,7 @@ def test_a_non_staff_user_is_sent_to_the_login_page(user):
 def test_the_cancel_action_cancels_a_pending_job_and_skips_finished_ones(operator, job_factory):
     pending = job_factory(type="noop")
     done = job_factory(type="noop")
-    transition(done.id, from_=JobStatus.PENDING, to=JobStatus.CANCELLED, message="test setup")
+    move_to(done, JobStatus.CANCELLED)
     response = operator.post(
         CHANGELIST,
         {

@@ -11,10 +11,10 @@ import pytest
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-from jobs.lifecycle import job_dead_letter
+from jobs.engine.deadletter import job_dead_letter_waiting
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus
-from jobs.transitions import transition
 from tests.conftest import wait_until
+from tests.factories import move_to
 
 pytestmark = pytest.mark.django_db
 
@@ -48,16 +48,12 @@ def row_counts() -> tuple[int, int, int]:
 
 def complete(job: Job) -> None:
     """Drive a job to ``completed`` through the real transitions (pending -> ... -> completed)."""
-    assert transition(job.id, from_=S.PENDING, to=S.QUEUED, fields={"attempt": 1})
-    assert transition(job.id, from_=S.QUEUED, to=S.RUNNING)
-    assert transition(job.id, from_=S.RUNNING, to=S.COMPLETED, fields={"result": {"ok": True}})
+    move_to(job, S.COMPLETED, result={"ok": True})
 
 
 def dead_letter(job: Job, error: str = "boom") -> None:
-    assert job_dead_letter(
+    assert job_dead_letter_waiting(
         job_id=job.id,
-        attempt=None,
-        from_=[S.PENDING],
         reason=DeadLetterReason.MAX_ATTEMPTS,
         error=error,
     )
@@ -69,7 +65,7 @@ def end_in(job: Job, status: JobStatus) -> None:
     elif status == S.FAILED:
         dead_letter(job)
     else:
-        assert transition(job.id, from_=S.PENDING, to=status)
+        move_to(job, status)
 
 
 # --- POST /jobs/ ------------------------------------------------------------------------
@@ -213,7 +209,7 @@ def test_the_list_filters_by_status_priority_and_type(
         "b": job_factory(type="fail", priority="normal"),
         "c": job_factory(type="noop", priority="low"),
     }
-    assert transition(jobs["c"].id, from_=S.PENDING, to=S.CANCELLED)
+    move_to(jobs["c"], S.CANCELLED)
     names = {str(j.id): name for name, j in jobs.items()}
     response = api.get(f"/jobs/?{query}")
     assert response.status_code == 200, response.content

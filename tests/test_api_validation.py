@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from jobs.api_errors import nest_errors
-from jobs.lifecycle import job_dead_letter
+from jobs.api.errors import nest_errors
+from jobs.engine.deadletter import job_dead_letter_waiting
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus
-from jobs.transitions import transition
+from tests.factories import move_to
 
 pytestmark = pytest.mark.django_db
 
@@ -179,15 +179,13 @@ def test_a_parent_that_is_not_mine_or_will_never_complete_is_refused(
     else:
         parent = job_factory()
         if parent_is == "failed":
-            job_dead_letter(
+            job_dead_letter_waiting(
                 job_id=parent.id,
-                attempt=None,
-                from_=[S.PENDING],
                 reason=DeadLetterReason.MAX_ATTEMPTS,
                 error="x",
             )
         else:
-            transition(parent.id, from_=S.PENDING, to=S.CANCELLED)
+            move_to(parent, S.CANCELLED)
     before = row_counts()
     response = api.post("/jobs/", {**JOB, "depends_on": [str(parent.id)]}, format="json")
     assert response.status_code == 400, response.content
@@ -341,7 +339,7 @@ def test_a_batch_over_the_size_limit_is_refused(api: APIClient, settings: Any) -
 
 def test_a_batch_with_one_bad_job_stores_none_of_them(api: APIClient, job_factory: Any) -> None:
     dead = job_factory()
-    transition(dead.id, from_=S.PENDING, to=S.CANCELLED)
+    move_to(dead, S.CANCELLED)
     before = row_counts()
     body = {"jobs": [{**JOB, "key": "ok"}, {**JOB, "depends_on": ["ok", str(dead.id)]}]}
     response = api.post("/jobs/batch/", body, format="json")

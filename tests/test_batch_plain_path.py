@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobs.serializers import BatchInputSerializer, plain_batch_specs
+from jobs.api.serializers import BatchInputSerializer, plain_batch_specs
 
 BASE: dict[str, Any] = {"key": "a", "type": "noop", "payload": {"n": 1}}
 

@@ -21,11 +21,11 @@ from bench.chaos import (
     make_plan,
     order_violations,
 )
-from jobs import dispatcher, ledger
+from jobs.api.submit import job_submit
+from jobs.engine import admission, ledger
+from jobs.engine.sweeps import scheduler_tick
+from jobs.engine.transitions import start_attempt
 from jobs.models import Job, JobStatus
-from jobs.scheduler import scheduler_tick
-from jobs.services import job_submit
-from jobs.transitions import NOW, transition
 from tests.conftest import wait_until
 from tests.factories import make_spec
 
@@ -98,18 +98,9 @@ def test_a_worker_lost_between_its_start_and_its_first_lease_renewal_is_settled(
     never-expiring expiry of a queued job and no sweep looked at it."""
     settings.DRACONIC_LEASE_SECONDS = 1
     job, _ = job_submit(owner=user, spec=make_spec(type="noop", max_attempts=3))
-    assert dispatcher.admit_ready() == 1
+    assert admission.admit_ready() == 1
     # The worker's job_start commits, then the worker dies before ledger_renew.
-    assert (
-        transition(
-            job.id,
-            from_=JobStatus.QUEUED,
-            to=JobStatus.RUNNING,
-            attempt=1,
-            fields={"started_at": NOW, "worker": "w9@gone"},
-        )
-        is not None
-    )
+    assert start_attempt(job_id=job.id, attempt=1, worker="w9@gone") is not None
 
     def settled() -> bool:
         scheduler_tick()

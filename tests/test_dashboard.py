@@ -19,8 +19,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from jobs.models import ExecutionLog, JobStatus
-from jobs.transitions import transition
 from tests.conftest import ROOT, process_env, wait_until
+from tests.factories import move_to
 
 CHROMIUM = os.environ.get("DRACONIC_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output"
@@ -136,7 +136,7 @@ def test_each_node_carries_the_cursor_of_its_last_state_change_and_the_page_the_
 ):
     """What lets the page tell a newer event from the state it drew (see dashboard.js)."""
     a = diamond["a"]
-    transition(a.id, from_=JobStatus.PENDING, to=JobStatus.QUEUED)
+    move_to(a, JobStatus.QUEUED)
     ExecutionLog.objects.create(job=a, attempt=0, message="a note, not a state change")
     changes = ExecutionLog.objects.exclude(to_status="")
     last = {str(j.id): changes.filter(job=j).latest("id").id for j in diamond.values()}

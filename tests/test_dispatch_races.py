@@ -15,10 +15,11 @@ import pytest
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
-from jobs import dispatcher, ledger
+from jobs.api.submit import job_submit, job_submit_batch
+from jobs.engine import admission, ledger
+from jobs.engine.cancel import job_cancel
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobStatus
 from jobs.redis_client import get_redis, key
-from jobs.services import job_cancel, job_submit, job_submit_batch
 from tests.factories import make_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,7 +98,7 @@ def assert_each_queued_job_admitted_once(expected: int) -> None:
 def test_four_concurrent_dispatchers_admit_each_job_once_up_to_capacity(user: Any) -> None:
     job_submit_batch(owner=user, specs=[make_spec(memory_mb=10) for _ in range(200)])
 
-    admitted = run_in_threads([dispatcher.dispatch] * 4)
+    admitted = run_in_threads([admission.dispatch] * 4)
 
     assert sum(admitted) == 50
     assert_each_queued_job_admitted_once(50)
@@ -113,7 +114,7 @@ def test_passes_racing_without_the_advisory_lock_still_never_double_admit(user: 
     job_submit_batch(owner=user, specs=[make_spec(memory_mb=10) for _ in range(200)])
     ledger.ledger_rebuild([])
 
-    admitted = run_in_threads([dispatcher.admit_ready] * 4)
+    admitted = run_in_threads([admission.admit_ready] * 4)
 
     assert sum(admitted) == 50
     assert_each_queued_job_admitted_once(50)
@@ -126,10 +127,10 @@ def test_dispatchers_racing_with_submits_never_exceed_capacity(user: Any) -> Non
         job_submit_batch(
             owner=user, specs=[make_spec(cpu_units=3, memory_mb=10) for _ in range(10)]
         )
-        return dispatcher.dispatch()
+        return admission.dispatch()
 
     run_in_threads([submit_and_dispatch] * 4)
-    dispatcher.dispatch()  # whatever a lost race left behind
+    admission.dispatch()  # whatever a lost race left behind
 
     queued = Job.objects.filter(status=JobStatus.QUEUED).count()
     assert queued == 16  # 16 * 3 = 48 <= 50 < 17 * 3
@@ -141,7 +142,7 @@ def test_higher_priorities_are_admitted_first(settings: Any, user: Any) -> None:
     settings.MAX_CPU_UNITS = 3
     jobs = [submit(user, priority=p) for p in ("low", "normal", "high", "critical")]
 
-    assert dispatcher.dispatch() == 3
+    assert admission.dispatch() == 3
 
     assert statuses(*jobs) == ["pending", "queued", "queued", "queued"]
     assert_ledger_matches_queued_jobs()
@@ -151,7 +152,7 @@ def test_jobs_of_one_priority_are_admitted_oldest_first(settings: Any, user: Any
     settings.MAX_CPU_UNITS = 2
     jobs = [submit(user, priority="high") for _ in range(5)]
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(*jobs) == ["queued", "queued", "pending", "pending", "pending"]
 
@@ -162,7 +163,7 @@ def test_admission_order_crosses_batches(settings: Any, user: Any) -> None:
     lows = [submit(user, priority="low") for _ in range(4)]
     criticals = [submit(user, priority="critical") for _ in range(3)]
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(*criticals) == ["queued"] * 3
     assert statuses(*lows) == ["queued", "queued", "pending", "pending"]
@@ -170,7 +171,7 @@ def test_admission_order_crosses_batches(settings: Any, user: Any) -> None:
 
 def _hold_one_cpu(user: Any) -> Job:
     holder = submit(user, cpu_units=1)
-    dispatcher.dispatch()
+    admission.dispatch()
     holder.refresh_from_db()
     assert holder.status == JobStatus.QUEUED
     return holder
@@ -182,7 +183,7 @@ def test_a_big_job_that_does_not_fit_does_not_block_smaller_ones(settings: Any, 
     big = submit(user, cpu_units=4)
     smalls = [submit(user, cpu_units=1) for _ in range(3)]
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(big, *smalls) == ["pending", "queued", "queued", "queued"]
     assert ledger.ledger_usage().cpu_units == 4
@@ -196,14 +197,14 @@ def test_a_starving_big_job_becomes_a_barrier_and_goes_first(settings: Any, user
     big = submit(user, cpu_units=4)
     smalls = [submit(user, cpu_units=1) for _ in range(3)]
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(big, *smalls) == ["pending"] * 4
     assert ledger.ledger_usage().cpu_units == 1
 
     job_cancel(job=holder)  # frees its CPU after commit
     assert ledger.ledger_usage().cpu_units == 0
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(big, *smalls) == ["queued", "pending", "pending", "pending"]
     assert ledger.ledger_usage().cpu_units == 4
@@ -217,7 +218,7 @@ def test_a_barrier_does_not_hold_back_higher_priorities(settings: Any, user: Any
     big = submit(user, cpu_units=4, priority="low")
     urgent = submit(user, cpu_units=1, priority="critical")
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(urgent, big) == ["queued", "pending"]
 
@@ -228,7 +229,7 @@ def test_dispatch_rebuilds_a_lost_ledger_before_admitting(settings: Any, user: A
     get_redis().delete(*(key("ledger", k) for k in ("used", "leases", "expiry", "epoch")))
     waiting = [submit(user) for _ in range(3)]
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(first, *waiting) == ["queued", "queued", "pending", "pending"]
     assert_ledger_matches_queued_jobs()
@@ -244,7 +245,7 @@ def test_a_job_larger_than_a_shrunken_capacity_is_dead_lettered_not_waited_for(
     small = submit(user, cpu_units=1)
     settings.MAX_CPU_UNITS = 4  # the operator shrank the cluster after the submit
 
-    dispatcher.dispatch()
+    admission.dispatch()
 
     assert statuses(huge, child, small) == ["failed", "cancelled", "queued"]
     letter = DeadLetter.objects.get(job=huge)
@@ -262,7 +263,7 @@ def test_cancels_racing_with_dispatch_leave_no_lease_behind(user: Any) -> None:
         return 0
 
     def dispatch_repeatedly() -> int:
-        return sum(dispatcher.dispatch() for _ in range(30))
+        return sum(admission.dispatch() for _ in range(30))
 
     admitted = run_in_threads([cancel_all, dispatch_repeatedly, dispatch_repeatedly])
 

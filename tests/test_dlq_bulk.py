@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jobs.lifecycle import job_dead_letter
+from jobs.engine.deadletter import job_dead_letter_waiting
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -14,9 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def dead(job_factory: Any, *, type: str, reason: DeadLetterReason) -> Job:
     job = job_factory(type=type)
-    assert job_dead_letter(
-        job_id=job.id, attempt=None, from_=(JobStatus.PENDING,), reason=reason, error="boom"
-    )
+    assert job_dead_letter_waiting(job_id=job.id, reason=reason, error="boom")
     return job
 
 

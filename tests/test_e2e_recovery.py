@@ -12,7 +12,7 @@ import pytest
 
 import tests.e2e_handlers  # noqa: F401  (registers the test-only job types here too)
 from bench.chaos import RedisServer
-from jobs import ledger
+from jobs.engine import ledger
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 from jobs.redis_client import get_redis
 from tests.conftest import wait_until

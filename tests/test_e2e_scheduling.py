@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 
 import tests.e2e_handlers  # noqa: F401  (registers the test-only job types here too)
-from jobs import dispatcher, ledger
+from jobs.engine import ledger
+from jobs.engine.publish import Delivery, publish
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 from tests.conftest import wait_until
 
@@ -267,7 +268,7 @@ def test_a_duplicate_delivery_does_not_run_the_handler_twice(platform, api, tmp_
         message=platform.logs(),
     )
     # The broker delivers the same message twice more (as after a redelivery).
-    dispatcher.publish([(job.id, 1, job.priority, job.timeout_seconds)] * 2)
+    publish([Delivery(job.id, 1, job.priority, job.timeout_seconds)] * 2)
     (done,) = wait_terminal([job_id], platform)
     assert done.status == JobStatus.COMPLETED
     wait_until(lambda: "skipped" in platform.logs(), message="the duplicates to be delivered")

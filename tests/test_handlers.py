@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from jobs.models import ExecutionLog, Job
-from workers.handlers import get_handler
-from workers.handlers.base import HandlerError, JobCancelled, JobContext
+from jobs.types import HandlerError, JobCancelled, JobContext, get_handler
 
 pytestmark = pytest.mark.django_db
 

@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from admin_api import metrics
 from draconic.celery import app as celery_app
-from jobs import ledger
+from jobs.engine import ledger
 from jobs.models import DeadLetter, Job, JobStatus, Priority
 from tests.conftest import ROOT, process_env, wait_until
-from workers import heartbeat
+from workers import liveness
 
 PORTS = range(18150, 18200)
 
@@ -69,7 +69,7 @@ def test_health_is_503_naming_workers_when_no_worker_is_alive(staff_api):
 @pytest.mark.django_db
 def test_health_is_200_with_a_heartbeat_and_a_ledger(staff_api):
     ledger.ledger_rebuild([])
-    heartbeat.beat_once("w1@test", {"pid": 1})
+    liveness.beat_once("w1@test", {"pid": 1})
     status, body = health(staff_api)
     assert status == 200, body
     assert body == {"status": "ok", "failing": [], "checks": body["checks"]}
@@ -79,7 +79,7 @@ def test_health_is_200_with_a_heartbeat_and_a_ledger(staff_api):
 
 @pytest.mark.django_db
 def test_health_reports_a_missing_ledger(staff_api):
-    heartbeat.beat_once("w1@test", {})
+    liveness.beat_once("w1@test", {})
     status, body = health(staff_api)
     assert status == 503
     assert body["failing"] == ["ledger"]
@@ -89,7 +89,7 @@ def test_health_reports_a_missing_ledger(staff_api):
 @pytest.mark.django_db
 def test_health_names_an_unreachable_broker_and_channel_layer(staff_api, settings):
     ledger.ledger_rebuild([])
-    heartbeat.beat_once("w1@test", {})
+    liveness.beat_once("w1@test", {})
     dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CELERY_BROKER_URL = dead
     layer = settings.CHANNEL_LAYERS["default"]
@@ -105,16 +105,16 @@ def test_health_names_an_unreachable_broker_and_channel_layer(staff_api, setting
 
 
 def test_a_heartbeat_counts_until_it_expires_or_is_forgotten():
-    heartbeat.beat_once("a@host", {"pid": 10}, ttl=60)
-    heartbeat.beat_once("b@host", {"pid": 11}, ttl=1)
-    beats = heartbeat.alive_workers()
+    liveness.beat_once("a@host", {"pid": 10}, ttl=60)
+    liveness.beat_once("b@host", {"pid": 11}, ttl=1)
+    beats = liveness.alive_workers()
     assert [b.hostname for b in beats] == ["a@host", "b@host"]
     assert beats[0].info["pid"] == 10
     wait_until(
-        lambda: [b.hostname for b in heartbeat.alive_workers()] == ["a@host"], message="b to expire"
+        lambda: [b.hostname for b in liveness.alive_workers()] == ["a@host"], message="b to expire"
     )
-    heartbeat.forget("a@host")
-    assert heartbeat.alive_workers() == []
+    liveness.forget("a@host")
+    assert liveness.alive_workers() == []
 
 
 @pytest.mark.e2e
@@ -125,12 +125,12 @@ def test_a_real_worker_beats_and_disappears_when_stopped_or_killed(platform, sta
     platform.start_scheduler()
 
     def names() -> list[str]:
-        return sorted(b.hostname.split("@")[0] for b in heartbeat.alive_workers())
+        return sorted(b.hostname.split("@")[0] for b in liveness.alive_workers())
 
     wait_until(lambda: names() == ["w1", "w2"], message=f"two heartbeats\n{platform.logs()}")
     status, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(health(staff_api)))
     assert body["checks"]["workers"]["alive"] == 2
-    beat = next(b for b in heartbeat.alive_workers() if b.hostname.startswith("w1@"))
+    beat = next(b for b in liveness.alive_workers() if b.hostname.startswith("w1@"))
     assert beat.info["queues"] == ["critical", "high", "low", "normal"]
     assert beat.info["concurrency"] == 2
 
@@ -187,7 +187,7 @@ def world(job_factory, user) -> dict[str, Any]:
     for queue, priority in [("high", None), ("high", None), ("low", None), ("normal", 5)]:
         celery_app.send_task("draconic.execute_job", args=["x", 1], queue=queue, priority=priority)
     ledger.ledger_rebuild([("lease:1", 2, 256, float("inf"))])
-    heartbeat.beat_once("w1@test", {})
+    liveness.beat_once("w1@test", {})
     return {"user": user}
 
 

@@ -10,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs.api import Pagination
-from jobs.models import Job, JobStatus, Priority
-from jobs.selectors import job_list
+from jobs.api.selectors import job_list
+from jobs.api.views import Pagination
+from jobs.engine import admission, prepared, statements
+from jobs.models import Job, JobStatus
 
 TOTAL = 20_000
 PENDING = 250  # divides TOTAL, so exactly this many are ready
@@ -79,26 +80,26 @@ def explain(sql: str, params: list[object]) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-# The shape of jobs.dispatcher._ready_batch, first batch and keyset continuation.
-READY_SQL = (
-    "SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at, "
-    "COALESCE(next_attempt_at, created_at) FROM jobs_job "
-    "WHERE status IN ('pending', 'retrying') AND pending_parents = 0 "
-    "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) {keyset} "
-    "ORDER BY priority, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
-)
+def ready_scans() -> list[str]:
+    """The statements ``admission.ready_page`` really sends for a first page and the next one
+    (EXECUTEs of prepared statements, explained below in the session that prepared them)."""
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        first = admission.ready_page(after=None, limit=100)
+        assert first, "the table has ready jobs"
+        admission.ready_page(after=first[-1], limit=100)
+        transaction.set_rollback(True)
+    sent = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("EXECUTE")]
+    names = [prepared.prepare(s).name for s in (statements.READY_JOBS, statements.READY_JOBS_AFTER)]
+    assert [sql.split()[1] for sql in sent] == names  # the engine's own two statements
+    return sent
 
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("big_table")
 def test_index_scan_for_ready() -> None:
     assert Job.objects.filter(status=JobStatus.PENDING, pending_parents=0).count() == PENDING
-    first = explain(READY_SQL.format(keyset=""), [100])
-    after = explain(
-        READY_SQL.format(keyset="AND (priority, created_at, id) > (%s, %s, %s)"),
-        [Priority.HIGH, timezone.now() - timedelta(days=10), uuid.uuid4(), 100],
-    )
-    for plan in (first, after):
+    for sql in ready_scans():
+        plan = explain(sql, [])
         assert "job_ready_idx" in plan, plan
         assert "Seq Scan on jobs_job" not in plan, plan
 

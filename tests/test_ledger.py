@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from jobs import dispatcher, ledger
-from jobs.ledger import Claim, LedgerLost
+from jobs.engine import admission, ledger
+from jobs.engine.ledger import Claim, LedgerLost
+from jobs.engine.recovery import reconcile_ledger
 from jobs.models import Job, JobStatus
-from jobs.scheduler import reconcile_ledger
-from jobs.transitions import transition
+from tests.factories import move_to
 
 
 @pytest.fixture
@@ -242,7 +242,7 @@ def test_concurrent_reservations_never_exceed_the_capacity(settings: Any) -> Non
 
 def _admit(job: Job) -> Job:
     """Admit ``job`` through the real dispatcher; returns it fresh (queued, attempt 1)."""
-    dispatcher.dispatch()
+    admission.dispatch()
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     return job
@@ -272,7 +272,7 @@ def test_reconcile_frees_leases_of_jobs_that_hold_none(job_factory: Any) -> None
 @pytest.mark.usefixtures("capacity")
 def test_reconcile_rebuilds_when_a_running_job_is_missing_from_the_ledger(job_factory: Any) -> None:
     job = _admit(job_factory(cpu_units=2, memory_mb=256))
-    assert transition(job.id, from_=JobStatus.QUEUED, to=JobStatus.RUNNING, attempt=1) is not None
+    move_to(job, JobStatus.RUNNING)
     lease = ledger.lease_id(job.id, 1)
     stray = ledger.lease_id(uuid.uuid4(), 1)
     ledger.ledger_release([lease])  # Redis lost it (e.g. a partial restore)

@@ -10,22 +10,19 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from jobs import dispatcher, ledger
-from jobs.lifecycle import (
-    dead_letter_requeue,
-    job_complete,
-    job_fail_attempt,
-    job_start,
-)
+from jobs.api.submit import job_add_dependencies, job_submit
+from jobs.engine import admission, ledger, wakeup
+from jobs.engine.attempts import job_complete, job_fail_attempt, job_start
+from jobs.engine.cancel import job_cancel
+from jobs.engine.deadletter import dead_letter_requeue
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobDependency, JobStatus
-from jobs.services import job_add_dependencies, job_cancel, job_submit
 from tests.factories import make_spec
 
 pytestmark = pytest.mark.django_db
 
 
 def admit(job: Job) -> Job:
-    dispatcher.admit_ready()
+    admission.admit_ready()
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     return job
@@ -88,7 +85,7 @@ def test_completion_frees_the_lease_and_releases_the_last_waiting_child(job_fact
     child.refresh_from_db()
     assert (child.pending_parents, child.status) == (1, JobStatus.PENDING)
     # Freed capacity only: the completion asked the scheduler for a dispatch.
-    assert dispatcher.wait_for_request(0.01) is True
+    assert wakeup.wait_for_request(0.01) is True
     job_start(job_id=b.id, attempt=1, worker="w")
     job_complete(job_id=b.id, attempt=1, result=None)
     # The last parent's completion admitted the child itself, without the scheduler.
@@ -118,7 +115,7 @@ def test_a_job_that_no_longer_fits_the_capacity_is_dead_lettered(
 ) -> None:
     job = job_factory(cpu_units=6)
     settings.MAX_CPU_UNITS = 4  # the cluster shrank after the job was accepted
-    dispatcher.admit_ready()
+    admission.admit_ready()
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert DeadLetter.objects.get(job=job).reason == DeadLetterReason.EXCEEDS_CAPACITY
@@ -131,7 +128,7 @@ def test_an_edge_added_to_a_pending_job_counts_an_unfinished_parent(job_factory:
     child.refresh_from_db()
     assert child.pending_parents == 1
     assert JobDependency.objects.filter(job=child, depends_on=parent).exists()
-    dispatcher.admit_ready()
+    admission.admit_ready()
     child.refresh_from_db()
     assert child.status == JobStatus.PENDING  # waits for its new parent
 
@@ -190,7 +187,7 @@ def test_an_attempt_running_far_past_its_timeout_is_settled_as_a_timeout(
 
     from django.utils import timezone
 
-    from jobs.scheduler import sweep_overdue_running
+    from jobs.engine.sweeps import sweep_overdue_running
 
     settings.DRACONIC_TIMEOUT_GRACE_SECONDS = 1
     settings.DRACONIC_LEASE_SECONDS = 1

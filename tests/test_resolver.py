@@ -11,7 +11,7 @@ from itertools import pairwise
 
 import pytest
 
-from jobs.resolver import find_cycle, ready_ids, topological_order
+from jobs.engine.resolver import find_cycle, ready_ids, topological_order
 
 Graph = dict[str, list[str]]
 

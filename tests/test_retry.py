@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs.retry import RetryDecision, RetryPolicy
+from jobs.engine.retry import RetryDecision, RetryPolicy
 
 
 def rng(seed: int) -> random.Random:

@@ -18,10 +18,13 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from draconic.asgi import application
-from jobs import consumers, events
+from jobs.api.submit import job_submit, job_submit_batch
+from jobs.engine import transitions
+from jobs.engine.attempts import job_complete
+from jobs.engine.cancel import job_cancel
+from jobs.engine.transitions import Change
+from jobs.live import consumers, events
 from jobs.models import ExecutionLog, Job, JobStatus
-from jobs.services import job_cancel, job_submit, job_submit_batch
-from jobs.transitions import Change, transition
 from tests.factories import make_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,7 +54,16 @@ def submit_batch(owner: Any, size: int = 2) -> list[Job]:
 
 @database_sync_to_async
 def move(job: Job, from_: JobStatus, to: JobStatus) -> None:
-    assert transition(job.id, from_=from_, to=to) is not None
+    """One real move of the engine, from ``from_`` (checked) to ``to``."""
+    fresh = Job.objects.get(id=job.id)
+    assert fresh.status == from_
+    if to == JobStatus.QUEUED:
+        assert transitions.admit_jobs(job_ids=[job.id])
+    elif to == JobStatus.RUNNING:
+        assert transitions.start_attempt(job_id=job.id, attempt=fresh.attempt, worker="w1")
+    else:
+        assert to == JobStatus.COMPLETED
+        assert job_complete(job_id=job.id, attempt=fresh.attempt, result=None)
 
 
 @database_sync_to_async

@@ -8,3 +8,6 @@ class WorkersConfig(AppConfig):
 
     def ready(self) -> None:
         from workers import signals  # noqa: F401  (connects the Celery signal receivers)
+        from workers.handlers import load_builtin_types
+
+        load_builtin_types()

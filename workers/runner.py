@@ -21,18 +21,19 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
-from jobs import ledger
-from jobs.lifecycle import job_cancel_running, job_complete, job_fail_attempt, job_start
+from jobs.engine import ledger
+from jobs.engine.attempts import job_complete, job_fail_attempt, job_start
+from jobs.engine.cancel import cancel_running_attempt
 from jobs.models import DeadLetterReason, Job
-from workers.handlers import get_handler
-from workers.handlers.base import HandlerError, JobCancelled, JobContext
+from jobs.types import HandlerError, JobCancelled, JobContext, get_handler
 
 logger = logging.getLogger("draconic.worker")
 T = TypeVar("T")
 
 
-class Heartbeat:
-    """One thread per worker process that keeps the leases of the attempts it runs alive.
+class LeaseKeeper:
+    """One thread per worker process that keeps the leases of the attempts it runs alive
+    (not the liveness beat of ``workers.liveness``, which says the worker is up).
 
     Every third of a lease's lifetime it renews the lease; every second it looks (one
     indexed read for all of them) for cancel requests, which it passes to the handlers through
@@ -51,7 +52,9 @@ class Heartbeat:
         with self._lock:
             if self._pid != os.getpid():  # first use in this (forked) process
                 self._watched, self._pid = {}, os.getpid()
-                threading.Thread(target=self._run, name="draconic-heartbeat", daemon=True).start()
+                threading.Thread(
+                    target=self._run, name="draconic-lease-keeper", daemon=True
+                ).start()
             self._watched[lease] = (job_id, cancel, time.monotonic() + self._renew_every())
         return lease
 
@@ -73,7 +76,7 @@ class Heartbeat:
             try:
                 self._beat(watched)
             except Exception:  # keep beating: a missed renewal is retried next tick
-                logger.warning("heartbeat failed", exc_info=True)
+                logger.warning("lease keeper failed", exc_info=True)
                 connections.close_all()  # this thread's connection may be the broken part
 
     def _beat(self, watched: dict[str, tuple[str, threading.Event, float]]) -> None:
@@ -101,7 +104,7 @@ def _still_running(lease: str) -> bool:
     return Job.objects.filter(id=job_id, attempt=attempt, status="running").exists()
 
 
-_heartbeat = Heartbeat()
+_lease_keeper = LeaseKeeper()
 
 
 def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
@@ -110,11 +113,11 @@ def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
     if job is None:
         return "skipped: stale or duplicate delivery"
     cancel = threading.Event()
-    lease = _heartbeat.watch(str(job.id), attempt, cancel)
+    lease = _lease_keeper.watch(str(job.id), attempt, cancel)
     try:
         return _execute(job, cancel)
     finally:
-        _heartbeat.unwatch(lease)
+        _lease_keeper.unwatch(lease)
 
 
 def _start(job_id: str, attempt: int, worker: str) -> Job | None:
@@ -142,7 +145,7 @@ def _execute(job: Job, cancel: threading.Event) -> str:
         result = handler.run(JobContext(job, cancel_event=cancel))
         _check_json(result)
     except JobCancelled:
-        _record(lambda: job_cancel_running(job_id=job.id, attempt=attempt))
+        _record(lambda: cancel_running_attempt(job_id=job.id, attempt=attempt))
         return "cancelled"
     except SoftTimeLimitExceeded:
         status = _record(

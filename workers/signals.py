@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import celeryd_init, task_failure
 
 from draconic.processes import use_persistent_db_connections
-from workers import heartbeat  # noqa: F401  (connects worker_ready/worker_shutdown: liveness)
+from workers import liveness  # noqa: F401  (connects worker_ready/worker_shutdown)
 
 logger = logging.getLogger("draconic.worker")
 

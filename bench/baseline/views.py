@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bench.baseline.models import BaselineEdge, BaselineJob
-from workers.handlers import registered_types
+from jobs.types import registered_types
 
 PRIORITIES = ("critical", "high", "normal", "low")
 

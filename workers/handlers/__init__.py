@@ -1,21 +1,9 @@
-"""The handler registry: ``@register("name")`` maps a job type to a handler class.
-
-Built-in handlers live in this package; a deployment adds its own modules with the setting
-``DRACONIC_HANDLER_MODULES``. Diagnostic types (``noop``, ``fail``) are registered only when
-``DRACONIC_DIAGNOSTIC_TYPES`` is on.
-"""
+"""The built-in job types, one module each. They register with ``jobs.types`` when imported;
+``workers.apps`` imports them when Django starts, in every process."""
 
 from __future__ import annotations
 
 import importlib
-import threading
-from collections.abc import Callable
-
-from django.conf import settings
-
-from workers.handlers.base import Handler, HandlerError, JobContext
-
-__all__ = ["Handler", "HandlerError", "JobContext", "get_handler", "register", "registered_types"]
 
 BUILTIN_MODULES = (
     "workers.handlers.send_email",
@@ -25,48 +13,7 @@ BUILTIN_MODULES = (
     "workers.handlers.diagnostic",
 )
 
-_registry: dict[str, type[Handler]] = {}
-_loaded = False
-_lock = threading.Lock()
 
-
-def register(name: str, *, diagnostic: bool = False) -> Callable[[type[Handler]], type[Handler]]:
-    def decorator(cls: type[Handler]) -> type[Handler]:
-        existing = _registry.get(name)
-        if existing is not None and existing is not cls:
-            raise ValueError(f"job type {name!r} is already registered to {existing.__name__}")
-        cls.type_name = name
-        cls.diagnostic = diagnostic
-        _registry[name] = cls
-        return cls
-
-    return decorator
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    with _lock:
-        if not _loaded:
-            for module in (*BUILTIN_MODULES, *settings.DRACONIC_HANDLER_MODULES):
-                importlib.import_module(module)
-            _loaded = True
-
-
-def registered_types() -> list[str]:
-    """The job types a client may submit, sorted."""
-    _load()
-    return sorted(
-        name
-        for name, cls in _registry.items()
-        if settings.DRACONIC_DIAGNOSTIC_TYPES or not cls.diagnostic
-    )
-
-
-def get_handler(name: str) -> Handler | None:
-    _load()
-    cls = _registry.get(name)
-    if cls is None or (cls.diagnostic and not settings.DRACONIC_DIAGNOSTIC_TYPES):
-        return None
-    return cls()
+def load_builtin_types() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)

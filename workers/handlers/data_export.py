@@ -43,8 +43,7 @@ from typing import Any
 from django.conf import settings
 
 from jobs.models import Job, JobStatus, Priority
-from workers.handlers import register
-from workers.handlers.base import Handler, HandlerError, JobContext
+from jobs.types import Handler, HandlerError, JobContext, register
 
 MAX_ROWS = 10_000
 MAX_COLUMNS = 200

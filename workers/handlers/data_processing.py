@@ -32,8 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workers.handlers import register
-from workers.handlers.base import Handler, HandlerError, JobContext
+from jobs.types import Handler, HandlerError, JobContext, register
 
 MAX_ITEMS = 1_000_000
 MAX_MAGNITUDE = 1e150

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workers.handlers import register
-from workers.handlers.base import Handler, HandlerError, JobContext
+from jobs.types import Handler, HandlerError, JobContext, register
 
 
 def _seconds_error(payload: Mapping[str, Any]) -> dict[str, str]:

@@ -33,8 +33,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.html import escape
 
-from workers.handlers import register
-from workers.handlers.base import Handler, HandlerError, JobContext
+from jobs.types import Handler, HandlerError, JobContext, register
 
 DEFAULT_TITLE = "Job report"
 FORMATS = ("markdown", "html")

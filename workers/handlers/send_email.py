@@ -34,8 +34,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.utils import DNS_NAME
 from django.core.validators import EmailValidator
 
-from workers.handlers import register
-from workers.handlers.base import Handler, HandlerError, JobContext
+from jobs.types import Handler, HandlerError, JobContext, register
 
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_CHARS = 255

@@ -15,8 +15,8 @@ from django.db import Error as DBError
 from django.db import connections
 
 from draconic.processes import use_persistent_db_connections
-from jobs import dispatcher
-from jobs.scheduler import scheduler_tick
+from jobs.engine import admission, wakeup
+from jobs.engine.sweeps import scheduler_tick
 
 logger = logging.getLogger("draconic.scheduler")
 
@@ -48,12 +48,12 @@ class Command(BaseCommand):
                 if now >= next_tick:
                     scheduler_tick()
                     next_tick = now + tick
-                elif dispatcher.wait_for_request(min(next_tick - now, 1.0)):
+                elif wakeup.wait_for_request(min(next_tick - now, 1.0)):
                     # Let the requests of jobs ending together pile up: one pass admits
                     # them all (dependency release does not wait: workers do it).
                     time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
-                    dispatcher.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
-                    dispatcher.dispatch()
+                    admission.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
+                    admission.dispatch()
             except (DBError, redis.RedisError) as exc:
                 # PostgreSQL or Redis is down: say so once a second and carry on when back.
                 logger.warning("scheduler waiting for its services: %s", exc)

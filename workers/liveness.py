@@ -80,11 +80,12 @@ def alive_workers() -> list[WorkerBeat]:
     return sorted(beats, key=lambda b: b.hostname)
 
 
-class Heartbeat(threading.Thread):
-    """The beating thread of one worker process; ``stop()`` ends it and forgets the worker."""
+class LivenessBeat(threading.Thread):
+    """The thread of one worker's main process that says it is alive; ``stop()`` ends it and
+    forgets the worker. (Not the lease keeper of ``workers.runner``, which renews leases.)"""
 
     def __init__(self, hostname: str, info: dict[str, Any]) -> None:
-        super().__init__(name="draconic-heartbeat", daemon=True)
+        super().__init__(name="draconic-liveness", daemon=True)
         self.hostname = hostname
         self.info = info
         self._stopped = threading.Event()
@@ -106,7 +107,7 @@ class Heartbeat(threading.Thread):
             logger.warning("could not remove the heartbeat of %s", self.hostname, exc_info=True)
 
 
-_current: Heartbeat | None = None
+_current: LivenessBeat | None = None
 
 
 def _describe(consumer: Any) -> dict[str, Any]:
@@ -127,8 +128,8 @@ def _describe(consumer: Any) -> dict[str, Any]:
 @worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     """``sender`` is the worker's consumer (it runs in the worker's main process)."""
-    global _current  # one heartbeat per worker process
-    _current = Heartbeat(str(getattr(sender, "hostname", "") or "unknown"), _describe(sender))
+    global _current  # one liveness beat per worker process
+    _current = LivenessBeat(str(getattr(sender, "hostname", "") or "unknown"), _describe(sender))
     _current.start()
 
 

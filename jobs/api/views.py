@@ -21,9 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors, services
-from jobs.models import Job, JobStatus, Priority
-from jobs.serializers import (
+from jobs.api import selectors, submit
+from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
     ExecutionLogOutputSerializer,
@@ -31,6 +30,8 @@ from jobs.serializers import (
     JobOutputSerializer,
     plain_batch_specs,
 )
+from jobs.engine.cancel import job_cancel
+from jobs.models import Job, JobStatus, Priority
 
 ERROR = inline_serializer(
     "Error",
@@ -120,9 +121,11 @@ class JobListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job, created = services.job_submit(owner=_user(request), spec=data.to_spec())
+        spec = data.to_spec()
+        job, created = submit.job_submit(owner=_user(request), spec=spec)
+        parents = {job.id: spec.depends_on} if created else {}
         return Response(
-            JobOutputSerializer(job).data,
+            JobOutputSerializer(job, context={"depends_on": parents}).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -150,12 +153,14 @@ class JobBatchApi(APIView):
             data = BatchInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             specs = data.to_specs()
-        jobs = services.job_submit_batch(owner=_user(request), specs=specs)
+        jobs = submit.job_submit_batch(owner=_user(request), specs=specs)
+        keys = {s.key: j.id for s, j in zip(specs, jobs, strict=True) if s.key}
+        parents = dict(zip((j.id for j in jobs), submit.batch_parents(specs, keys), strict=True))
         return Response(
             {
                 "batch_id": str(jobs[0].batch_id),
-                "keys": {s.key: str(j.id) for s, j in zip(specs, jobs, strict=True) if s.key},
-                "jobs": JobOutputSerializer(jobs, many=True).data,
+                "keys": {key: str(job_id) for key, job_id in keys.items()},
+                "jobs": JobOutputSerializer(jobs, many=True, context={"depends_on": parents}).data,
             },
             status=status.HTTP_201_CREATED,
         )
@@ -185,7 +190,7 @@ class JobCancelApi(APIView):
         },
     )
     def patch(self, request: Request, job_id: str) -> Response:
-        job = services.job_cancel(job=_get_job_or_404(request, job_id))
+        job = job_cancel(job=_get_job_or_404(request, job_id))
         job = selectors.job_get(user=_user(request), job_id=job.id) or job
         return Response(JobOutputSerializer(job).data)
 
@@ -239,6 +244,6 @@ class JobDependenciesApi(APIView):
         job = _get_job_or_404(request, job_id)
         data = DependenciesInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.job_add_dependencies(job=job, parent_ids=data.validated_data["depends_on"])
+        job = submit.job_add_dependencies(job=job, parent_ids=data.validated_data["depends_on"])
         job = selectors.job_get(user=_user(request), job_id=job.id) or job
         return Response(JobOutputSerializer(job).data)

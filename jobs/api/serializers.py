@@ -12,12 +12,15 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.api.submit import JobSpec
+from jobs.engine.capacity import capacity_errors
 from jobs.models import DeadLetter, ExecutionLog, Job, Priority
-from jobs.services import JobSpec, capacity_errors
-from workers.handlers import get_handler, registered_types
+from jobs.types import get_handler, registered_types
 
 MAX_DEPENDENCIES = 100
 MAX_JSON_DEPTH = 32
+#: The resource columns' range; the capacity rule bounds a request further.
+MAX_UNITS = 2**31 - 1
 
 
 def json_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -94,7 +97,7 @@ class ResourceRequirementsSerializer(StrictSerializer):
     memory_mb = StrictIntegerField(min_value=1, default=128)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        errors = capacity_errors(attrs["cpu_units"], attrs["memory_mb"])
+        errors = capacity_errors(cpu_units=attrs["cpu_units"], memory_mb=attrs["memory_mb"])
         if errors:
             raise serializers.ValidationError({k.rsplit(".", 1)[1]: [v] for k, v in errors.items()})
         return attrs
@@ -305,9 +308,11 @@ def _plain_resources(item: dict[str, Any]) -> tuple[int, int] | None:
     resources = item["resource_requirements"]
     if not isinstance(resources, dict) or not resources.keys() <= {"cpu_units", "memory_mb"}:
         return None
-    cpu = _plain_int(resources, "cpu_units", 1, settings.MAX_CPU_UNITS, 1)
-    memory = _plain_int(resources, "memory_mb", 1, settings.MAX_MEMORY_MB, 128)
-    return None if cpu is None or memory is None else (cpu, memory)
+    cpu = _plain_int(resources, "cpu_units", 1, MAX_UNITS, 1)
+    memory = _plain_int(resources, "memory_mb", 1, MAX_UNITS, 128)
+    if cpu is None or memory is None or capacity_errors(cpu_units=cpu, memory_mb=memory):
+        return None  # the serializer names the error
+    return cpu, memory
 
 
 class DependenciesInputSerializer(StrictSerializer):
@@ -367,7 +372,8 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_depends_on(self, job: Job) -> list[str]:
-        known = getattr(job, "depends_on_ids", None)  # set by the services on jobs they create
+        # A view that just created the job passes its parents in the context (no query).
+        known = self.context.get("depends_on", {}).get(job.id)
         if known is not None:
             return [str(i) for i in known]
         return [str(edge.depends_on_id) for edge in job.parent_edges.all()]

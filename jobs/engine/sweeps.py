@@ -1,5 +1,7 @@
-"""The scheduler's tick: the safety net under the event-driven paths. Safe to run twice
-(everything runs under the dispatcher's advisory lock, and every change is a CAS)."""
+"""The scheduler's tick: the safety net under the event-driven paths. Each sweep finds what
+an event should have settled and did not (a lost worker, a lost message, a handler that
+ignored its cancel, a ledger Redis lost) and settles it. Safe to run twice (everything runs
+under the dispatcher's advisory lock, and every change is a fenced compare-and-swap)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from django.conf import settings
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
-from jobs import dispatcher, ledger
-from jobs.lifecycle import job_cancel_running, job_fail_attempt
+from jobs.engine import admission, ledger, recovery
+from jobs.engine.attempts import job_fail_attempt
+from jobs.engine.cancel import cancel_running_attempt
+from jobs.engine.publish import Delivery, celery_task_id, publish
 from jobs.models import DeadLetterReason, Job, JobStatus
 
 logger = logging.getLogger("draconic.scheduler")
@@ -31,41 +35,21 @@ class TickReport:
 
 def scheduler_tick() -> TickReport:
     report = TickReport()
-    with dispatcher.dispatch_lock() as got:
+    with admission.dispatch_lock() as got:
         if got:
             report.ran = True
             if not ledger.ledger_is_present():
-                dispatcher.rebuild_ledger()
+                recovery.rebuild_ledger()
                 report.ledger_rebuilt = True
             else:
-                report.leases_freed = reconcile_ledger()
+                report.leases_freed = recovery.reconcile_ledger()
             report.lost_attempts = sweep_expired_leases()
             report.republished = republish_stale_queued()
             report.terminated = terminate_cancelled_running()
             report.lost_attempts += sweep_overdue_running()
-            report.admitted = dispatcher.admit_ready()
-    report.admitted += dispatcher.dispatch()
+            report.admitted = admission.admit_ready()
+    report.admitted += admission.dispatch()
     return report
-
-
-def reconcile_ledger() -> int:
-    """Make the ledger hold exactly the leases of ``queued``/``running`` jobs. Returns how many
-    stray leases it freed. Runs under the dispatch lock, so no reservation is in flight."""
-    # Redis first, then PostgreSQL: a job is settled in PostgreSQL before its lease is
-    # released, so a lease missing from the first read cannot belong to a job the second
-    # read still sees as leased, unless Redis lost it.
-    held = ledger.ledger_leases()
-    rows = dispatcher.leased_jobs()
-    truth = {ledger.lease_id(i, a): (cpu, mem) for i, a, cpu, mem, _, _, _ in rows}
-    stray = [lease for lease in held if lease not in truth]
-    missing = [lease for lease in truth if lease not in held]
-    if missing:
-        logger.warning("ledger misses %d leases held in PostgreSQL; rebuilding", len(missing))
-        dispatcher.rebuild_ledger(rows, republish=False)
-        return len(stray)
-    if stray:
-        logger.warning("freeing %d ledger leases of jobs that no longer hold any", len(stray))
-    return ledger.ledger_release(stray)
 
 
 def sweep_expired_leases() -> int:
@@ -81,7 +65,7 @@ def sweep_expired_leases() -> int:
             ledger.ledger_release([lease])
             continue
         if job.cancel_requested:
-            settled += int(job_cancel_running(job_id=job_id, attempt=attempt))
+            settled += int(cancel_running_attempt(job_id=job_id, attempt=attempt))
             continue
         timed_out = (
             job.started_at is not None
@@ -118,19 +102,20 @@ def republish_stale_queued() -> int:
     """Re-publish jobs queued for longer than ``DRACONIC_REQUEUE_AFTER_SECONDS`` (their message
     was lost). A duplicate message is harmless: only one delivery can start the attempt."""
     cutoff = timezone.now() - timedelta(seconds=settings.DRACONIC_REQUEUE_AFTER_SECONDS)
-    stale = list(
-        Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=cutoff)
+    stale = [
+        Delivery(*row)
+        for row in Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=cutoff)
         .order_by("priority", "created_at")
         .values_list("id", "attempt", "priority", "timeout_seconds")[:1000]
-    )
+    ]
     if not stale:
         return 0
     # Not a status change: only the time of the last publish moves.
-    Job.objects.filter(id__in=[s[0] for s in stale], status=JobStatus.QUEUED).update(
+    Job.objects.filter(id__in=[d.job_id for d in stale], status=JobStatus.QUEUED).update(
         queued_at=timezone.now()
     )
     logger.warning("re-publishing %d queued jobs that did not start", len(stale))
-    dispatcher.publish(stale)
+    publish(stale)
     return len(stale)
 
 
@@ -149,12 +134,10 @@ def terminate_cancelled_running() -> int:
     ended = 0
     for job_id, attempt in stuck:
         try:
-            app.control.revoke(
-                dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL"
-            )
+            app.control.revoke(celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL")
         except Exception:
             logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
-        ended += int(job_cancel_running(job_id=job_id, attempt=attempt))
+        ended += int(cancel_running_attempt(job_id=job_id, attempt=attempt))
     return ended
 
 
@@ -179,9 +162,7 @@ def sweep_overdue_running() -> int:
     settled = 0
     for job_id, attempt, timeout in overdue:
         try:
-            app.control.revoke(
-                dispatcher.celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL"
-            )
+            app.control.revoke(celery_task_id(job_id, attempt), terminate=True, signal="SIGKILL")
         except Exception:
             logger.warning("could not revoke %s:%s", job_id, attempt, exc_info=True)
         error = f"attempt {attempt} ran past its timeout of {timeout}s and was terminated"

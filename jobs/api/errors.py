@@ -12,8 +12,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs.engine.transitions import InvalidTransition
 from jobs.errors import ServiceError
-from jobs.transitions import InvalidTransition
 
 logger = logging.getLogger("draconic.api")
 

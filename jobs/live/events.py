@@ -24,7 +24,7 @@ from jobs.models import ExecutionLog, Priority
 from jobs.redis_client import get_redis
 
 if TYPE_CHECKING:
-    from jobs.transitions import Change
+    from jobs.engine.transitions import Change
 
 logger = logging.getLogger("draconic.events")
 
@@ -37,20 +37,17 @@ def owner_group(owner_id: int) -> str:
 
 def event_payload(change: Change) -> dict[str, Any]:
     """The JSON a WebSocket client receives for one state change (see ``jobs.consumers``)."""
-    return {
-        **_event(
-            job_id=change.job_id,
-            status=change.status,
-            previous_status=change.previous_status,
-            attempt=change.attempt,
-            priority=change.priority,
-            job_type=change.type,
-            batch_id=change.batch_id,
-            cursor=change.log_id,
-            timestamp=change.timestamp,
-        ),
-        **change.extra,
-    }
+    return _event(
+        job_id=change.job_id,
+        status=change.status,
+        previous_status=change.previous_status,
+        attempt=change.attempt,
+        priority=change.priority,
+        job_type=change.type,
+        batch_id=change.batch_id,
+        cursor=change.log_id,
+        timestamp=change.timestamp,
+    )
 
 
 def _event(

@@ -50,9 +50,9 @@ from uuid import UUID
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from jobs import events
+from jobs.api.selectors import parse_uuid
+from jobs.live import events
 from jobs.models import Job
-from jobs.selectors import parse_uuid
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403

@@ -21,7 +21,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.urls import re_path
 from rest_framework.authtoken.models import Token
 
-from jobs.consumers import JobStreamConsumer
+from jobs.live.consumers import JobStreamConsumer
 
 websocket_urlpatterns = [
     re_path(r"^jobs/stream/?$", JobStreamConsumer.as_asgi(), name="job-stream"),

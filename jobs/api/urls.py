@@ -5,7 +5,7 @@ from typing import Any
 
 from django.urls import URLPattern, path, re_path
 
-from jobs import api
+from jobs.api import views
 
 
 def seed_path(regex: str, view: Callable[..., Any], name: str) -> list[URLPattern]:
@@ -25,16 +25,16 @@ ID = r"(?P<job_id>[^/]+)"
 
 # The seed's paths, exactly; a trailing slash is accepted too where the seed has none.
 urlpatterns = [
-    path("", api.JobListCreateApi.as_view(), name="jobs"),
-    path("batch/", api.JobBatchApi.as_view(), name="jobs-batch"),
-    re_path(r"^batch$", api.JobBatchApi.as_view(schema=None), name="jobs-batch-noslash"),
-    *seed_path(ID, api.JobDetailApi.as_view(), "job-detail"),
-    *seed_path(rf"{ID}/cancel", api.JobCancelApi.as_view(), "job-cancel"),
-    *seed_path(rf"{ID}/logs", api.JobLogsApi.as_view(), "job-logs"),
-    re_path(rf"^{ID}/dependencies/$", api.JobDependenciesApi.as_view(), name="job-dependencies"),
+    path("", views.JobListCreateApi.as_view(), name="jobs"),
+    path("batch/", views.JobBatchApi.as_view(), name="jobs-batch"),
+    re_path(r"^batch$", views.JobBatchApi.as_view(schema=None), name="jobs-batch-noslash"),
+    *seed_path(ID, views.JobDetailApi.as_view(), "job-detail"),
+    *seed_path(rf"{ID}/cancel", views.JobCancelApi.as_view(), "job-cancel"),
+    *seed_path(rf"{ID}/logs", views.JobLogsApi.as_view(), "job-logs"),
+    re_path(rf"^{ID}/dependencies/$", views.JobDependenciesApi.as_view(), name="job-dependencies"),
     re_path(
         rf"^{ID}/dependencies$",
-        api.JobDependenciesApi.as_view(schema=None),
+        views.JobDependenciesApi.as_view(schema=None),
         name="job-dependencies-noslash",
     ),
 ]

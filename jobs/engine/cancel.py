@@ -1,0 +1,94 @@
+"""Cancelling: every way a job ends ``cancelled``.
+
+- Its owner (or an operator) cancels it: a waiting job (pending, queued, retrying) ends at
+  once, and a queued job's lease is released; a running one is asked to stop (its worker's
+  lease keeper sees the flag within a second) and the request is written in its log.
+- A running attempt stops because of that request, or the scheduler terminates it after
+  ``DRACONIC_CANCEL_GRACE_SECONDS``: ``cancel_running_attempt``.
+- A job that will never complete (failed or cancelled) takes its pending descendants with it.
+"""
+
+from __future__ import annotations
+
+import functools
+from uuid import UUID
+
+from django.db import connection, transaction
+
+from jobs.engine import graph, ledger, prepared, statements, transitions, wakeup
+from jobs.errors import JobConflict
+from jobs.models import Job, JobStatus
+
+#: How often ``job_cancel`` looks again at a job that changed state under it.
+CANCEL_TRIES = 5
+
+
+def job_cancel(*, job: Job, reason: str = "cancelled by its owner") -> Job:
+    """Cancel a job and return it fresh. A terminal job raises JobConflict."""
+    for _ in range(CANCEL_TRIES):
+        current = Job.objects.get(id=job.id)
+        if current.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobConflict(f"job {job.id} is already {current.status} and cannot be cancelled")
+        if current.status == JobStatus.RUNNING:
+            done = _request_cancel(job.id, reason)
+        else:
+            done = _cancel_waiting(current, reason)
+        if done:
+            return Job.objects.get(id=job.id)
+        # It changed state under us (admitted, started, ended...): look again.
+    raise JobConflict(f"job {job.id} kept changing state; try again")
+
+
+def _request_cancel(job_id: UUID, reason: str) -> bool:
+    """Flag a running job for its handler; False if it is not running any more."""
+    with connection.cursor() as cursor:
+        prepared.execute(
+            cursor,
+            (
+                statements.REQUEST_CANCEL,
+                {"job_id": str(job_id), "message": f"cancel requested: {reason}"},
+            ),
+        )
+        return bool(cursor.fetchall())
+
+
+def _cancel_waiting(job: Job, reason: str) -> bool:
+    with transaction.atomic():
+        change = transitions.cancel_waiting(job_id=job.id, attempt=job.attempt, message=reason)
+        if change is None:
+            return False
+        cancel_descendants(job.id, reason=f"parent {job.id} was cancelled")
+        if change.previous_status == JobStatus.QUEUED:
+            lease = ledger.lease_id(job.id, job.attempt)
+            transaction.on_commit(functools.partial(_release_and_dispatch, lease))
+    return True
+
+
+def cancel_running_attempt(*, job_id: UUID | str, attempt: int) -> bool:
+    """A running attempt stopped because its job was cancelled: end it ``cancelled``, take
+    its pending descendants along, and free its lease after the commit."""
+    with transaction.atomic():
+        change = transitions.cancel_attempt(
+            job_id=job_id, attempt=attempt, message=f"attempt {attempt} stopped: cancelled"
+        )
+        if change is None:
+            return False
+        cancel_descendants(job_id, reason=f"parent {job_id} was cancelled")
+        release_after_commit(job_id, attempt)
+    return True
+
+
+def cancel_descendants(job_id: UUID | str, *, reason: str) -> int:
+    """Cancel every pending descendant of a job that will never complete."""
+    ids = list(graph.descendant_ids(job_id))
+    return len(transitions.cancel_descendants(job_ids=ids, reason=reason))
+
+
+def release_after_commit(job_id: UUID | str, attempt: int) -> None:
+    """After the commit: free the attempt's lease and ask for a dispatch (one round trip)."""
+    lease = ledger.lease_id(job_id, attempt)
+    transaction.on_commit(lambda: ledger.ledger_release([lease], then=wakeup.request_dispatch_in))
+
+
+def _release_and_dispatch(lease: str) -> None:
+    ledger.ledger_release([lease], then=wakeup.request_dispatch_in)

@@ -1,0 +1,379 @@
+"""Every SQL statement the engine runs, written out whole and named.
+
+Read this file as the engine's data contract. Each statement says what it locks and why. The
+state changes share one shape: ``old`` locks the rows that are in a status the move starts
+from (in id order, like every multi-row lock here, so two changes over the same jobs cannot
+deadlock) and remembers that status; ``moved`` is the compare-and-swap; ``log`` writes the
+job's ExecutionLog row in the same statement. A change that matches no row did not happen:
+another process got there first. Which moves are legal is ``transitions.ALLOWED``; each
+statement below is one of them (``transitions`` checks that at import).
+
+Parameters are named (``%(job_id)s``); a cast written right after one (``::uuid[]``) is also
+applied when ``prepared`` sends the value. Results are read by column name.
+"""
+
+from __future__ import annotations
+
+# --- admission ---------------------------------------------------------------------------
+
+# The first page of ready jobs: highest priority first, then oldest (job_ready_idx is this
+# order, over exactly these rows). SKIP LOCKED: a row another dispatcher or a cancel holds is
+# passed over, not waited for. The rows stay locked until the admission's transaction ends.
+READY_JOBS = """
+SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
+       COALESCE(next_attempt_at, created_at) AS waiting_since
+FROM jobs_job
+WHERE status IN ('pending', 'retrying') AND pending_parents = 0
+  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+ORDER BY priority, created_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+# The next page after the last row of the previous one (keyset pagination on the index).
+READY_JOBS_AFTER = """
+SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
+       COALESCE(next_attempt_at, created_at) AS waiting_since
+FROM jobs_job
+WHERE status IN ('pending', 'retrying') AND pending_parents = 0
+  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+  AND (priority, created_at, id) > (%(priority)s, %(created_at)s, %(id)s)
+ORDER BY priority, created_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+# admit_jobs: pending | retrying -> queued, for the jobs whose resources the ledger granted.
+# The admission already holds their rows; the new attempt number is the lease's.
+ADMIT_JOBS = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = ANY(%(job_ids)s::uuid[]) AND status IN ('pending', 'retrying')
+    ORDER BY id FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'queued', updated_at = now(), attempt = j.attempt + 1, queued_at = now(),
+        next_attempt_at = NULL
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', 'admitted: resources reserved', previous_status, status,
+           '{}', now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# --- an attempt --------------------------------------------------------------------------
+
+# start_attempt: queued -> running, fenced by the attempt number: a stale or duplicate
+# delivery (another attempt, or a job no longer queued) matches no row and must not run.
+# Returns the whole row: the worker runs the handler from it.
+START_ATTEMPT = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status = 'queued' AND attempt = %(attempt)s
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'running', updated_at = now(), started_at = now(), worker = %(worker)s
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.*),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', %(message)s, previous_status, status, %(context)s, now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# Locks one job's row. Sent before COMPLETE_ATTEMPT in the same query string (one round
+# trip, one transaction): a statement reads the edges as of its start, and a child being
+# submitted holds its parent FOR SHARE until it commits, so only a statement that starts after
+# this lock is granted sees that child's edge.
+LOCK_JOB = """
+SELECT id FROM jobs_job WHERE id = %(job_id)s FOR UPDATE
+"""
+
+# complete_attempt: running -> completed, fenced by the attempt. Also takes one off the
+# pending_parents of each child (children locked in id order, as every multi-row change here,
+# so a completion cannot deadlock with a failing parent cancelling the same children);
+# ready_children counts those it left ready, which this worker then admits itself.
+COMPLETE_ATTEMPT = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status = 'running' AND attempt = %(attempt)s
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'completed', updated_at = now(), result = %(result)s, completed_at = now(),
+        error = ''
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', %(message)s, previous_status, status, '{}', now()
+    FROM moved RETURNING id, job_id, created_at),
+children AS (
+    SELECT k.id FROM jobs_job AS k
+    WHERE k.id IN (SELECT e.job_id FROM jobs_jobdependency AS e
+                   JOIN moved ON e.depends_on_id = moved.id)
+    ORDER BY k.id FOR UPDATE),
+released AS (
+    UPDATE jobs_job AS k SET pending_parents = k.pending_parents - 1
+    FROM children WHERE k.id = children.id
+    RETURNING k.pending_parents, k.status)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at,
+       (SELECT count(*) FROM released
+        WHERE pending_parents = 0 AND status = 'pending') AS ready_children
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# retry_attempt: running -> retrying, fenced by the attempt; it waits for next_attempt_at,
+# holding no resources (the caller releases the lease after the commit).
+RETRY_ATTEMPT = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status = 'running' AND attempt = %(attempt)s
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'retrying', updated_at = now(), error = %(error)s,
+        next_attempt_at = %(next_attempt_at)s
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'warning', %(message)s, previous_status, status, %(context)s, now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# fail_attempt: running -> failed, fenced by the attempt: its last attempt failed, or it
+# failed for good. The caller writes the DeadLetter row in the same transaction.
+FAIL_ATTEMPT = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status = 'running' AND attempt = %(attempt)s
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'failed', updated_at = now(), error = %(error)s, completed_at = now(),
+        next_attempt_at = NULL
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'error', %(message)s, previous_status, status, %(context)s, now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# fail_waiting: pending | retrying -> failed, for a job that can never be admitted (it needs
+# more than the whole cluster, which shrank since it was submitted). Not fenced by attempt:
+# no attempt of it is out.
+FAIL_WAITING = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status IN ('pending', 'retrying')
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'failed', updated_at = now(), error = %(error)s, completed_at = now(),
+        next_attempt_at = NULL
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'error', %(message)s, previous_status, status, %(context)s, now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# --- cancelling --------------------------------------------------------------------------
+
+# cancel_attempt: running -> cancelled, fenced by the attempt: the handler stopped for the
+# cancel, or the scheduler terminated it after the grace period.
+CANCEL_ATTEMPT = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status = 'running' AND attempt = %(attempt)s
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'cancelled', updated_at = now(), completed_at = now()
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', %(message)s, previous_status, status, '{}', now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# cancel_waiting: pending | queued | retrying -> cancelled, fenced by the attempt the caller
+# read (admission moves pending -> queued with a new attempt, so a job admitted meanwhile is
+# not matched and the caller looks again). previous_status says whether a lease was held.
+CANCEL_WAITING = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status IN ('pending', 'queued', 'retrying')
+      AND attempt = %(attempt)s
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'cancelled', updated_at = now(), completed_at = now(), cancel_requested = true
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', %(message)s, previous_status, status, '{}', now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# Not a status change: asks a running attempt to stop (its worker's lease keeper sees the
+# flag), and writes the request in the job's log. updated_at starts the cancel grace period.
+REQUEST_CANCEL = """
+WITH flagged AS (
+    UPDATE jobs_job SET cancel_requested = true, updated_at = now()
+    WHERE id = %(job_id)s AND status = 'running'
+    RETURNING id, attempt)
+INSERT INTO jobs_executionlog
+    (job_id, attempt, level, message, from_status, to_status, context, created_at)
+SELECT id, attempt, 'info', %(message)s, '', '', '{}', now() FROM flagged
+RETURNING job_id
+"""
+
+# cancel_descendants: pending -> cancelled for the descendants of a job that will never
+# complete (it failed or was cancelled). Locks them in id order.
+CANCEL_DESCENDANTS = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = ANY(%(job_ids)s::uuid[]) AND status = 'pending'
+    ORDER BY id FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'cancelled', updated_at = now(), completed_at = now(), error = %(reason)s
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'warning', %(reason)s, previous_status, status, '{}', now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# Every job that depends, directly or not, on one job (the edges are a DAG).
+DESCENDANTS = """
+WITH RECURSIVE d(id) AS (
+    SELECT job_id FROM jobs_jobdependency WHERE depends_on_id = %(job_id)s
+    UNION
+    SELECT e.job_id FROM jobs_jobdependency AS e JOIN d ON e.depends_on_id = d.id)
+SELECT id FROM d
+"""
+
+# --- the dead-letter queue ---------------------------------------------------------------
+
+# redrive_jobs: failed -> pending with a fresh budget of attempts (attempt_offset counts the
+# ones spent before), keeping priority, resources and payload. Locks them in id order.
+REDRIVE_JOBS = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = ANY(%(job_ids)s::uuid[]) AND status = 'failed'
+    ORDER BY id FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'pending', updated_at = now(), attempt_offset = j.attempt,
+        next_attempt_at = NULL, completed_at = NULL, started_at = NULL, error = '',
+        result = NULL, cancel_requested = false
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', 're-driven from the dead-letter queue', previous_status,
+           status, '{}', now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# --- submission --------------------------------------------------------------------------
+
+# The parents of a job being submitted, FOR SHARE: a parent cannot complete (which takes its
+# row FOR UPDATE) until the new child's edges are committed, so its completion sees them.
+LOCK_PARENTS = """
+SELECT id::text AS id, status FROM jobs_job
+WHERE id = ANY(%(job_ids)s::uuid[]) AND owner_id = %(owner_id)s
+ORDER BY id FOR SHARE
+"""
+
+# One new job and its "submitted" log row, in one statement (one round trip, and in
+# autocommit one transaction). Every column of jobs_job, in the model's order.
+INSERT_JOB = """
+WITH new AS (
+    INSERT INTO jobs_job
+        (id, owner_id, type, priority, status, payload, cpu_units, memory_mb, max_attempts,
+         attempt, attempt_offset, timeout_seconds, idempotency_key, batch_id, result, error,
+         pending_parents, cancel_requested, worker, created_at, queued_at, started_at,
+         completed_at, next_attempt_at, updated_at)
+    VALUES
+        (%(id)s, %(owner_id)s, %(type)s, %(priority)s, %(status)s, %(payload)s, %(cpu_units)s,
+         %(memory_mb)s, %(max_attempts)s, %(attempt)s, %(attempt_offset)s, %(timeout_seconds)s,
+         %(idempotency_key)s, %(batch_id)s, %(result)s, %(error)s, %(pending_parents)s,
+         %(cancel_requested)s, %(worker)s, %(created_at)s, %(queued_at)s, %(started_at)s,
+         %(completed_at)s, %(next_attempt_at)s, %(updated_at)s)
+    RETURNING id, created_at)
+INSERT INTO jobs_executionlog
+    (job_id, attempt, level, message, from_status, to_status, context, created_at)
+SELECT new.id, 0, 'info', 'submitted', '', 'pending', '{}', new.created_at FROM new
+RETURNING id AS log_id, job_id, created_at AS logged_at
+"""
+
+# Many new jobs (a batch) and their log rows. ``VALUES %s`` is psycopg2's execute_values
+# template: one multi-row VALUES list, in the column order of INSERT_JOB.
+INSERT_JOBS = """
+WITH new AS (
+    INSERT INTO jobs_job
+        (id, owner_id, type, priority, status, payload, cpu_units, memory_mb, max_attempts,
+         attempt, attempt_offset, timeout_seconds, idempotency_key, batch_id, result, error,
+         pending_parents, cancel_requested, worker, created_at, queued_at, started_at,
+         completed_at, next_attempt_at, updated_at)
+    VALUES %s
+    RETURNING id, created_at)
+INSERT INTO jobs_executionlog
+    (job_id, attempt, level, message, from_status, to_status, context, created_at)
+SELECT new.id, 0, 'info', 'submitted', '', 'pending', '{}', new.created_at FROM new
+RETURNING id AS log_id, job_id, created_at AS logged_at
+"""
+
+# The edges of new jobs (execute_values template).
+INSERT_EDGES = """
+INSERT INTO jobs_jobdependency (job_id, depends_on_id) VALUES %s
+"""
