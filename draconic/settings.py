@@ -1,7 +1,8 @@
 """Django settings for Draconic, read from the environment (12-factor).
 
 Every variable is listed in ``.env.example``. A value that cannot be used raises
-``ImproperlyConfigured`` naming the variable, at start-up.
+``ImproperlyConfigured`` naming the variable, at start-up. These are the development and
+production defaults; the test suite's own are in ``tests/settings.py``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ from draconic.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-# pytest sets this implicitly so a bare `pytest` never touches the development Redis DB.
-TESTING = env_bool("DRACONIC_TESTING", "pytest" in sys.modules)
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", "")
@@ -107,7 +105,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: Celery broker, resource ledger, channel layer --------------------------------
 REDIS_URL = env_url(
     "REDIS_URL",
-    "redis://127.0.0.1:6379/15" if TESTING else "redis://127.0.0.1:6379/0",
+    "redis://127.0.0.1:6379/0",
     schemes=("redis", "rediss", "unix"),
 )
 # Keys of the ledger and of the dispatcher live under this prefix, so two deployments can
@@ -157,19 +155,11 @@ DRACONIC_MAX_BATCH_SIZE = env_int("DRACONIC_MAX_BATCH_SIZE", 1000, minimum=1)
 DRACONIC_DEFAULT_MAX_ATTEMPTS = env_int("DRACONIC_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)
 DRACONIC_DEFAULT_TIMEOUT_SECONDS = env_int("DRACONIC_DEFAULT_TIMEOUT_SECONDS", 3600, minimum=1)
 DRACONIC_HANDLER_MODULES = env_list("DRACONIC_HANDLER_MODULES", [])
-DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG or TESTING)
-DRACONIC_EXPORT_DIR = Path(
-    env_str(
-        "DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / ("test-exports" if TESTING else "exports"))
-    )
-)
+DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG)
+DRACONIC_EXPORT_DIR = Path(env_str("DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
 # Retry timing is owned by the platform: exponential backoff with jitter and a cap.
-DRACONIC_RETRY_BASE_SECONDS = env_float(
-    "DRACONIC_RETRY_BASE_SECONDS", 0.2 if TESTING else 2.0, minimum=0
-)
-DRACONIC_RETRY_MAX_SECONDS = env_float(
-    "DRACONIC_RETRY_MAX_SECONDS", 2.0 if TESTING else 300.0, minimum=0
-)
+DRACONIC_RETRY_BASE_SECONDS = env_float("DRACONIC_RETRY_BASE_SECONDS", 2.0, minimum=0)
+DRACONIC_RETRY_MAX_SECONDS = env_float("DRACONIC_RETRY_MAX_SECONDS", 300.0, minimum=0)
 DRACONIC_RETRY_JITTER = env_float("DRACONIC_RETRY_JITTER", 0.2, minimum=0)
 # A running job's lease is renewed every third of this; an expired lease means a lost worker.
 DRACONIC_LEASE_SECONDS = env_float("DRACONIC_LEASE_SECONDS", 30.0, minimum=1)
@@ -180,9 +170,7 @@ DRACONIC_REQUEUE_AFTER_SECONDS = env_float("DRACONIC_REQUEUE_AFTER_SECONDS", 300
 # The oldest top-priority job that does not fit gets capacity reserved after this wait.
 DRACONIC_STARVATION_SECONDS = env_float("DRACONIC_STARVATION_SECONDS", 30.0, minimum=0)
 # A running job asked to cancel has this long to stop by itself before it is terminated.
-DRACONIC_CANCEL_GRACE_SECONDS = env_float(
-    "DRACONIC_CANCEL_GRACE_SECONDS", 2.0 if TESTING else 10.0, minimum=0
-)
+DRACONIC_CANCEL_GRACE_SECONDS = env_float("DRACONIC_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
 DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05)
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
 # After a dispatch request, the scheduler waits this long so one pass serves many requests.
@@ -198,9 +186,7 @@ EMAIL_BACKEND = env_str(
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_FILE_PATH = env_str(
-    "EMAIL_FILE_PATH", str(BASE_DIR / "var" / ("test-mail" if TESTING else "mail"))
-)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
@@ -237,9 +223,7 @@ SPECTACULAR_SETTINGS = {
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.parsers.StrictJSONParser"]
 
 # A valid API token is remembered this long per API process (0: look it up every request).
-DRACONIC_TOKEN_CACHE_SECONDS = env_float(
-    "DRACONIC_TOKEN_CACHE_SECONDS", 0 if TESTING else 30, minimum=0
-)
+DRACONIC_TOKEN_CACHE_SECONDS = env_float("DRACONIC_TOKEN_CACHE_SECONDS", 30, minimum=0)
 
 # --- Static files, auth, i18n -------------------------------------------------------------
 STATIC_URL = "static/"
