@@ -23,6 +23,7 @@ from draconic.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
     env_url,
 )
@@ -133,7 +134,8 @@ CACHES = {
 }
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Redis only: the health check and the queue-depth metrics read the broker with redis-py.
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, schemes=("redis", "rediss"))
 CELERY_RESULT_BACKEND = None  # results live in PostgreSQL, on the Job row
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -192,8 +194,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "draconic@localhost")
 # --- REST framework: authentication, parsing, rate limits ----------------------------------
 DRACONIC_TOKEN_CACHE_SECONDS = env_float("DRACONIC_TOKEN_CACHE_SECONDS", 30, minimum=0)
 # Read on every request by draconic.throttling (DRF would bind DEFAULT_THROTTLE_RATES once).
-DRACONIC_THROTTLE_USER = env_str("DRACONIC_THROTTLE_USER", "6000/min")
-DRACONIC_THROTTLE_ANON = env_str("DRACONIC_THROTTLE_ANON", "60/min")
+DRACONIC_THROTTLE_USER = env_rate("DRACONIC_THROTTLE_USER", "6000/min")
+DRACONIC_THROTTLE_ANON = env_rate("DRACONIC_THROTTLE_ANON", "60/min")
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "draconic.authentication.CachedTokenAuthentication",
