@@ -737,7 +737,6 @@ def platform_env(
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="draconic.settings",
-        DRACONIC_TESTING="0",
         DATABASE_URL=pg.url("chaos"),
         REDIS_URL=redis_server.url(),
         CELERY_BROKER_URL=redis_server.url(),

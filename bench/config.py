@@ -151,7 +151,6 @@ def process_env(opts: Options, *, settings_module: str = "draconic.settings") ->
     env.update(
         DJANGO_SETTINGS_MODULE=settings_module,
         DEBUG="false",
-        DRACONIC_TESTING="false",
         SECRET_KEY=random_secret(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DB_CONN_MAX_AGE="60",

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# The spellings of a period that DRF's SimpleRateThrottle.parse_rate reads (it looks only at
+# the first letter, so it would also take "10/sausage" as ten a second).
+_RATE = re.compile(r"([1-9][0-9]*)/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
 def env_str(name: str, default: str) -> str:
@@ -73,6 +77,18 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     if parsed.scheme not in schemes or (not parsed.hostname and not parsed.path):
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {raw!r}"
+        )
+    return raw
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate, ``N/period``: N a positive integer, the period one of s, sec,
+    second, m, min, minute, h, hour, d or day."""
+    raw = os.environ.get(name, default).strip()
+    if not _RATE.fullmatch(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 60/min (a positive integer, '/', then s, sec, second, "
+            f"m, min, minute, h, hour, d or day), got {raw!r}"
         )
     return raw
 

@@ -1,7 +1,10 @@
 """Django settings for Draconic, read from the environment (12-factor).
 
-Every variable is listed in ``.env.example``. A value that cannot be used raises
-``ImproperlyConfigured`` naming the variable, at start-up.
+What each variable means, and its default, is written once, in ``.env.example``, in
+sections of the same names as the ones below; the comments here say only why a fixed value
+is what it is. A value that cannot be used raises ``ImproperlyConfigured`` naming the
+variable, at start-up. These are the development (``DEBUG=true``) and production defaults;
+the test suite's own defaults are in ``tests/settings.py``.
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from draconic.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
     env_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# pytest sets this implicitly so a bare `pytest` never touches the development Redis DB.
-TESTING = env_bool("DRACONIC_TESTING", "pytest" in sys.modules)
-
+# --- Core -------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -36,7 +38,6 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
     SECRET_KEY = "draconic-development-only-insecure-key"  # noqa: S105
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 
 INSTALLED_APPS = [
     "daphne",
@@ -57,6 +58,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every request body is capped (413) before anything reads it: see "Security" below.
+    "draconic.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,7 +87,7 @@ TEMPLATES = [
     },
 ]
 
-# --- PostgreSQL -------------------------------------------------------------------------
+# --- PostgreSQL: jobs, edges, logs, dead letters ------------------------------------------
 DATABASE_URL = env_url(
     "DATABASE_URL",
     "postgres://postgres@127.0.0.1:5432/draconic",
@@ -97,21 +100,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-# Workers and the scheduler keep their connections this long (draconic.processes).
 WORKER_DB_CONN_MAX_AGE = env_int("WORKER_DB_CONN_MAX_AGE", 300, minimum=0)
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
     "DB_CONNECT_TIMEOUT", 5, minimum=1
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: Celery broker, resource ledger, channel layer --------------------------------
-REDIS_URL = env_url(
-    "REDIS_URL",
-    "redis://127.0.0.1:6379/15" if TESTING else "redis://127.0.0.1:6379/0",
-    schemes=("redis", "rediss", "unix"),
-)
-# Keys of the ledger and of the dispatcher live under this prefix, so two deployments can
-# share one Redis database without seeing each other's capacity.
+# --- Redis: Celery broker, resource ledger, channel layer, cache --------------------------
+REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "rediss", "unix"))
 DRACONIC_REDIS_PREFIX = env_str("DRACONIC_REDIS_PREFIX", "draconic")
 
 # The pub/sub layer: a group message is one PUBLISH, which costs nothing when nobody listens,
@@ -127,9 +123,19 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
         },
     }
 }
+# The cache shares REDIS_URL's database with the ledger and the broker: cache.clear() would
+# FLUSHDB all of it, so nothing may call it outside tests.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{DRACONIC_REDIS_PREFIX}:cache",
+    }
+}
 
-# --- Celery ------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# --- Celery -------------------------------------------------------------------------------
+# Redis only: the health check and the queue-depth metrics read the broker with redis-py.
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, schemes=("redis", "rediss"))
 CELERY_RESULT_BACKEND = None  # results live in PostgreSQL, on the Job row
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -143,13 +149,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
-# Off: a "task-sent" event is a second broker message per published job, and Flower shows
-# tasks from the workers' events without it.
 CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # draconic.logging owns the workers' log lines
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
 
-# --- Draconic ----------------------------------------------------------------------------
+# --- The engine: capacity, job defaults, retries, leases, the scheduler --------------------
 MAX_CPU_UNITS = env_int("MAX_CPU_UNITS", 8, minimum=1)
 MAX_MEMORY_MB = env_int("MAX_MEMORY_MB", 4096, minimum=1)
 DRACONIC_MAX_PAYLOAD_BYTES = env_int("DRACONIC_MAX_PAYLOAD_BYTES", 64 * 1024, minimum=2)
@@ -157,50 +161,29 @@ DRACONIC_MAX_BATCH_SIZE = env_int("DRACONIC_MAX_BATCH_SIZE", 1000, minimum=1)
 DRACONIC_DEFAULT_MAX_ATTEMPTS = env_int("DRACONIC_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)
 DRACONIC_DEFAULT_TIMEOUT_SECONDS = env_int("DRACONIC_DEFAULT_TIMEOUT_SECONDS", 3600, minimum=1)
 DRACONIC_HANDLER_MODULES = env_list("DRACONIC_HANDLER_MODULES", [])
-DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG or TESTING)
-DRACONIC_EXPORT_DIR = Path(
-    env_str(
-        "DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / ("test-exports" if TESTING else "exports"))
-    )
-)
-# Retry timing is owned by the platform: exponential backoff with jitter and a cap.
-DRACONIC_RETRY_BASE_SECONDS = env_float(
-    "DRACONIC_RETRY_BASE_SECONDS", 0.2 if TESTING else 2.0, minimum=0
-)
-DRACONIC_RETRY_MAX_SECONDS = env_float(
-    "DRACONIC_RETRY_MAX_SECONDS", 2.0 if TESTING else 300.0, minimum=0
-)
+DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG)
+DRACONIC_EXPORT_DIR = Path(env_str("DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
+DRACONIC_RETRY_BASE_SECONDS = env_float("DRACONIC_RETRY_BASE_SECONDS", 2.0, minimum=0)
+DRACONIC_RETRY_MAX_SECONDS = env_float("DRACONIC_RETRY_MAX_SECONDS", 300.0, minimum=0)
 DRACONIC_RETRY_JITTER = env_float("DRACONIC_RETRY_JITTER", 0.2, minimum=0)
-# A running job's lease is renewed every third of this; an expired lease means a lost worker.
 DRACONIC_LEASE_SECONDS = env_float("DRACONIC_LEASE_SECONDS", 30.0, minimum=1)
-# Extra time past timeout_seconds before Celery's hard time limit kills the job.
 DRACONIC_TIMEOUT_GRACE_SECONDS = env_int("DRACONIC_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
-# A queued job that has not started after this long has its message re-published.
 DRACONIC_REQUEUE_AFTER_SECONDS = env_float("DRACONIC_REQUEUE_AFTER_SECONDS", 300.0, minimum=1)
-# The oldest top-priority job that does not fit gets capacity reserved after this wait.
 DRACONIC_STARVATION_SECONDS = env_float("DRACONIC_STARVATION_SECONDS", 30.0, minimum=0)
-# A running job asked to cancel has this long to stop by itself before it is terminated.
-DRACONIC_CANCEL_GRACE_SECONDS = env_float(
-    "DRACONIC_CANCEL_GRACE_SECONDS", 2.0 if TESTING else 10.0, minimum=0
-)
+DRACONIC_CANCEL_GRACE_SECONDS = env_float("DRACONIC_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
 DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05)
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
-# After a dispatch request, the scheduler waits this long so one pass serves many requests.
 DRACONIC_DISPATCH_LINGER_SECONDS = env_float("DRACONIC_DISPATCH_LINGER_SECONDS", 0.01, minimum=0)
-# While less than an eighth of the CPU capacity is free, the scheduler waits up to this long
-# for more to free before a pass, so that one pass admits many jobs instead of one or two.
 DRACONIC_DISPATCH_HOLD_SECONDS = env_float("DRACONIC_DISPATCH_HOLD_SECONDS", 0.1, minimum=0)
 
-# --- Email (send_email jobs) ------------------------------------------------------------
+# --- Email (send_email jobs) --------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.filebased.EmailBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_FILE_PATH = env_str(
-    "EMAIL_FILE_PATH", str(BASE_DIR / "var" / ("test-mail" if TESTING else "mail"))
-)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
@@ -208,7 +191,11 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "draconic@localhost")
 
-# --- REST framework -----------------------------------------------------------------------
+# --- REST framework: authentication, parsing, rate limits ----------------------------------
+DRACONIC_TOKEN_CACHE_SECONDS = env_float("DRACONIC_TOKEN_CACHE_SECONDS", 30, minimum=0)
+# Read on every request by draconic.throttling (DRF would bind DEFAULT_THROTTLE_RATES once).
+DRACONIC_THROTTLE_USER = env_rate("DRACONIC_THROTTLE_USER", "6000/min")
+DRACONIC_THROTTLE_ANON = env_rate("DRACONIC_THROTTLE_ANON", "60/min")
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "draconic.authentication.CachedTokenAuthentication",
@@ -218,7 +205,18 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSONParser lets through bodies that later fail with a 500 (too deep, 1e400, lone
+    # surrogates); this parser answers them with a 400. See jobs/parsers.py.
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.StrictJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "draconic.throttling.UserThrottle",
+        "draconic.throttling.AnonThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": DRACONIC_THROTTLE_USER,
+        "anon": DRACONIC_THROTTLE_ANON,
+    },
+    "NUM_PROXIES": env_int("DRACONIC_NUM_PROXIES", 0, minimum=0),
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -231,19 +229,35 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
-# --- API input hardening (REST API test suite) ---------------------------------------------
-# DRF's JSONParser lets through bodies that later fail with a 500 (too deep, 1e400, lone
-# surrogates); this parser answers them with a 400. See jobs/parsers.py.
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["jobs.api.parsers.StrictJSONParser"]
-
-# A valid API token is remembered this long per API process (0: look it up every request).
-DRACONIC_TOKEN_CACHE_SECONDS = env_float(
-    "DRACONIC_TOKEN_CACHE_SECONDS", 0 if TESTING else 30, minimum=0
-)
+# --- Security: request size, headers, cookies, TLS (owned by the security tests) ----------
+DRACONIC_MAX_REQUEST_BYTES = env_int("DRACONIC_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
+# Django's own in-memory cap is the middleware's number, so the two can never disagree.
+DATA_UPLOAD_MAX_MEMORY_SIZE = DRACONIC_MAX_REQUEST_BYTES
+# Headers on every response (SecurityMiddleware, XFrameOptionsMiddleware).
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# `check --deploy` warnings that are deployment decisions, not code defects:
+# W005/W021: HSTS for subdomains and preload lists bind the whole domain; the operator opts in.
+# W008: SECURE_SSL_REDIRECT defaults off because TLS terminates at the proxy, which redirects.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021", "security.W008"]
 
 # --- Static files, auth, i18n -------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# The dashboard's own CSS/JS live in static/ at the repository root.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LANGUAGE_CODE = "en-us"
@@ -251,20 +265,16 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Observability: health, metrics, dashboard, Flower (admin_api) -----------------------
-# The dashboard's own CSS/JS live in static/ at the repository root.
-STATICFILES_DIRS = [BASE_DIR / "static"]
-# Every worker writes a heartbeat key this often; it expires after the TTL (a dead worker).
+# --- Observability: health, metrics, dashboard, Flower (admin_api) -------------------------
 DRACONIC_WORKER_HEARTBEAT_SECONDS = env_float("DRACONIC_WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 DRACONIC_WORKER_HEARTBEAT_TTL = env_float("DRACONIC_WORKER_HEARTBEAT_TTL", 15.0, minimum=1)
 if DRACONIC_WORKER_HEARTBEAT_TTL <= DRACONIC_WORKER_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured(
         "DRACONIC_WORKER_HEARTBEAT_TTL must be longer than DRACONIC_WORKER_HEARTBEAT_SECONDS"
     )
-# GET /metrics (Prometheus) is open when empty; otherwise it needs `Authorization: Bearer <token>`.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-# Flower's basic auth, `user:password[,user2:password2]`. Flower reads the same variable itself
-# (FLOWER_BASIC_AUTH); this check refuses to start an unauthenticated Flower in production.
+# Flower reads FLOWER_BASIC_AUTH itself; read here only to refuse a malformed value, and an
+# unauthenticated Flower in production.
 FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
 if FLOWER_BASIC_AUTH and not all(
     user and password
@@ -277,6 +287,7 @@ if not DEBUG and not FLOWER_BASIC_AUTH and "flower" in sys.argv:
 # --- Logging: one JSON line per record from every process (see draconic/logging.py) -------
 # Celery workers keep this configuration: draconic.celery connects
 # draconic.logging.install_celery_logging, so Celery adds no text handlers of its own.
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -285,62 +296,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
-
-# --- Security: hostile input, rate limits, headers (owned by the security tests) ---------
-# Every request body is capped before a view runs (draconic.middleware answers 413); Django's
-# own in-memory cap is the same number, so the two can never disagree.
-DRACONIC_MAX_REQUEST_BYTES = env_int("DRACONIC_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = DRACONIC_MAX_REQUEST_BYTES
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "draconic.middleware.RequestSizeLimitMiddleware",
-)
-# Too-deep JSON bodies are refused (400) by jobs.parsers.StrictJSONParser, set above.
-
-# Rate limits per user (per IP address for anonymous clients), as "N/sec|min|hour|day".
-# They are counted in the cache below, so they hold across every API process.
-DRACONIC_THROTTLE_USER = env_str("DRACONIC_THROTTLE_USER", "6000/min")
-DRACONIC_THROTTLE_ANON = env_str("DRACONIC_THROTTLE_ANON", "60/min")
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "draconic.throttling.UserThrottle",
-    "draconic.throttling.AnonThrottle",
-]
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
-    "user": DRACONIC_THROTTLE_USER,
-    "anon": DRACONIC_THROTTLE_ANON,
-}
-# How many reverse proxies append to X-Forwarded-For; 0 trusts only REMOTE_ADDR, so a client
-# cannot pick its own throttling identity by sending that header.
-REST_FRAMEWORK["NUM_PROXIES"] = env_int("DRACONIC_NUM_PROXIES", 0, minimum=0)
-# The cache shares REDIS_URL's database with the ledger and the broker: cache.clear() would
-# FLUSHDB all of it, so nothing may call it outside tests.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{DRACONIC_REDIS_PREFIX}:cache",
-    }
-}
-
-# Headers on every response (SecurityMiddleware, XFrameOptionsMiddleware).
-X_FRAME_OPTIONS = "DENY"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"
-SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-# Production (DEBUG=false) defaults: secure cookies and HSTS (sent only over HTTPS).
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SESSION_COOKIE_HTTPONLY = True
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-# TLS ends at the reverse proxy, which redirects http to https itself; set
-# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO only when that proxy sets the header.
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "")
-SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-# `check --deploy` warnings that are deployment decisions, not code defects:
-# W005/W021: HSTS for subdomains and preload lists bind the whole domain; the operator opts in.
-# W008: SECURE_SSL_REDIRECT defaults off because TLS terminates at the proxy (see above).
-SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021", "security.W008"]

@@ -1,5 +1,5 @@
 """Shared fixtures. Tests use the real PostgreSQL (pytest-django's test database) and the
-real Redis (database 15 by default, see settings.TESTING); end-to-end tests start real Celery
+real Redis (database 15 by default, see tests/settings.py); end-to-end tests start real Celery
 worker and scheduler processes against both."""
 
 from __future__ import annotations
@@ -94,8 +94,7 @@ def process_env(**extra: str) -> dict[str, str]:
     db = connection.settings_dict
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="draconic.settings",
-        DRACONIC_TESTING="1",
+        DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL,
         MAX_CPU_UNITS=str(settings.MAX_CPU_UNITS),

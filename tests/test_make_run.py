@@ -113,10 +113,11 @@ class MakeRun:
     """`make run` in its own session, its output collected by a thread."""
 
     def __init__(self, port: int, flower_port: int) -> None:
+        # `make run` as a developer types it: on manage.py's draconic.settings, not tests.settings.
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in {"FLOWER_BASIC_AUTH", "DRACONIC_TESTING"}
+            if k not in {"FLOWER_BASIC_AUTH", "DJANGO_SETTINGS_MODULE"}
         }
         env.update(
             DATABASE_URL=_database_url(),

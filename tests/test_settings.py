@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework.throttling import SimpleRateThrottle
 
-from draconic.env import env_bool, env_choice, env_float, env_int, env_list, env_url
+from draconic.env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,17 @@ BAD_VALUES = [
     ("DRACONIC_LEASE_SECONDS", "inf"),
     ("CELERY_WORKER_CONCURRENCY", "two"),
     ("EMAIL_USE_TLS", "sometimes"),
+    # DRF reads a rate only at the first throttled request, and then a 500 would say why.
+    ("DRACONIC_THROTTLE_USER", "6000"),
+    ("DRACONIC_THROTTLE_USER", "0/min"),
+    ("DRACONIC_THROTTLE_USER", "1.5/s"),
+    ("DRACONIC_THROTTLE_USER", "60/fortnight"),
+    ("DRACONIC_THROTTLE_ANON", "many/min"),
+    ("DRACONIC_THROTTLE_ANON", "60/min/ip"),
+    # Celery reads its broker URL only when it first connects.
+    ("CELERY_BROKER_URL", "127.0.0.1:6379"),
+    ("CELERY_BROKER_URL", "redis://"),
+    ("CELERY_BROKER_URL", "amqp://guest@127.0.0.1:5672//"),
 ]
 
 
@@ -67,6 +79,11 @@ def test_a_bad_value_fails_at_start_up_naming_the_variable(name: str, value: str
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr.strip().splitlines()[-1]
     assert "ready" not in result.stdout
+
+
+def test_a_broker_apart_from_redis_url_starts() -> None:
+    result = start_django(CELERY_BROKER_URL="rediss://:pw@broker.example.com:6380/1")
+    assert result.returncode == 0, result.stderr
 
 
 def test_production_without_a_secret_key_fails_at_start_up() -> None:
@@ -108,6 +125,9 @@ def test_env_int_reads_integers_and_defaults(
         (lambda: env_bool("X_VAR", True), "yep"),
         (lambda: env_choice("X_VAR", "A", ("A", "B")), "c"),
         (lambda: env_url("X_VAR", "redis://h/0", schemes=("redis",)), "h:6379"),
+        (lambda: env_rate("X_VAR", "1/s"), "10/sausage"),  # DRF: ten a second
+        (lambda: env_rate("X_VAR", "1/s"), "-5/min"),
+        (lambda: env_rate("X_VAR", "1/s"), ""),
     ],
 )
 def test_each_reader_names_the_variable_it_refuses(
@@ -131,3 +151,25 @@ def test_env_bool_reads_the_usual_spellings(
 def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X_LIST", " a, b ,,c ")
     assert env_list("X_LIST", []) == ["a", "b", "c"]
+
+
+def _drf_reads(rate: str) -> tuple[int | None, int | None]:
+    """(requests, seconds) of ``rate`` as DRF's own throttle parses it."""
+    throttle = type("Fixed", (SimpleRateThrottle,), {"rate": rate})()
+    return throttle.num_requests, throttle.duration
+
+
+RATES = [
+    *((f"7/{p}", 1) for p in ("s", "sec", "second")),
+    *((f"7/{p}", 60) for p in ("m", "min", "minute")),
+    *((f"7/{p}", 3600) for p in ("h", "hour")),
+    *((f"7/{p}", 86400) for p in ("d", "day")),
+]
+
+
+@pytest.mark.parametrize(("raw", "seconds"), RATES)
+def test_env_rate_takes_each_period_drf_reads(
+    monkeypatch: pytest.MonkeyPatch, raw: str, seconds: int
+) -> None:
+    monkeypatch.setenv("X_RATE", f" {raw} ")
+    assert _drf_reads(env_rate("X_RATE", "1/s")) == (7, seconds)
