@@ -112,7 +112,7 @@ DRACONIC_REDIS_PREFIX = env_str("DRACONIC_REDIS_PREFIX", "draconic")
 
 # The pub/sub layer: a group message is one PUBLISH, which costs nothing when nobody listens,
 # and job events are published from the same Redis pipeline as the ledger's commands
-# (jobs.events.publish_in), so the layer must live on REDIS_URL. Pub/sub channels are not
+# (jobs.live.events.publish_in), so the layer must live on REDIS_URL. Pub/sub channels are not
 # scoped by Redis database, so the prefix names the database.
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {
