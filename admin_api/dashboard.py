@@ -2,7 +2,7 @@
 
 Login required. Staff see every job; other users see their own. Pages render the current
 state server-side; the browser then keeps the jobs table and the graph colours current from
-the WebSocket ``/jobs/stream`` (events shaped by ``jobs.events.event_payload``) and polls
+the WebSocket ``/jobs/stream`` (events shaped by ``jobs.live.events.event_payload``) and polls
 ``stats.json`` for the figures no event carries (queue depths, resources, workers).
 What changes between the render and the socket's subscription is not lost: the jobs page
 replays from the last log id it rendered (``data-since``), and the job page re-reads

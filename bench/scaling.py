@@ -155,7 +155,7 @@ def capture_plans(bench: Bench) -> None:
     ((some,),) = store.sql("SELECT id FROM jobs_job LIMIT 1")
     plans.append(
         (
-            "children of a completed job (jobs.lifecycle.job_complete)",
+            "children of a completed job (jobs.engine.attempts.job_complete)",
             store.explain("SELECT job_id FROM jobs_jobdependency WHERE depends_on_id = %s", [some]),
         )
     )

@@ -3,7 +3,7 @@
 Every line carries ``ts`` (ISO 8601, UTC, milliseconds), ``level``, ``logger``, ``message``,
 ``process`` (the role of the process: api, worker, scheduler, ...) and ``pid``. The fields a
 caller passes in ``extra`` are added as they are: ``job_id``, ``attempt`` and ``transition``
-(``jobs.events`` passes them for every state change) and any other; a value that JSON cannot
+(``jobs.live.events`` passes them for every state change) and any other; a value that JSON cannot
 represent is written as its ``str()``. An exception adds ``exc`` (the formatted traceback).
 
 Wired in ``settings.LOGGING``; Celery workers use the same configuration because

@@ -177,7 +177,7 @@ class ExecutionLog(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No index of its own: log_job_id_idx (job, id) serves every look-up by job. No database
     # constraint either: a log row is only ever written by the statement that creates or locks
-    # its job (jobs.services, jobs.transitions), and deleting a job goes through Django's
+    # its job (jobs.api.submit, jobs.engine.statements), and deleting a job goes through Django's
     # collector, which deletes its logs first; the constraint's check cost a row lock and an
     # index probe per log row, four per job.
     job = models.ForeignKey(

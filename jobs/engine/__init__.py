@@ -1,0 +1,12 @@
+"""The engine: from a stored job to its terminal state.
+
+- ``transitions`` + ``statements``: the state machine; every status change is a named move
+  running one whole SQL statement (``prepared`` runs them as prepared statements).
+- ``admission``: which ready jobs start now (capacity, the starvation barrier) and moving them
+  to ``queued``; ``capacity`` holds the one capacity rule; ``ledger`` is the Redis ledger.
+- ``wakeup``: dispatch requests between processes; ``publish``: the Celery messages.
+- ``attempts``: start, complete, fail (with ``retry``'s policy); ``cancel``: every way to
+  ``cancelled``; ``deadletter``: into and out of the DLQ.
+- ``sweeps``: the scheduler's safety net; ``recovery``: the ledger rebuilt from PostgreSQL.
+- ``resolver`` (pure graph functions) and ``graph`` (graph queries).
+"""

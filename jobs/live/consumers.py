@@ -35,7 +35,7 @@ Resuming
 Live events cost no database work here: the owner and the filters are checked against the
 message itself. The layer is channels-redis's pub/sub layer: a server process subscribes to
 a group's Redis channel while one of its sockets is in the group, and publishers (any
-process, ``jobs.events``) never wait for a client. Pub/sub delivers at most once: a socket
+process, ``jobs.live.events``) never wait for a client. Pub/sub delivers at most once: a socket
 whose server lost its Redis connection for a moment resumes with ``since``.
 """
 

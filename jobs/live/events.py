@@ -36,7 +36,7 @@ def owner_group(owner_id: int) -> str:
 
 
 def event_payload(change: Change) -> dict[str, Any]:
-    """The JSON a WebSocket client receives for one state change (see ``jobs.consumers``)."""
+    """The JSON a WebSocket client receives for one state change (see ``jobs.live.consumers``)."""
     return _event(
         job_id=change.job_id,
         status=change.status,
