@@ -26,9 +26,11 @@ from rest_framework.views import APIView
 
 from admin_api import metrics
 from jobs.api import selectors
-from jobs.api.serializers import DeadLetterOutputSerializer, StrictCharField
+from jobs.api.output import DeadLetterOutputSerializer
+from jobs.api.serializers import StrictCharField
 from jobs.api.views import ERROR, VALIDATION_ERROR, Pagination
 from jobs.engine import deadletter, ledger
+from jobs.ids import parse_uuid
 from jobs.models import DeadLetterReason
 from workers.liveness import alive_workers
 
@@ -181,7 +183,7 @@ class DeadLetterRetryApi(StaffApi):
         },
     )
     def post(self, request: Request, job_id: str) -> Response:
-        parsed = selectors.parse_uuid(job_id)
+        parsed = parse_uuid(job_id)
         if parsed is None or not deadletter.dead_letter_requeue(job_id=parsed, by=request.user):
             raise NotFound(f"job {job_id!s:.64} is not in the dead-letter queue")
         return Response({"job_id": str(parsed), "status": "pending"})

@@ -30,8 +30,6 @@ class JobStatus(models.TextChoices):
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 #: States the dispatcher admits from.
 ADMITTABLE_STATUSES = (JobStatus.PENDING, JobStatus.RETRYING)
-#: States that hold a lease in the resource ledger.
-LEASED_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class Priority(models.IntegerChoices):

@@ -22,8 +22,8 @@ from jobs.api.submit import job_submit, job_submit_batch
 from jobs.engine import transitions
 from jobs.engine.attempts import job_complete
 from jobs.engine.cancel import job_cancel
-from jobs.engine.transitions import Change
 from jobs.live import consumers, events
+from jobs.live.events import Change
 from jobs.models import ExecutionLog, Job, JobStatus
 from tests.factories import make_spec
 

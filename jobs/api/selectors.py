@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
+from jobs.ids import parse_uuid
 from jobs.models import DeadLetter, ExecutionLog, Job, Priority
-
-
-def parse_uuid(value: Any) -> UUID | None:
-    """A UUID, or None for anything that is not one (the API answers 404 for those)."""
-    try:
-        return UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
 
 
 def job_get(*, user: User, job_id: Any) -> Job | None:

@@ -19,9 +19,9 @@ from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
 from jobs.engine import graph, prepared, resolver, statements, wakeup
-from jobs.engine.transitions import Change
 from jobs.errors import JobConflict, JobValidationError
 from jobs.live import events
+from jobs.live.events import Change
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus
 
 

@@ -22,12 +22,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api import selectors, submit
+from jobs.api.output import ExecutionLogOutputSerializer, JobOutputSerializer
 from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
-    ExecutionLogOutputSerializer,
     JobInputSerializer,
-    JobOutputSerializer,
     plain_batch_specs,
 )
 from jobs.engine.cancel import job_cancel

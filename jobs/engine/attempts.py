@@ -68,38 +68,36 @@ def job_fail_attempt(
         # Its owner cancelled it while it ran: it ends cancelled, not retried.
         ended = cancel.cancel_running_attempt(job_id=job_id, attempt=attempt)
         return JobStatus.CANCELLED if ended else None
-    decision = RetryPolicy.from_settings().decide(
-        attempt=job.attempt - job.attempt_offset, max_attempts=job.max_attempts, permanent=permanent
-    )
     with transaction.atomic():
-        if decision is not None:
-            status, change = (
-                JobStatus.RETRYING,
-                transitions.retry_attempt(
-                    job_id=job_id,
-                    attempt=attempt,
-                    error=error,
-                    next_attempt_at=timezone.now() + decision.delay,
-                    message=f"attempt {attempt} failed ({error[:200]}); retry in "
-                    f"{decision.delay.total_seconds():.1f}s",
-                    context={
-                        "reason": str(reason or "error"),
-                        "retry_in": decision.delay.total_seconds(),
-                    },
-                ),
-            )
-        else:
-            if reason is None:
-                reason = (
-                    DeadLetterReason.NON_RETRYABLE if permanent else DeadLetterReason.MAX_ATTEMPTS
-                )
-            status, change = (
-                JobStatus.FAILED,
-                deadletter.job_dead_letter(
-                    job_id=job_id, attempt=attempt, reason=reason, error=error, traceback=traceback
-                ),
-            )
-        if change is None:
-            return None
-        cancel.release_after_commit(job_id, attempt)
+        status = _retry_or_dead_letter(job, error, traceback, permanent=permanent, reason=reason)
+        if status is not None:
+            cancel.release_after_commit(job_id, attempt)
     return status
+
+
+def _retry_or_dead_letter(
+    job: Job, error: str, traceback: str, *, permanent: bool, reason: DeadLetterReason | None
+) -> str | None:
+    """The retry policy's decision for the failed attempt, made: the new status, or None if
+    the attempt was settled meanwhile."""
+    attempt = job.attempt
+    decision = RetryPolicy.from_settings().decide(
+        attempt=attempt - job.attempt_offset, max_attempts=job.max_attempts, permanent=permanent
+    )
+    if decision is None:
+        if reason is None:
+            reason = DeadLetterReason.NON_RETRYABLE if permanent else DeadLetterReason.MAX_ATTEMPTS
+        failed = deadletter.job_dead_letter(
+            job_id=job.id, attempt=attempt, reason=reason, error=error, traceback=traceback
+        )
+        return JobStatus.FAILED if failed else None
+    retrying = transitions.retry_attempt(
+        job_id=job.id,
+        attempt=attempt,
+        error=error,
+        next_attempt_at=timezone.now() + decision.delay,
+        message=f"attempt {attempt} failed ({error[:200]}); retry in "
+        f"{decision.delay.total_seconds():.1f}s",
+        context={"reason": str(reason or "error"), "retry_in": decision.delay.total_seconds()},
+    )
+    return JobStatus.RETRYING if retrying else None

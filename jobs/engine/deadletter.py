@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.engine import cancel, transitions, wakeup
-from jobs.engine.transitions import Change
+from jobs.live.events import Change
 from jobs.models import DeadLetter, DeadLetterReason
 
 

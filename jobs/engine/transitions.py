@@ -23,6 +23,7 @@ from psycopg2.extras import Json
 
 from jobs.engine import prepared, statements
 from jobs.live import events
+from jobs.live.events import Change
 from jobs.models import Job, JobStatus
 
 S = JobStatus
@@ -86,22 +87,6 @@ def check_moves(moves: Iterable[Move]) -> None:
 
 
 check_moves(MOVES.values())
-
-
-@dataclass(frozen=True)
-class Change:
-    """One job's successful transition, as published to listeners."""
-
-    job_id: UUID
-    owner_id: int
-    type: str
-    priority: int
-    status: str
-    previous_status: str
-    attempt: int
-    batch_id: UUID | None
-    log_id: int
-    timestamp: datetime
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from uuid import UUID
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from jobs.api.selectors import parse_uuid
+from jobs.ids import parse_uuid
 from jobs.live import events
 from jobs.models import Job
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import redis
@@ -23,12 +24,26 @@ from django.db.models import Q
 from jobs.models import ExecutionLog, Priority
 from jobs.redis_client import get_redis
 
-if TYPE_CHECKING:
-    from jobs.engine.transitions import Change
-
 logger = logging.getLogger("draconic.events")
 
 STAFF_GROUP = "jobs.all"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One job's state change as the engine made it (``jobs.engine.transitions``) and as
+    it is published to listeners."""
+
+    job_id: UUID
+    owner_id: int
+    type: str
+    priority: int
+    status: str
+    previous_status: str
+    attempt: int
+    batch_id: UUID | None
+    log_id: int
+    timestamp: datetime
 
 
 def owner_group(owner_id: int) -> str:
