@@ -58,6 +58,9 @@ def run_move(name: str, job: Job) -> Any:
             job_ids=[job.id], reason="parent failed"
         ),
         "redrive_jobs": lambda: transitions.redrive_jobs(job_ids=[job.id]),
+        "revive_descendants": lambda: transitions.revive_descendants(
+            job_ids=[job.id], reason="revived"
+        ),
     }
     return calls[name]()
 
@@ -73,9 +76,11 @@ def test_a_move_the_table_does_not_allow_is_refused() -> None:
     assert (raised.value.from_, raised.value.to) == (S.PENDING, S.COMPLETED)
 
 
-def test_terminal_states_have_no_way_out_but_the_dlq() -> None:
-    assert ALLOWED[S.COMPLETED] == ALLOWED[S.CANCELLED] == frozenset()
-    assert ALLOWED[S.FAILED] == frozenset({S.PENDING})
+def test_terminal_states_have_no_way_out_but_a_redrive() -> None:
+    assert ALLOWED[S.COMPLETED] == frozenset()
+    assert ALLOWED[S.FAILED] == frozenset({S.PENDING})  # re-driven from the DLQ
+    assert ALLOWED[S.CANCELLED] == frozenset({S.PENDING})  # revived with a re-driven ancestor
+    assert MOVES["revive_descendants"].sources == (S.CANCELLED,)
 
 
 FROM_SOURCE = [(name, s) for name, move in MOVES.items() for s in move.sources]
@@ -86,7 +91,12 @@ FROM_SOURCE = [(name, s) for name, move in MOVES.items() for s in move.sources]
 def test_a_move_from_each_of_its_sources_changes_the_job_and_logs_once(
     job_factory: Any, name: str, source: JobStatus
 ) -> None:
-    job = move_to(job_factory(), source)
+    job = job_factory()
+    if name == "revive_descendants":  # only what an ancestor's failure cancelled comes back
+        transitions.cancel_descendants(job_ids=[job.id], reason="parent failed")
+        job.refresh_from_db()
+    else:
+        job = move_to(job, source)
     logs = ExecutionLog.objects.count()
     assert run_move(name, job)
     after = Job.objects.get(id=job.id)

@@ -324,6 +324,41 @@ SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
 FROM moved JOIN log ON log.job_id = moved.id
 """
 
+# revive_descendants: cancelled -> pending for descendants that the failure of an ancestor
+# cancelled (never those cancelled by a person: cancel_requested), when that ancestor is
+# re-driven. Their pending_parents still count the unfinished parents (a completion decrements
+# every child, cancelled or not), so they run once it completes. Locks them in id order.
+REVIVE_DESCENDANTS = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = ANY(%(job_ids)s::uuid[]) AND status = 'cancelled' AND NOT cancel_requested
+    ORDER BY id FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'pending', updated_at = now(), attempt_offset = j.attempt,
+        completed_at = NULL, error = ''
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', %(message)s, previous_status, status, '{}', now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
+# The parents of some jobs, with their status, to decide which descendants may come back.
+# FOR SHARE: a parent cannot fail (which cancels its pending descendants) until the revival
+# commits, so it then sees the revived children and cancels them again.
+PARENT_STATUSES = """
+SELECT e.job_id, e.depends_on_id AS parent_id, p.status AS parent_status
+FROM jobs_jobdependency AS e JOIN jobs_job AS p ON p.id = e.depends_on_id
+WHERE e.job_id = ANY(%(job_ids)s::uuid[])
+ORDER BY p.id FOR SHARE OF p
+"""
+
 # --- submission --------------------------------------------------------------------------
 
 # The parents of a job being submitted, FOR SHARE: a parent cannot complete (which takes its

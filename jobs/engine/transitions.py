@@ -34,7 +34,8 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
     S.FAILED: frozenset({S.PENDING}),  # re-drive from the dead-letter queue
     S.COMPLETED: frozenset(),
-    S.CANCELLED: frozenset(),
+    # Revived when the failed ancestor whose failure cancelled it is re-driven.
+    S.CANCELLED: frozenset({S.PENDING}),
 }
 
 
@@ -74,6 +75,7 @@ MOVES = {
         ),
         Move("cancel_descendants", (S.PENDING,), S.CANCELLED, statements.CANCEL_DESCENDANTS),
         Move("redrive_jobs", (S.FAILED,), S.PENDING, statements.REDRIVE_JOBS),
+        Move("revive_descendants", (S.CANCELLED,), S.PENDING, statements.REVIVE_DESCENDANTS),
     )
 }
 
@@ -214,6 +216,14 @@ def cancel_descendants(*, job_ids: Sequence[UUID], reason: str) -> list[Change]:
 def redrive_jobs(*, job_ids: Sequence[UUID | str]) -> list[Change]:
     """failed -> pending with a fresh budget of attempts."""
     return _announced(_move("redrive_jobs", job_ids=[str(i) for i in job_ids]))
+
+
+def revive_descendants(*, job_ids: Sequence[UUID], reason: str) -> list[Change]:
+    """cancelled -> pending for each of ``job_ids`` that an ancestor's failure cancelled."""
+    if not job_ids:
+        return []
+    rows = _move("revive_descendants", job_ids=[str(i) for i in job_ids], message=reason)
+    return _announced(rows)
 
 
 def _move(name: str, **parameters: Any) -> list[dict[str, Any]]:

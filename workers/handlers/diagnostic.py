@@ -35,17 +35,25 @@ class NoopHandler(Handler):
 
 @register("fail", diagnostic=True)
 class FailHandler(Handler):
-    """Always raises; ``payload.permanent`` makes the error non-retryable."""
+    """Raises; ``payload.permanent`` makes the error non-retryable. With
+    ``payload.fail_attempts`` N, only attempts 1 to N fail (counted over the job's whole life,
+    re-drives included) and the next one succeeds."""
 
     def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, str]:
         errors = _seconds_error(payload)
         if not isinstance(payload.get("permanent", False), bool):
             errors["payload.permanent"] = "must be true or false"
+        times = payload.get("fail_attempts")
+        if times is not None and (type(times) is not int or not 0 <= times <= 100):
+            errors["payload.fail_attempts"] = "must be a whole number of attempts from 0 to 100"
         return errors
 
     def run(self, ctx: JobContext) -> Any:
         seconds = float(ctx.payload.get("seconds", 0))
         if seconds:
             ctx.wait(seconds)
+        times = ctx.payload.get("fail_attempts")
+        if times is not None and ctx.attempt > times:
+            return {"ok": True, "failed_attempts": times}
         message = str(ctx.payload.get("message", "the fail job type always fails"))[:500]
         raise HandlerError(message, permanent=bool(ctx.payload.get("permanent", False)))
