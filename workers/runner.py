@@ -1,110 +1,31 @@
 """Running one attempt of a job inside a Celery worker process.
 
 ``run_attempt`` is the whole life of a delivery: start (a CAS that refuses a stale or
-duplicate delivery), run the handler while a heartbeat renews the lease and watches for a
-cancel, then record the outcome and dispatch whatever became ready.
+duplicate delivery), run the handler while the lease keeper (``workers.lease_keeper``) renews
+the lease and passes on a cancel, then record the outcome and dispatch whatever became ready.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
-from uuid import UUID
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
-from jobs.engine import ledger
 from jobs.engine.attempts import job_complete, job_fail_attempt, job_start
 from jobs.engine.cancel import cancel_running_attempt
 from jobs.models import DeadLetterReason, Job
 from jobs.types import HandlerError, JobCancelled, JobContext, get_handler
+from workers.lease_keeper import keeper
 
 logger = logging.getLogger("draconic.worker")
 T = TypeVar("T")
-
-
-class LeaseKeeper:
-    """One thread per worker process that keeps the leases of the attempts it runs alive
-    (not the liveness beat of ``workers.liveness``, which says the worker is up).
-
-    Every third of a lease's lifetime it renews the lease; every second it looks (one
-    indexed read for all of them) for cancel requests, which it passes to the handlers through
-    their ``cancel`` events. A lease found no longer held, of an attempt no longer running,
-    means the scheduler gave up on it: the handler is told to stop. A job that ends within a
-    second costs the heartbeat nothing.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._watched: dict[str, tuple[str, threading.Event, float]] = {}
-        self._pid = -1
-
-    def watch(self, job_id: str, attempt: int, cancel: threading.Event) -> str:
-        lease = ledger.lease_id(job_id, attempt)
-        with self._lock:
-            if self._pid != os.getpid():  # first use in this (forked) process
-                self._watched, self._pid = {}, os.getpid()
-                threading.Thread(
-                    target=self._run, name="draconic-lease-keeper", daemon=True
-                ).start()
-            self._watched[lease] = (job_id, cancel, time.monotonic() + self._renew_every())
-        return lease
-
-    def unwatch(self, lease: str) -> None:
-        with self._lock:
-            self._watched.pop(lease, None)
-
-    @staticmethod
-    def _renew_every() -> float:
-        return max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(min(self._renew_every(), 1.0))
-            with self._lock:
-                watched = dict(self._watched)
-            if not watched:
-                continue
-            try:
-                self._beat(watched)
-            except Exception:  # keep beating: a missed renewal is retried next tick
-                logger.warning("lease keeper failed", exc_info=True)
-                connections.close_all()  # this thread's connection may be the broken part
-
-    def _beat(self, watched: dict[str, tuple[str, threading.Event, float]]) -> None:
-        now = time.monotonic()
-        for lease, (job_id, cancel, due) in watched.items():
-            if now < due:
-                continue
-            with self._lock:
-                if lease in self._watched:
-                    self._watched[lease] = (job_id, cancel, now + self._renew_every())
-            if not ledger.ledger_renew(lease) and not _still_running(lease):
-                cancel.set()  # superseded: its result would be ignored anyway
-        ids = [job_id for job_id, cancel, _ in watched.values() if not cancel.is_set()]
-        if ids:
-            cancelled = set(
-                Job.objects.filter(id__in=ids, cancel_requested=True).values_list("id", flat=True)
-            )
-            for job_id, cancel, _ in watched.values():
-                if UUID(job_id) in cancelled:
-                    cancel.set()
-
-
-def _still_running(lease: str) -> bool:
-    job_id, attempt = ledger.parse_lease(lease)
-    return Job.objects.filter(id=job_id, attempt=attempt, status="running").exists()
-
-
-_lease_keeper = LeaseKeeper()
 
 
 def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
@@ -113,11 +34,11 @@ def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
     if job is None:
         return "skipped: stale or duplicate delivery"
     cancel = threading.Event()
-    lease = _lease_keeper.watch(str(job.id), attempt, cancel)
+    lease = keeper.watch(str(job.id), attempt, cancel)
     try:
         return _execute(job, cancel)
     finally:
-        _lease_keeper.unwatch(lease)
+        keeper.unwatch(lease)
 
 
 def _start(job_id: str, attempt: int, worker: str) -> Job | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import celeryd_init, task_failure
+from celery.signals import celeryd_init, task_failure, worker_process_init
 
 from draconic.processes import use_persistent_db_connections
 from workers import liveness  # noqa: F401  (connects worker_ready/worker_shutdown)
@@ -18,6 +18,14 @@ logger = logging.getLogger("draconic.worker")
 @celeryd_init.connect
 def _persistent_connections(**_: Any) -> None:
     use_persistent_db_connections()
+
+
+@worker_process_init.connect
+def _start_lease_keeper(**_: Any) -> None:
+    # Subscribed to cancel requests before the pool process takes its first job.
+    from workers.lease_keeper import keeper
+
+    keeper.start()
 
 
 @task_failure.connect

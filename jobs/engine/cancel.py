@@ -1,8 +1,9 @@
 """Cancelling: every way a job ends ``cancelled``.
 
 - Its owner (or an operator) cancels it: a waiting job (pending, queued, retrying) ends at
-  once, and a queued job's lease is released; a running one is asked to stop (its worker's
-  lease keeper sees the flag within a second) and the request is written in its log.
+  once, and a queued job's lease is released; a running one is asked to stop: the request is
+  written in its log, flagged on the row, and published to its worker at once (the worker
+  also polls the flag, in case the message is lost).
 - A running attempt stops because of that request, or the scheduler terminates it after
   ``DRACONIC_CANCEL_GRACE_SECONDS``: ``cancel_running_attempt``.
 - A job that will never complete (failed or cancelled) takes its pending descendants with it.
@@ -11,13 +12,18 @@
 from __future__ import annotations
 
 import functools
+import logging
 from uuid import UUID
 
+import redis
 from django.db import connection, transaction
 
 from jobs.engine import graph, ledger, prepared, statements, transitions, wakeup
 from jobs.errors import JobConflict
 from jobs.models import Job, JobStatus
+from jobs.redis_client import get_redis, key
+
+logger = logging.getLogger("draconic.dispatcher")
 
 #: How often ``job_cancel`` looks again at a job that changed state under it.
 CANCEL_TRIES = 5
@@ -40,16 +46,29 @@ def job_cancel(*, job: Job, reason: str = "cancelled by its owner") -> Job:
 
 
 def _request_cancel(job_id: UUID, reason: str) -> bool:
-    """Flag a running job for its handler; False if it is not running any more."""
+    """Flag a running job for its handler and tell its worker at once; False if it is not
+    running any more."""
+    parameters = {"job_id": str(job_id), "message": f"cancel requested: {reason}"}
     with connection.cursor() as cursor:
-        prepared.execute(
-            cursor,
-            (
-                statements.REQUEST_CANCEL,
-                {"job_id": str(job_id), "message": f"cancel requested: {reason}"},
-            ),
-        )
-        return bool(cursor.fetchall())
+        prepared.execute(cursor, (statements.REQUEST_CANCEL, parameters))
+        flagged = prepared.rows(cursor)
+    for row in flagged:
+        lease = ledger.lease_id(row["job_id"], row["attempt"])
+        transaction.on_commit(functools.partial(_tell_worker, lease))
+    return bool(flagged)
+
+
+def cancel_channel() -> str:
+    """The Redis pub/sub channel on which cancel requests of running attempts go out (their
+    lease ids); every worker process listens (``workers.lease_keeper``)."""
+    return key("cancel")
+
+
+def _tell_worker(lease: str) -> None:
+    try:
+        get_redis().publish(cancel_channel(), lease)
+    except redis.RedisError:
+        logger.warning("could not publish the cancel of %s; its worker's poll will see it", lease)
 
 
 def _cancel_waiting(job: Job, reason: str) -> bool:

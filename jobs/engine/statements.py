@@ -263,7 +263,7 @@ WITH flagged AS (
 INSERT INTO jobs_executionlog
     (job_id, attempt, level, message, from_status, to_status, context, created_at)
 SELECT id, attempt, 'info', %(message)s, '', '', '{}', now() FROM flagged
-RETURNING job_id
+RETURNING job_id, attempt
 """
 
 # cancel_descendants: pending -> cancelled for the descendants of a job that will never

@@ -1,0 +1,138 @@
+"""The lease keeper of a worker process: it keeps the leases of the attempts it runs alive and
+tells their handlers when to stop. (Not the liveness beat of ``workers.liveness``, which says
+the worker is up.)
+
+One thread renews each lease every third of its lifetime; a lease found no longer held, of an
+attempt no longer running, means the scheduler gave up on it: the handler is told to stop. A
+cancel request reaches the handler at once through Redis pub/sub (``jobs.engine.cancel``
+publishes the attempt's lease; a second thread listens), and as a fallback the keeper reads
+the cancel flags of all its attempts every ``DRACONIC_CANCEL_POLL_SECONDS`` (one indexed
+read). A job that ends within a second costs it nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+from uuid import UUID
+
+import redis
+from django.conf import settings
+from django.db import connections
+
+from jobs.engine import ledger
+from jobs.engine.cancel import cancel_channel
+from jobs.models import Job
+from jobs.redis_client import get_redis
+
+logger = logging.getLogger("draconic.worker")
+
+#: lease -> (job id, the handler's cancel event, when the lease is next renewed)
+Watched = dict[str, tuple[str, threading.Event, float]]
+
+
+class LeaseKeeper:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: Watched = {}
+        self._pid = -1
+
+    def start(self) -> None:
+        """Start this process's threads, once (a forked pool process starts its own). Called
+        when a pool process starts, so the listener is subscribed before a job arrives."""
+        with self._lock:
+            self._start_here()
+
+    def _start_here(self) -> None:
+        if self._pid == os.getpid():
+            return
+        self._watched, self._pid = {}, os.getpid()
+        for target, name in ((self._run, "lease-keeper"), (self._listen, "cancel-listener")):
+            threading.Thread(target=target, name=f"draconic-{name}", daemon=True).start()
+
+    def watch(self, job_id: str, attempt: int, cancel: threading.Event) -> str:
+        lease = ledger.lease_id(job_id, attempt)
+        with self._lock:
+            self._start_here()
+            self._watched[lease] = (job_id, cancel, time.monotonic() + _renew_every())
+        return lease
+
+    def unwatch(self, lease: str) -> None:
+        with self._lock:
+            self._watched.pop(lease, None)
+
+    def _run(self) -> None:
+        next_poll = time.monotonic() + settings.DRACONIC_CANCEL_POLL_SECONDS
+        while True:
+            time.sleep(min(_renew_every(), settings.DRACONIC_CANCEL_POLL_SECONDS))
+            with self._lock:
+                watched = dict(self._watched)
+            if not watched:
+                continue
+            try:
+                self._renew(watched)
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + settings.DRACONIC_CANCEL_POLL_SECONDS
+                    _poll_cancels(watched)
+            except Exception:  # keep going: a missed renewal is retried next tick
+                logger.warning("lease keeper failed", exc_info=True)
+                connections.close_all()  # this thread's connection may be the broken part
+
+    def _renew(self, watched: Watched) -> None:
+        now = time.monotonic()
+        for lease, (job_id, cancel, due) in watched.items():
+            if now < due:
+                continue
+            with self._lock:
+                if lease in self._watched:
+                    self._watched[lease] = (job_id, cancel, now + _renew_every())
+            if not ledger.ledger_renew(lease) and not _still_running(lease):
+                cancel.set()  # superseded: its result would be ignored anyway
+
+    def _listen(self) -> None:
+        """Receive cancel requests as they are made; reconnect after a Redis outage."""
+        while True:
+            try:
+                pubsub = get_redis().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(cancel_channel())
+                for message in pubsub.listen():
+                    self._cancelled(message)
+            except redis.RedisError:
+                logger.warning("cancel listener lost Redis; the poll covers meanwhile")
+                time.sleep(1)
+
+    def _cancelled(self, message: dict[str, Any]) -> None:
+        lease = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+        with self._lock:
+            entry = self._watched.get(lease)
+        if entry is not None and not entry[1].is_set():
+            entry[1].set()
+            logger.info("cancel of %s delivered at once", lease, extra={"lease": lease})
+
+
+#: The lease keeper of this process.
+keeper = LeaseKeeper()
+
+
+def _renew_every() -> float:
+    return max(settings.DRACONIC_LEASE_SECONDS / 3, 0.2)
+
+
+def _poll_cancels(watched: Watched) -> None:
+    ids = [job_id for job_id, cancel, _ in watched.values() if not cancel.is_set()]
+    if not ids:
+        return
+    cancelled = set(
+        Job.objects.filter(id__in=ids, cancel_requested=True).values_list("id", flat=True)
+    )
+    for job_id, cancel, _ in watched.values():
+        if UUID(job_id) in cancelled:
+            cancel.set()
+
+
+def _still_running(lease: str) -> bool:
+    job_id, attempt = ledger.parse_lease(lease)
+    return Job.objects.filter(id=job_id, attempt=attempt, status="running").exists()
