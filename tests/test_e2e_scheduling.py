@@ -268,7 +268,7 @@ def test_a_duplicate_delivery_does_not_run_the_handler_twice(platform, api, tmp_
         message=platform.logs(),
     )
     # The broker delivers the same message twice more (as after a redelivery).
-    publish([Delivery(job.id, 1, job.priority, job.timeout_seconds)] * 2)
+    publish([Delivery(job.id, 1, job.priority, job.timeout_seconds, job.type)] * 2)
     (done,) = wait_terminal([job_id], platform)
     assert done.status == JobStatus.COMPLETED
     wait_until(lambda: "skipped" in platform.logs(), message="the duplicates to be delivered")

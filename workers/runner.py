@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,7 +21,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from jobs.engine.attempts import job_complete, job_fail_attempt, job_start
 from jobs.engine.cancel import cancel_running_attempt
-from jobs.models import DeadLetterReason, Job
+from jobs.models import DeadLetterReason, Job, JobStatus
 from jobs.types import HandlerError, JobCancelled, JobContext, get_handler
 from workers.lease_keeper import keeper
 
@@ -28,11 +29,20 @@ logger = logging.getLogger("draconic.worker")
 T = TypeVar("T")
 
 
-def run_attempt(job_id: str, attempt: int, *, worker: str) -> str:
-    """Run attempt ``attempt`` of ``job_id``; returns what happened, for the worker's log."""
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to: the job's status it recorded ("" if it recorded nothing) and
+    a line for the worker's log."""
+
+    status: str
+    summary: str
+
+
+def run_attempt(job_id: str, attempt: int, *, worker: str) -> Outcome:
+    """Run attempt ``attempt`` of ``job_id``; returns what happened."""
     job = _start(job_id, attempt, worker)
     if job is None:
-        return "skipped: stale or duplicate delivery"
+        return Outcome("", "skipped: stale or duplicate delivery")
     cancel = threading.Event()
     lease = keeper.watch(str(job.id), attempt, cancel)
     try:
@@ -55,7 +65,7 @@ def _start(job_id: str, attempt: int, worker: str) -> Job | None:
         return job_start(job_id=job_id, attempt=attempt, worker=worker)
 
 
-def _execute(job: Job, cancel: threading.Event) -> str:
+def _execute(job: Job, cancel: threading.Event) -> Outcome:
     attempt = job.attempt
     handler = get_handler(job.type)
     try:
@@ -66,8 +76,8 @@ def _execute(job: Job, cancel: threading.Event) -> str:
         result = handler.run(JobContext(job, cancel_event=cancel))
         _check_json(result)
     except JobCancelled:
-        _record(lambda: cancel_running_attempt(job_id=job.id, attempt=attempt))
-        return "cancelled"
+        ended = _record(lambda: cancel_running_attempt(job_id=job.id, attempt=attempt))
+        return Outcome(JobStatus.CANCELLED if ended else "", "cancelled")
     except SoftTimeLimitExceeded:
         status = _record(
             lambda: job_fail_attempt(
@@ -77,7 +87,7 @@ def _execute(job: Job, cancel: threading.Event) -> str:
                 reason=DeadLetterReason.TIMEOUT,
             )
         )
-        return f"timeout -> {status}"
+        return Outcome(status or "", f"timeout -> {status}")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:5000]
         trace = traceback.format_exc()[-20000:]
@@ -87,10 +97,10 @@ def _execute(job: Job, cancel: threading.Event) -> str:
                 job_id=job.id, attempt=attempt, error=error, traceback=trace, permanent=permanent
             )
         )
-        return f"failed -> {status}"
+        return Outcome(status or "", f"failed -> {status}")
     if not _record(lambda: job_complete(job_id=job.id, attempt=attempt, result=result)):
-        return "completed, but the attempt had been superseded: result ignored"
-    return "completed"
+        return Outcome("", "completed, but the attempt had been superseded: result ignored")
+    return Outcome(JobStatus.COMPLETED, "completed")
 
 
 #: Pauses between tries to record an outcome while PostgreSQL is unreachable (about a minute;

@@ -32,6 +32,10 @@ def _start_lease_keeper(**_: Any) -> None:
 def _log_task_failure(
     task_id: str | None = None, exception: BaseException | None = None, args: Any = None, **_: Any
 ) -> None:
-    # The runner settles handler errors itself; reaching here means the bookkeeping failed
-    # (PostgreSQL or Redis unreachable). The scheduler's sweeps settle the job later.
-    logger.error("task %s %s failed outside its handler: %r", task_id, args, exception)
+    # A failed attempt is recorded by the runner, then raised as AttemptFailed for Celery's
+    # and Flower's sake. Anything else means the bookkeeping failed (PostgreSQL or Redis
+    # unreachable); the scheduler's sweeps settle the job later.
+    from workers.tasks import AttemptFailed
+
+    if not isinstance(exception, AttemptFailed):
+        logger.error("task %s %s failed outside its handler: %r", task_id, args, exception)

@@ -48,6 +48,7 @@ class Ready:
     """A ready job as admission reads it (a row of ``statements.READY_JOBS``)."""
 
     id: UUID
+    type: str
     priority: int
     cpu_units: int
     memory_mb: int
@@ -216,6 +217,8 @@ def _mark_queued(rows: Sequence[Ready]) -> None:
         ledger.ledger_release(lost)
         logger.error("admission lost %d locked rows; released their leases", len(lost))
     deliveries = [
-        Delivery(r.id, r.attempt + 1, r.priority, r.timeout_seconds) for r in rows if r.id in moved
+        Delivery(r.id, r.attempt + 1, r.priority, r.timeout_seconds, r.type)
+        for r in rows
+        if r.id in moved
     ]
     transaction.on_commit(lambda: publish(deliveries))

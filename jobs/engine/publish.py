@@ -23,6 +23,13 @@ class Delivery:
     attempt: int
     priority: int
     timeout_seconds: int
+    type: str
+
+
+def monitoring_name(job_type: str) -> str:
+    """The name an attempt shows under in Flower and Celery's events (its job type): every
+    attempt runs the one task ``draconic.execute_job``, published with this as its shadow."""
+    return f"draconic.{job_type}"
 
 
 def celery_task_id(job_id: UUID | str, attempt: int) -> str:
@@ -48,6 +55,7 @@ def publish(deliveries: Sequence[Delivery]) -> None:
                     queue=str(Priority(d.priority).label),
                     soft_time_limit=d.timeout_seconds,
                     time_limit=d.timeout_seconds + grace,
+                    shadow=monitoring_name(d.type),
                     producer=producer,
                 )
     except Exception:

@@ -29,6 +29,7 @@ class Leased:
     status: str
     priority: int
     timeout_seconds: int
+    type: str
 
     @property
     def lease(self) -> str:
@@ -37,7 +38,7 @@ class Leased:
 
 def leased_jobs() -> list[Leased]:
     rows = Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).values(
-        "id", "attempt", "cpu_units", "memory_mb", "status", "priority", "timeout_seconds"
+        "id", "attempt", "cpu_units", "memory_mb", "status", "priority", "timeout_seconds", "type"
     )
     return [Leased(**row) for row in rows]
 
@@ -53,7 +54,7 @@ def rebuild_ledger(jobs: Sequence[Leased] | None = None, *, republish: bool = Tr
         for j in jobs
     )
     queued = [
-        Delivery(j.id, j.attempt, j.priority, j.timeout_seconds)
+        Delivery(j.id, j.attempt, j.priority, j.timeout_seconds, j.type)
         for j in jobs
         if j.status == JobStatus.QUEUED
     ]

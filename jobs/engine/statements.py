@@ -20,7 +20,7 @@ from __future__ import annotations
 # order, over exactly these rows). SKIP LOCKED: a row another dispatcher or a cancel holds is
 # passed over, not waited for. The rows stay locked until the admission's transaction ends.
 READY_JOBS = """
-SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
+SELECT id, type, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
        COALESCE(next_attempt_at, created_at) AS waiting_since
 FROM jobs_job
 WHERE status IN ('pending', 'retrying') AND pending_parents = 0
@@ -32,7 +32,7 @@ FOR UPDATE SKIP LOCKED
 
 # The next page after the last row of the previous one (keyset pagination on the index).
 READY_JOBS_AFTER = """
-SELECT id, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
+SELECT id, type, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
        COALESCE(next_attempt_at, created_at) AS waiting_since
 FROM jobs_job
 WHERE status IN ('pending', 'retrying') AND pending_parents = 0

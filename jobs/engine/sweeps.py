@@ -106,7 +106,7 @@ def republish_stale_queued() -> int:
         Delivery(*row)
         for row in Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=cutoff)
         .order_by("priority", "created_at")
-        .values_list("id", "attempt", "priority", "timeout_seconds")[:1000]
+        .values_list("id", "attempt", "priority", "timeout_seconds", "type")[:1000]
     ]
     if not stale:
         return 0
