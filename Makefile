@@ -36,7 +36,7 @@ bench: migrate  ## the benchmarks, printing a table
 	$(PY) -m bench $(BENCH_ARGS)
 
 chaos: migrate  ## the fault-injection run, printing its summary
-	$(PY) -m bench.chaos $(CHAOS_ARGS)
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -22,8 +22,8 @@ import yaml
 from django.core.management import get_commands, load_command_class
 
 from draconic.celery import PRIORITY_QUEUES
+from tests.harness import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 SETTINGS_SOURCE = (ROOT / "draconic" / "settings.py").read_text()

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from django.db import connection
 
-import tests.e2e_handlers  # noqa: F401  (registers the test-only job types here too)
+import tests.e2e.handlers  # noqa: F401  (registers the test-only job types here too)
 from jobs import dispatcher, ledger
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
-from tests.conftest import wait_until
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
 TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-TEST_TYPES = {"DRACONIC_HANDLER_MODULES": "tests.e2e_handlers"}
+TEST_TYPES = {"DRACONIC_HANDLER_MODULES": "tests.e2e.handlers"}
 
 
 def submit(api: Any, **body: Any) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Job types that only tests use, loaded by worker processes through
-``DRACONIC_HANDLER_MODULES=tests.e2e_handlers`` (the way a deployment adds its own types)."""
+``DRACONIC_HANDLER_MODULES=tests.e2e.handlers`` (the way a deployment adds its own types)."""
 
 from __future__ import annotations
 

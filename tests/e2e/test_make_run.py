@@ -26,25 +26,13 @@ import pytest
 from django.conf import settings
 from psycopg2 import sql
 
-from tests.conftest import wait_until
+from tests.harness import ROOT, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "draconic_makerun"
-#: Ports of the platform under test: the first two free ones of this range.
-PORT_RANGE = range(18310, 18399)
-
-
-def _free_ports(count: int) -> list[int]:
-    ports = []
-    for port in PORT_RANGE:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise RuntimeError(f"no {count} free ports in {PORT_RANGE}")
+#: Ports of the platform under test: the first two free ones from here on.
+PORT_BASE = 18310
 
 
 def _admin_connection() -> Any:
@@ -181,7 +169,8 @@ class MakeRun:
 @pytest.fixture
 def make_run() -> Iterator[MakeRun]:
     _drop_database()
-    port, flower_port = _free_ports(2)
+    taken: set[int] = set()
+    port, flower_port = free_port(PORT_BASE, taken), free_port(PORT_BASE, taken)
     run = MakeRun(port, flower_port)
     run.flower = f"http://127.0.0.1:{flower_port}"  # type: ignore[attr-defined]
     try:

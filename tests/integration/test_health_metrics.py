@@ -3,14 +3,6 @@ Flower's basic auth, against the real PostgreSQL, Redis and (where marked) Celer
 
 from __future__ import annotations
 
-import base64
-import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from typing import Any
 
@@ -24,19 +16,8 @@ from admin_api import metrics
 from draconic.celery import app as celery_app
 from jobs import ledger
 from jobs.models import DeadLetter, Job, JobStatus, Priority
-from tests.conftest import ROOT, process_env, wait_until
+from tests.harness import free_port, wait_until
 from workers import heartbeat
-
-PORTS = range(18150, 18200)
-
-
-def free_port() -> int:
-    """A free TCP port in this test module's range (18150-18199)."""
-    for port in PORTS:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port in 18150-18199")
 
 
 def health(client: Any) -> tuple[int, dict[str, Any]]:
@@ -115,33 +96,6 @@ def test_a_heartbeat_counts_until_it_expires_or_is_forgotten():
     )
     heartbeat.forget("a@host")
     assert heartbeat.alive_workers() == []
-
-
-@pytest.mark.e2e
-def test_a_real_worker_beats_and_disappears_when_stopped_or_killed(platform, staff_api):
-    fast = {"DRACONIC_WORKER_HEARTBEAT_SECONDS": "0.5", "DRACONIC_WORKER_HEARTBEAT_TTL": "2"}
-    platform.start_worker("w1", **fast)
-    platform.start_worker("w2", **fast)
-    platform.start_scheduler()
-
-    def names() -> list[str]:
-        return sorted(b.hostname.split("@")[0] for b in heartbeat.alive_workers())
-
-    wait_until(lambda: names() == ["w1", "w2"], message=f"two heartbeats\n{platform.logs()}")
-    status, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(health(staff_api)))
-    assert body["checks"]["workers"]["alive"] == 2
-    beat = next(b for b in heartbeat.alive_workers() if b.hostname.startswith("w1@"))
-    assert beat.info["queues"] == ["critical", "high", "low", "normal"]
-    assert beat.info["concurrency"] == 2
-
-    platform.kill("w1", signal.SIGTERM)  # graceful: forgotten at shutdown
-    assert names() == ["w2"]
-    platform.kill("w2", signal.SIGKILL)  # killed: gone once its key expires
-    wait_until(lambda: names() == [], message="the killed worker's heartbeat to expire")
-    status, body = health(staff_api)
-    assert status == 503
-    assert body["failing"] == ["workers"]
-    assert body["checks"]["workers"]["alive"] == 0
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -355,77 +309,3 @@ def test_prometheus_needs_the_bearer_token_when_one_is_set(anon_api, settings):
         anon_api.get("/metrics", headers={"Authorization": "Basic s3cret-token"}).status_code == 401
     )
     assert "draconic_jobs" in scrape(anon_api, Authorization="Bearer s3cret-token")
-
-
-# --- Flower -------------------------------------------------------------------------------
-
-
-def _settings_error(**env: str) -> str:
-    """Import the settings in a fresh process with ``env``; the error it prints, or ''."""
-    code = "import sys; sys.argv = ['celery', 'flower']; import draconic.settings"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return done.stderr
-
-
-def test_settings_refuse_a_malformed_flower_basic_auth():
-    assert "FLOWER_BASIC_AUTH must be user:password" in _settings_error(FLOWER_BASIC_AUTH="admin")
-
-
-def test_settings_refuse_an_unauthenticated_flower_in_production():
-    error = _settings_error(DEBUG="false", SECRET_KEY="x" * 50, FLOWER_BASIC_AUTH="")
-    assert "FLOWER_BASIC_AUTH must be set to run Flower" in error
-    assert _settings_error(DEBUG="false", SECRET_KEY="x" * 50, FLOWER_BASIC_AUTH="ops:pw") == ""
-
-
-def _get(url: str, auth: str | None = None) -> int:
-    request = urllib.request.Request(url)  # noqa: S310  (a local test server)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
-@pytest.mark.e2e
-def test_flower_reads_its_basic_auth_from_the_environment(db, tmp_path):
-    port = free_port()
-    log = (tmp_path / "flower.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "draconic",
-            "flower",
-            "--address=127.0.0.1",
-            f"--port={port}",
-        ],
-        cwd=ROOT,
-        env=process_env(FLOWER_BASIC_AUTH="ops:flower-pw"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        status = wait_until(lambda: _get(url), timeout=90, interval=0.5, message="flower to serve")
-        assert status == 401
-        assert _get(url, "ops:wrong") == 401
-        assert _get(url, "ops:flower-pw") == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from jobs.models import Job
 from jobs.redis_client import get_redis
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.conftest import ROOT, process_env
+from tests.harness import ROOT, process_env
 
 pytestmark = pytest.mark.django_db
 

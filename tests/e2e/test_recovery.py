@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import tests.e2e_handlers  # noqa: F401  (registers the test-only job types here too)
-from bench.chaos import RedisServer
+import tests.e2e.handlers  # noqa: F401  (registers the test-only job types here too)
 from jobs import ledger
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 from jobs.redis_client import get_redis
-from tests.conftest import wait_until
-from tests.test_e2e_scheduling import TEST_TYPES, submit, wait_terminal
+from tests.chaos.services import RedisServer
+from tests.e2e.test_scheduling import TEST_TYPES, submit, wait_terminal
+from tests.harness import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 FAST_LEASE = {"DRACONIC_LEASE_SECONDS": "2", **TEST_TYPES}
@@ -82,16 +81,10 @@ def test_queued_jobs_whose_messages_were_flushed_are_republished(platform, api):
     wait_until(lambda: ledger.ledger_usage().leases == 0, message="ledger to drain")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dedicated_redis(tmp_path: Path) -> Any:
     """A redis-server of this test's own (the chaos run's), which it may kill at will."""
-    server = RedisServer(tmp_path, _free_port())
+    server = RedisServer(tmp_path, free_port())
     server.start()
     yield server
     server.kill()

@@ -1,5 +1,6 @@
-"""The four seed job types run end to end: submitted over REST, executed by a real Celery
-worker process, their results and side effects (an email file, an export file) checked."""
+"""Jobs run end to end: submitted over REST, executed by a real Celery worker process. A noop
+job's whole history, the four seed job types with their results and side effects (an email
+file, an export file), and the health endpoint of a live platform."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from jobs.models import DeadLetterReason, Job, JobStatus
-from tests.conftest import wait_until
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -185,3 +187,38 @@ def test_a_refused_payload_stored_around_the_api_fails_without_retry(running, jo
     assert failed_job.attempt == 1
     assert "payload.data" in failed_job.error
     assert failed_job.dead_letters.get().reason == DeadLetterReason.NON_RETRYABLE
+
+
+def test_a_submitted_noop_job_completes_on_a_real_worker(platform, api):
+    platform.start_worker()
+    platform.start_scheduler()
+    response = api.post("/jobs/", {"type": "noop", "priority": "high"}, format="json")
+    assert response.status_code == 201, response.content
+    job_id = response.json()["id"]
+
+    def done():
+        return Job.objects.filter(id=job_id, status=JobStatus.COMPLETED).first()
+
+    job = wait_until(done, message=f"job {job_id} to complete\n{platform.logs()}")
+    assert job.result == {"ok": True, "slept": 0.0}
+    assert job.attempt == 1
+    assert job.worker.startswith("worker@")
+    statuses = list(job.logs.exclude(to_status="").values_list("to_status", flat=True))
+    assert statuses == ["pending", "queued", "running", "completed"]
+
+
+def test_health_is_200_with_a_live_worker_and_scheduler(
+    platform: Any, staff_api: APIClient
+) -> None:
+    platform.start_worker()
+    platform.start_scheduler()
+
+    def healthy() -> Any:
+        response = staff_api.get("/admin/health")
+        return response if response.status_code == 200 else None
+
+    response = wait_until(
+        healthy, timeout=90, interval=0.5, message=f"a healthy platform\n{platform.logs()}"
+    )
+    assert response.json()["status"] == "ok"
+    assert response.json()["failing"] == []

@@ -14,7 +14,6 @@ from rest_framework.test import APIClient
 from jobs.lifecycle import job_dead_letter
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus
 from jobs.transitions import transition
-from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -452,24 +451,6 @@ def test_health_names_every_check_and_its_status_code_agrees(staff_api: APIClien
         failing = sorted(name for name, check in data["checks"].items() if not check["ok"])
         assert sorted(data["failing"]) == failing
         assert (response.status_code == 200) == (data["status"] == "ok") == (not failing)
-
-
-@pytest.mark.e2e
-def test_health_is_200_with_a_live_worker_and_scheduler(
-    platform: Any, staff_api: APIClient
-) -> None:
-    platform.start_worker()
-    platform.start_scheduler()
-
-    def healthy() -> Any:
-        response = staff_api.get("/admin/health")
-        return response if response.status_code == 200 else None
-
-    response = wait_until(
-        healthy, timeout=90, interval=0.5, message=f"a healthy platform\n{platform.logs()}"
-    )
-    assert response.json()["status"] == "ok"
-    assert response.json()["failing"] == []
 
 
 def test_metrics_count_jobs_by_status_and_priority(staff_api: APIClient, job_factory: Any) -> None:

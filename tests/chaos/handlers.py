@@ -1,5 +1,5 @@
-"""Job types of the fault-injection run (``bench.chaos``), loaded by its workers through
-``DRACONIC_HANDLER_MODULES=tests.chaos_handlers``.
+"""Job types of the fault-injection run (``tests.chaos``), loaded by its workers through
+``DRACONIC_HANDLER_MODULES=tests.chaos.handlers``.
 
 Every execution first appends one line ``job_id:attempt:pid:start_ts`` to the run log named by
 ``DRACONIC_CHAOS_RUN_LOG`` (one ``write`` on an ``O_APPEND`` descriptor, so lines of concurrent

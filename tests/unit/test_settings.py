@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from draconic.env import env_bool, env_choice, env_float, env_int, env_list, env_url
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.harness import ROOT
 
 
 def start_django(**env: str) -> subprocess.CompletedProcess[str]:
@@ -131,3 +129,28 @@ def test_env_bool_reads_the_usual_spellings(
 def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X_LIST", " a, b ,,c ")
     assert env_list("X_LIST", []) == ["a", "b", "c"]
+
+
+def _settings_error(**env: str) -> str:
+    """Import the settings in a fresh process with ``env``; the error it prints, or ''."""
+    code = "import sys; sys.argv = ['celery', 'flower']; import draconic.settings"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.stderr
+
+
+def test_settings_refuse_a_malformed_flower_basic_auth():
+    assert "FLOWER_BASIC_AUTH must be user:password" in _settings_error(FLOWER_BASIC_AUTH="admin")
+
+
+def test_settings_refuse_an_unauthenticated_flower_in_production():
+    error = _settings_error(DEBUG="false", SECRET_KEY="x" * 50, FLOWER_BASIC_AUTH="")
+    assert "FLOWER_BASIC_AUTH must be set to run Flower" in error
+    assert _settings_error(DEBUG="false", SECRET_KEY="x" * 50, FLOWER_BASIC_AUTH="ops:pw") == ""
