@@ -1,4 +1,5 @@
-"""Factories for jobs in the database (a pytest plugin: fixtures ``job_factory``)."""
+"""Factories for jobs in the database (a pytest plugin: fixtures ``job_factory``), and the
+helpers the API tests share (``dead_letter``, ``row_counts``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from jobs.models import Job, JobDependency, Priority
+from jobs.lifecycle import job_dead_letter
+from jobs.models import DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus, Priority
 from jobs.services import JobSpec, job_submit
 
 
@@ -39,4 +41,20 @@ def job_factory(user: Any) -> Any:
     return make
 
 
-__all__ = ["Job", "JobDependency", "job_factory", "make_spec"]
+def row_counts() -> tuple[int, int, int]:
+    """Jobs, dependencies and log rows: a refused request must leave all three unchanged."""
+    return Job.objects.count(), JobDependency.objects.count(), ExecutionLog.objects.count()
+
+
+def dead_letter(job: Job, error: str = "boom") -> None:
+    """Move a pending ``job`` to the dead-letter queue through the real service."""
+    assert job_dead_letter(
+        job_id=job.id,
+        attempt=None,
+        from_=[JobStatus.PENDING],
+        reason=DeadLetterReason.MAX_ATTEMPTS,
+        error=error,
+    )
+
+
+__all__ = ["Job", "JobDependency", "dead_letter", "job_factory", "make_spec", "row_counts"]

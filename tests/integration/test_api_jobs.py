@@ -1,6 +1,6 @@
-"""The REST API's success paths, ownership, auth, 404/409 answers and query counts, against
-the real PostgreSQL (and Redis for the ledger/health). Validation rules live in
-``test_api_validation.py``."""
+"""The REST API's success paths, 404/409 answers and query counts, against the real PostgreSQL
+(and Redis for the ledger/health). Validation rules live in ``test_api_validation.py``, who may
+see and touch what in ``test_access_control.py``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-from jobs.lifecycle import job_dead_letter
-from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus
+from jobs.models import DeadLetter, ExecutionLog, Job, JobDependency, JobStatus
 from jobs.transitions import transition
+from tests.factories import dead_letter, row_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -41,25 +41,11 @@ JOB_FIELDS = {
 }
 
 
-def row_counts() -> tuple[int, int, int]:
-    return Job.objects.count(), JobDependency.objects.count(), ExecutionLog.objects.count()
-
-
 def complete(job: Job) -> None:
     """Drive a job to ``completed`` through the real transitions (pending -> ... -> completed)."""
     assert transition(job.id, from_=S.PENDING, to=S.QUEUED, fields={"attempt": 1})
     assert transition(job.id, from_=S.QUEUED, to=S.RUNNING)
     assert transition(job.id, from_=S.RUNNING, to=S.COMPLETED, fields={"result": {"ok": True}})
-
-
-def dead_letter(job: Job, error: str = "boom") -> None:
-    assert job_dead_letter(
-        job_id=job.id,
-        attempt=None,
-        from_=[S.PENDING],
-        reason=DeadLetterReason.MAX_ATTEMPTS,
-        error=error,
-    )
 
 
 def end_in(job: Job, status: JobStatus) -> None:
@@ -508,29 +494,7 @@ def test_the_api_docs_page_renders(anon_api: APIClient) -> None:
     assert b"swagger" in response.content.lower()
 
 
-# --- 404s, ownership and auth -----------------------------------------------------------
-
-ID_ENDPOINTS = [
-    ("get", "/jobs/{id}"),
-    ("patch", "/jobs/{id}/cancel"),
-    ("get", "/jobs/{id}/logs"),
-    ("post", "/jobs/{id}/dependencies/"),
-]
-
-
-@pytest.mark.parametrize(("method", "url"), ID_ENDPOINTS)
-@pytest.mark.parametrize("bad_id", [UNKNOWN_ID, "not-a-uuid", "1", "%F0%9F%90%89", "x" * 300])
-def test_an_unknown_or_malformed_id_is_404(
-    api: APIClient, job_factory: Any, method: str, url: str, bad_id: str
-) -> None:
-    parent = job_factory()
-    before = row_counts()
-    response = getattr(api, method)(
-        url.format(id=bad_id), {"depends_on": [str(parent.id)]}, format="json"
-    )
-    assert response.status_code == 404, response.content
-    assert "detail" in response.json()
-    assert row_counts() == before
+# --- DLQ retry 404s (who may see what: test_access_control.py) ---------------------------
 
 
 @pytest.mark.parametrize("bad_id", [UNKNOWN_ID, "not-a-uuid"])
@@ -544,87 +508,3 @@ def test_dlq_retry_of_a_job_not_in_the_dlq_is_404(staff_api: APIClient, job_fact
     assert staff_api.post(f"/admin/dlq/{job.id}/retry").status_code == 404
     job.refresh_from_db()
     assert job.status == S.PENDING
-
-
-@pytest.mark.parametrize(("method", "url"), ID_ENDPOINTS)
-def test_another_users_job_is_404_and_untouched(
-    other_api: APIClient, job_factory: Any, method: str, url: str
-) -> None:
-    job = job_factory()
-    theirs = job_factory(owner=other_api.user)  # type: ignore[attr-defined]
-    before = row_counts()
-    response = getattr(other_api, method)(
-        url.format(id=job.id), {"depends_on": [str(theirs.id)]}, format="json"
-    )
-    assert response.status_code == 404, response.content
-    job.refresh_from_db()
-    assert job.status == S.PENDING
-    assert row_counts() == before
-
-
-def test_another_users_jobs_are_not_in_my_list(
-    api: APIClient, other_api: APIClient, job_factory: Any
-) -> None:
-    mine = job_factory()
-    job_factory(owner=other_api.user)  # type: ignore[attr-defined]
-    data = api.get("/jobs/").json()
-    assert [j["id"] for j in data["results"]] == [str(mine.id)]
-    assert data["count"] == 1
-
-
-JOB_ENDPOINTS = [
-    ("get", "/jobs/"),
-    ("post", "/jobs/"),
-    ("post", "/jobs/batch/"),
-    ("get", "/jobs/{id}"),
-    ("patch", "/jobs/{id}/cancel"),
-    ("get", "/jobs/{id}/logs"),
-    ("post", "/jobs/{id}/dependencies/"),
-]
-ADMIN_ENDPOINTS = [
-    ("get", "/admin/dlq/"),
-    ("post", "/admin/dlq/{id}/retry"),
-    ("post", "/admin/dlq/retry/"),
-    ("get", "/admin/health"),
-    ("get", "/admin/metrics"),
-]
-
-
-@pytest.mark.parametrize(("method", "url"), JOB_ENDPOINTS)
-def test_every_jobs_endpoint_needs_a_token(
-    anon_api: APIClient, job_factory: Any, method: str, url: str
-) -> None:
-    job = job_factory()
-    before = row_counts()
-    response = getattr(anon_api, method)(url.format(id=job.id), {"type": "noop"}, format="json")
-    assert response.status_code == 401, response.content
-    assert row_counts() == before
-
-
-def test_a_wrong_token_is_401(anon_api: APIClient) -> None:
-    anon_api.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
-    assert anon_api.get("/jobs/").status_code == 401
-
-
-@pytest.mark.parametrize(("method", "url"), ADMIN_ENDPOINTS)
-def test_every_admin_endpoint_is_403_for_a_non_staff_user(
-    api: APIClient, anon_api: APIClient, job_factory: Any, method: str, url: str
-) -> None:
-    job = job_factory()
-    dead_letter(job)
-    assert getattr(api, method)(url.format(id=job.id), format="json").status_code == 403
-    assert getattr(anon_api, method)(url.format(id=job.id), format="json").status_code == 401
-    job.refresh_from_db()
-    assert job.status == S.FAILED
-
-
-@pytest.mark.parametrize(("method", "url"), ADMIN_ENDPOINTS)
-def test_every_admin_endpoint_is_open_to_staff(
-    staff_api: APIClient, job_factory: Any, method: str, url: str
-) -> None:
-    job = job_factory()
-    dead_letter(job)
-    response = getattr(staff_api, method)(url.format(id=job.id), {}, format="json")
-    # health is 503 without live workers: still an answer to staff, not a refusal
-    expected = {200, 503} if "health" in url else {200}
-    assert response.status_code in expected, response.content
