@@ -3,7 +3,6 @@ and the health check names PostgreSQL as the failing part."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,14 +11,13 @@ import pytest
 from django.db import connection
 
 from draconic.authentication import CachedTokenAuthentication
+from tests.harness import free_port
 
 
 @contextmanager
 def database_unreachable() -> Iterator[None]:
     """Point this process's connection at a port where nothing listens, then restore it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]
+    dead_port = free_port()
     original = connection.settings_dict["PORT"]
     connection.close()
     connection.settings_dict["PORT"] = str(dead_port)
