@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PORT FLOWER_PORT
 
-.PHONY: run test bench chaos lint fmt worker beat scheduler flower venv migrate clean
+.PHONY: run test test-fast test-unit bench chaos lint fmt worker beat scheduler flower venv migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -32,11 +32,18 @@ test: venv  ## installs what is missing, then runs the whole suite
 	@$(PY) manage.py waitforservices --timeout 60
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-fast: venv  ## tests/unit + tests/integration: PostgreSQL and Redis, no worker processes
+	@$(PY) manage.py waitforservices --timeout 60
+	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+test-unit: venv  ## tests/unit alone: needs neither PostgreSQL nor Redis
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
 bench: migrate  ## the benchmarks, printing a table
 	$(PY) -m bench $(BENCH_ARGS)
 
 chaos: migrate  ## the fault-injection run, printing its summary
-	$(PY) -m bench.chaos $(CHAOS_ARGS)
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,90 +1,10 @@
-"""The processes the bench starts: each in its own session (process group), logged to a
-file, and always ended (SIGTERM to the group, then SIGKILL) by ``Processes.stop_all``."""
+"""What the bench measures of its processes (CPU time and memory, read from /proc). The
+processes themselves are started and ended by the platform harness, ``tests.harness``."""
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-
-
-class Processes:
-    """Named child process groups. ``stop`` ends one, ``stop_all`` every one still running."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.procs[name] = proc
-        return proc
-
-    def pid(self, name: str) -> int:
-        return self.procs[name].pid
-
-    def check(self, name: str) -> None:
-        """Raise if ``name`` exited (with the end of its log)."""
-        proc = self.procs[name]
-        if proc.poll() is not None:
-            tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-
-    def stop(self, name: str, timeout: float = 20.0) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
-        _signal_group(proc.pid, signal.SIGKILL)  # stragglers of the group (pool children)
-        proc.wait(timeout=timeout)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            try:
-                self.stop(name)
-            except Exception as exc:  # keep stopping the others
-                print(f"  could not stop {name}: {exc}", file=sys.stderr)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
-    """Block until ``GET path`` answers 200 on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", path)
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing answered on port {port} within {timeout:.0f}s")
-        time.sleep(0.2)
 
 
 def children(pid: int) -> list[int]:

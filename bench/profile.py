@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.config import RESULTS
-from bench.procs import VENV_BIN
+from tests.harness import VENV_BIN
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]+?)(?::\d+)?\)$")
 #: Our own packages: their frames are listed by inclusive share.

@@ -16,8 +16,8 @@ import redis
 from bench import store
 from bench.config import RESULTS, Options, process_env
 from bench.load import LoadResult, build_request, run_load
-from bench.procs import VENV_BIN, Processes, wait_http
 from bench.report import Report
+from tests.harness import VENV_BIN, Supervisor, wait_http
 
 QUEUES = "critical,high,normal,low"
 NOOP = {
@@ -33,7 +33,7 @@ class Bench:
     opts: Options
     report: Report
     redis: redis.Redis
-    procs: Processes = field(default_factory=lambda: Processes(RESULTS / "logs"))
+    procs: Supervisor = field(default_factory=lambda: Supervisor(RESULTS / "logs"))
     token: str = ""
     owner_id: int = 0
     step: str = ""

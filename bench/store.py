@@ -12,7 +12,7 @@ import psycopg2
 import redis
 
 from bench.config import Options, process_env
-from bench.procs import ROOT
+from tests.harness import ROOT
 
 REDIS_MARKER = "bench:owner"
 

@@ -1,4 +1,5 @@
-"""Factories for jobs in the database (a pytest plugin: fixtures ``job_factory``)."""
+"""Factories for jobs in the database (a pytest plugin: fixtures ``job_factory``), and the
+helpers the API tests share (``dead_letter``, ``row_counts``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 from jobs.api.submit import JobSpec, job_submit
 from jobs.engine import transitions
-from jobs.engine.deadletter import job_dead_letter
-from jobs.models import DeadLetterReason, Job, JobDependency, JobStatus, Priority
+from jobs.engine.deadletter import job_dead_letter, job_dead_letter_waiting
+from jobs.models import DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus, Priority
 
 
 def make_spec(**overrides: Any) -> JobSpec:
@@ -72,4 +73,22 @@ def move_to(job: Job, status: JobStatus, *, result: Any = None) -> Job:
     return Job.objects.get(id=job.id)
 
 
-__all__ = ["Job", "JobDependency", "job_factory", "make_spec", "move_to"]
+def row_counts() -> tuple[int, int, int]:
+    """Jobs, dependencies and log rows: a refused request must leave all three unchanged."""
+    return Job.objects.count(), JobDependency.objects.count(), ExecutionLog.objects.count()
+
+
+def dead_letter(job: Job, error: str = "boom") -> None:
+    """Move a pending ``job`` to the dead-letter queue through the real service."""
+    assert job_dead_letter_waiting(job_id=job.id, reason=DeadLetterReason.MAX_ATTEMPTS, error=error)
+
+
+__all__ = [
+    "Job",
+    "JobDependency",
+    "dead_letter",
+    "job_factory",
+    "make_spec",
+    "move_to",
+    "row_counts",
+]

@@ -1,0 +1,36 @@
+"""Job types that only tests use, loaded by worker processes through
+``DRACONIC_HANDLER_MODULES=tests.e2e.handlers`` (the way a deployment adds its own types)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jobs.types import Handler, JobContext, register
+
+
+@register("count_runs")
+class CountRunsHandler(Handler):
+    """Appends ``job_id:attempt`` to the file ``payload.path`` each time it runs, so a test
+    can count how often a handler really ran; then sleeps ``payload.seconds``."""
+
+    def run(self, ctx: JobContext) -> Any:
+        with open(ctx.payload["path"], "a") as out:
+            out.write(f"{ctx.job.id}:{ctx.attempt}\n")
+            out.flush()
+            os.fsync(out.fileno())
+        seconds = float(ctx.payload.get("seconds", 0))
+        if seconds:
+            ctx.wait(seconds)
+        return {"ran": True}
+
+
+@register("busy_wait")
+class BusyWaitHandler(Handler):
+    """Ignores cancellation: sleeps ``payload.seconds`` without checking (for terminate)."""
+
+    def run(self, ctx: JobContext) -> Any:
+        import time
+
+        time.sleep(float(ctx.payload.get("seconds", 1)))
+        return {"slept": ctx.payload.get("seconds", 1)}

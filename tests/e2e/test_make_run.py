@@ -1,0 +1,256 @@
+"""`make run`, the README's first command, brings up a working platform and stops cleanly.
+
+It runs the real target (migrate, devsetup, honcho with daphne, a Celery worker, the
+scheduler and Flower) against a fresh database, drives one job through it over HTTP the way
+the README's curl examples do, then sends SIGTERM and checks that every process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from django.conf import settings
+from psycopg2 import sql
+
+from tests.harness import ROOT, free_port, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+DB_NAME = "draconic_makerun"
+#: Ports of the platform under test: the first two free ones from here on.
+PORT_BASE = 18310
+
+
+def _admin_connection() -> Any:
+    db = settings.DATABASES["default"]
+    conn = psycopg2.connect(
+        dbname="postgres",
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        password=db["PASSWORD"] or None,
+    )
+    conn.autocommit = True
+    return conn
+
+
+def _drop_database() -> None:
+    conn = _admin_connection()
+    with conn.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME))
+        )
+    conn.close()
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    user = db["USER"] or "postgres"
+    auth = f"{user}:{db['PASSWORD']}" if db["PASSWORD"] else user
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{DB_NAME}"
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
+        if fields[0] != "Z":
+            table[int(entry.name)] = (int(fields[1]), fields[19])
+    return table
+
+
+def descendants(root: int) -> set[tuple[int, str]]:
+    """(pid, start time) of ``root`` and every live process below it."""
+    table = _process_table()
+    found, frontier = set(), [root]
+    while frontier:
+        pid = frontier.pop()
+        if pid in table:
+            found.add((pid, table[pid][1]))
+            frontier += [child for child, (parent, _) in table.items() if parent == pid]
+    return found
+
+
+def still_alive(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    table = _process_table()
+    return {(pid, start) for pid, start in processes if table.get(pid, (0, ""))[1] == start}
+
+
+class MakeRun:
+    """`make run` in its own session, its output collected by a thread."""
+
+    def __init__(self, port: int, flower_port: int) -> None:
+        # `make run` as a developer types it: on manage.py's draconic.settings, not tests.settings.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"FLOWER_BASIC_AUTH", "DJANGO_SETTINGS_MODULE"}
+        }
+        env.update(
+            DATABASE_URL=_database_url(),
+            REDIS_URL=settings.REDIS_URL,
+            PORT=str(port),
+            FLOWER_PORT=str(flower_port),
+            PYTHONUNBUFFERED="1",
+            DEBUG="true",
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            ["make", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+            errors="replace",
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def output(self) -> str:
+        return "".join(self.lines)[-6000:]
+
+    def token(self) -> str | None:
+        match = re.search(r"API token: (\w+)", "".join(self.lines))
+        return match.group(1) if match else None
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, base: str | None = None
+    ) -> tuple[int, Any]:
+        """An HTTP request as the README's curl does it; returns (status, decoded body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request((base or self.base) + path, data=data, method=method)  # noqa: S310
+        req.add_header("Authorization", f"Token {self.token()}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
+                raw, status = response.read(), response.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def answers(self, path: str, *, base: str | None = None) -> bool:
+        try:
+            return self.request("GET", path, base=base)[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+
+@pytest.fixture
+def make_run() -> Iterator[MakeRun]:
+    _drop_database()
+    taken: set[int] = set()
+    port, flower_port = free_port(PORT_BASE, taken), free_port(PORT_BASE, taken)
+    run = MakeRun(port, flower_port)
+    run.flower = f"http://127.0.0.1:{flower_port}"  # type: ignore[attr-defined]
+    try:
+        yield run
+    finally:
+        if run.proc.poll() is None:  # the test failed before stopping it
+            for pid, _ in still_alive(descendants(run.proc.pid)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            run.proc.wait(timeout=30)
+        _drop_database()
+
+
+def _websocket_handshake(port: int, token: str) -> str:
+    """The status line daphne answers a WebSocket upgrade of /jobs/stream with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            (
+                f"GET /jobs/stream?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            ).encode()
+        )
+        return conn.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
+    run = make_run
+    wait_until(
+        lambda: run.proc.poll() is not None or run.answers("/healthz"),
+        timeout=600,
+        interval=0.5,
+        message="make run to answer /healthz",
+    )
+    assert run.proc.poll() is None, f"make run exited early:\n{run.output()}"
+    token = run.token()
+    assert token, f"no 'API token:' line in the output:\n{run.output()}"
+
+    status, job = run.request("POST", "/jobs/", {"type": "noop", "priority": "high"})
+    assert status == 201, job
+
+    def completed() -> Any:
+        status, body = run.request("GET", f"/jobs/{job['id']}")
+        assert status == 200, body
+        return body if body["status"] == "completed" else None
+
+    done = wait_until(
+        completed,
+        timeout=120,
+        interval=0.25,
+        message=f"job {job['id']} to complete\n{run.output()}",
+    )
+    assert done["result"] == {"ok": True, "slept": 0.0}
+    assert done["worker"], "the job ran on a named worker"
+
+    assert wait_until(
+        lambda: run.answers("/healthcheck", base=run.flower),
+        timeout=120,
+        message=f"Flower to answer\n{run.output()}",
+    )
+    assert (
+        _websocket_handshake(int(run.base.rsplit(":", 1)[1]), token)
+        == "HTTP/1.1 101 Switching Protocols"
+    )
+
+    started = descendants(run.proc.pid)
+    names = " ".join(
+        (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace")
+        for pid, _ in started
+        if (Path("/proc") / str(pid)).exists()
+    )
+    for program in ("honcho", "daphne", "celery", "flower", "scheduler"):
+        assert program in names, f"{program} is not running under make run"
+
+    os.killpg(run.proc.pid, signal.SIGTERM)
+    run.proc.wait(timeout=120)
+    wait_until(
+        lambda: not still_alive(started),
+        timeout=60,
+        message=f"every process of make run to exit\n{run.output()}",
+    )
+    assert "stopped" in run.output()
