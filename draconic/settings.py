@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A Redis outage under a plain view (admin, dashboard) is a 503, not a 500.
+    "draconic.middleware.RedisUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "draconic.urls"
