@@ -24,9 +24,11 @@ RUN install -d -o draconic -g draconic var var/exports var/mail var/static
 
 USER draconic
 
-# Static files (the Django admin, the API docs) are collected at build time into var/static;
-# compose shares them with the reverse proxy through a volume. These two values exist only
-# so that settings load here: nothing else runs at build time.
+# Static files (the Django admin, the browsable API, the API docs) are collected at build
+# time into var/static, with hashed names (DEBUG=false: WhiteNoise's manifest storage). gunicorn
+# serves them from there (WhiteNoise), and compose also shares them with the reverse proxy
+# through a volume. SECRET_KEY exists only so that settings load here: nothing else runs at
+# build time.
 RUN DEBUG=false SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --noinput -v 0
 
 EXPOSE 8000

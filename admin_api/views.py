@@ -52,7 +52,13 @@ def _probe(check: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         ok = bool(extra.pop("ok", True))
         result: dict[str, Any] = {"ok": ok, **extra}
     except Exception as exc:
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        # Named with its library ("redis.ConnectionError"), so the failing dependency is read
+        # off the error, not guessed from an address.
+        kind = type(exc).__name__
+        library = type(exc).__module__.partition(".")[0]
+        if library != "builtins":
+            kind = f"{library}.{kind}"
+        result = {"ok": False, "error": f"{kind}: {exc}"[:300]}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 

@@ -1,9 +1,12 @@
-"""HTTP middleware that guards the process against hostile input before any view runs."""
+"""HTTP middleware: guards the process against hostile input before any view runs, and turns
+an outage of Redis under a plain Django view into a 503."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -44,3 +47,25 @@ class RequestSizeLimitMiddleware:
         except RequestDataTooBig:
             return _too_large(limit)
         return self.get_response(request)
+
+
+class RedisUnavailableMiddleware:
+    """Answer 503 with ``Retry-After`` when a plain Django view (the admin, the dashboard)
+    raises a Redis error: a dependency is down, not the code broken. The API's views get
+    the same answer from ``jobs.api.errors.exception_handler``, in JSON."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, redis.RedisError):
+            return None
+        from jobs.api.errors import REDIS_UNAVAILABLE, RETRY_AFTER_SECONDS
+
+        logging.getLogger("draconic.api").error("redis unavailable: %s", exception)
+        response = JsonResponse({"detail": REDIS_UNAVAILABLE}, status=503)
+        response["Retry-After"] = RETRY_AFTER_SECONDS
+        return response

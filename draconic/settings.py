@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from our own static files: the docs work offline.
+    "drf_spectacular_sidecar",
     "channels",
     "jobs",
     "admin_api",
@@ -58,6 +60,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, the browsable API's, the API docs') in every process, with
+    # SecurityMiddleware's headers; a GET of a file has no body for the size limit to read.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Every request body is capped (413) before anything reads it: see "Security" below.
     "draconic.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A Redis outage under a plain view (admin, dashboard) is a 503, not a 500.
+    "draconic.middleware.RedisUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "draconic.urls"
@@ -228,6 +235,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # From drf_spectacular_sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security: request size, headers, cookies, TLS (owned by the security tests) ----------
@@ -259,6 +270,20 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 # The dashboard's own CSS/JS live in static/ at the repository root.
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves /static/ from every process, daphne under `make run` included (Django's
+# own static view serves only runserver). In development it reads the apps' files where they
+# are (no collectstatic); in production, STATIC_ROOT as the image's build collected it, with
+# hashed names so a file may be cached for ever.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LANGUAGE_CODE = "en-us"

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.response import Response
@@ -16,6 +17,14 @@ from jobs.engine.transitions import InvalidTransition
 from jobs.errors import ServiceError
 
 logger = logging.getLogger("draconic.api")
+
+#: What a client waits before retrying when PostgreSQL or Redis is down.
+RETRY_AFTER_SECONDS = "5"
+#: A request that needed Redis (the ledger, the broker, the channel layer) while it was down.
+REDIS_UNAVAILABLE = (
+    "Redis is unavailable, and this request needs it; retry in a moment. "
+    "Jobs already stored are safe in PostgreSQL."
+)
 
 _PATH_PART = re.compile(r"[^.\[\]]+")
 
@@ -52,7 +61,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {"detail": "The database is unavailable; nothing was changed. Retry in a moment."},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    if isinstance(exc, redis.RedisError):
+        logger.error("redis unavailable: %s", exc)
+        return Response(
+            {"detail": REDIS_UNAVAILABLE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     response = drf_exception_handler(exc, context)
     if response is None and isinstance(exc, DatabaseError):

@@ -25,6 +25,8 @@ from jobs.redis_client import get_redis, key
 
 logger = logging.getLogger("draconic.dispatcher")
 
+logger = logging.getLogger("draconic.engine")
+
 #: How often ``job_cancel`` looks again at a job that changed state under it.
 CANCEL_TRIES = 5
 
@@ -106,8 +108,14 @@ def cancel_descendants(job_id: UUID | str, *, reason: str) -> int:
 def release_after_commit(job_id: UUID | str, attempt: int) -> None:
     """After the commit: free the attempt's lease and ask for a dispatch (one round trip)."""
     lease = ledger.lease_id(job_id, attempt)
-    transaction.on_commit(lambda: ledger.ledger_release([lease], then=wakeup.request_dispatch_in))
+    transaction.on_commit(functools.partial(_release_and_dispatch, lease))
 
 
 def _release_and_dispatch(lease: str) -> None:
-    ledger.ledger_release([lease], then=wakeup.request_dispatch_in)
+    """Free a lease and ask for a dispatch. Redis failing is logged, not raised: the job's
+    end is committed already, the scheduler's ledger reconcile frees a lease whose job holds
+    none, and its tick dispatches what waits (as ``events.broadcast`` does after a completion)."""
+    try:
+        ledger.ledger_release([lease], then=wakeup.request_dispatch_in)
+    except redis.RedisError as exc:
+        logger.warning("could not free lease %s now; the reconcile will: %s", lease, exc)

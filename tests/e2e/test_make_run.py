@@ -227,6 +227,14 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
     assert done["result"] == {"ok": True, "slept": 0.0}
     assert done["worker"], "the job ran on a named worker"
 
+    # The admin's, the browsable API's and the API docs' static files, from daphne itself.
+    for asset in (
+        "/static/admin/css/base.css",
+        "/static/rest_framework/css/bootstrap.min.css",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+    ):
+        assert run.answers(asset), f"{asset} is not served under make run"
+
     assert wait_until(
         lambda: run.answers("/healthcheck", base=run.flower),
         timeout=120,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from django.conf import settings
 from django.core.management import get_commands, load_command_class
 
 from draconic.celery import PRIORITY_QUEUES
@@ -222,6 +223,26 @@ def test_the_dockerfile_builds_one_non_root_image_serving_wsgi():
     assert users and users[-1] not in {"root", "0"}
     cmd = re.search(r"^CMD (\[.*?\])$", text.replace("\\\n", ""), re.M | re.S)
     check_command(json.loads(cmd.group(1)))
+
+
+def test_the_image_collects_the_static_files_it_serves():
+    """gunicorn serves /static/ itself (WhiteNoise, from STATIC_ROOT): the build must fill
+    STATIC_ROOT, after the code is copied in, with production settings (hashed names)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", "")
+    runs = re.findall(r"^RUN (.+)$", text, re.M)
+    collect = [r for r in runs if "collectstatic" in r]
+    assert len(collect) == 1, runs
+    argv = shlex.split(collect[0])
+    env = dict(a.split("=", 1) for a in argv if re.fullmatch(r"[A-Z_]+=.*", a))
+    command = [a for a in argv if not re.fullmatch(r"[A-Z_]+=.*", a)]
+    assert env.get("DEBUG") == "false", "collect with the production storage (hashed names)"
+    assert set(env) <= SETTINGS_VARS
+    assert command[:3] == ["python", "manage.py", "collectstatic"] and "--noinput" in command
+    check_command(command)
+    copy_code = text.index("COPY --chown=draconic:draconic . .")
+    assert copy_code < text.index(collect[0])
+    assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE
+    assert str(settings.STATIC_ROOT).endswith("var/static")
 
 
 def _procfile() -> dict[str, list[str]]:

@@ -41,7 +41,7 @@ class Command(BaseCommand):
                     f"  try: curl -H 'Authorization: Token {token.key}' {base}/jobs/",
                     "",
                     f"  API        {base}/jobs/",
-                    f"  API docs   {base}/api/docs/",
+                    f"  API docs   {base}/api/docs/   (ReDoc: {base}/api/redoc/)",
                     f"  admin      {base}/admin/",
                     f"  health     {base}/admin/health",
                     f"  WebSocket  ws://127.0.0.1:{options['port']}/jobs/stream",
