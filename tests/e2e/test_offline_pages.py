@@ -23,15 +23,14 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from tests.conftest import ROOT, process_env, wait_until
-from tests.test_dashboard import (
+from tests.e2e.test_live_updates import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SCREENSHOTS,
     _browser_missing,
-    _free_port,
     _serving,
 )
+from tests.harness import ROOT, free_port, process_env, wait_until
 
 #: What the Procfile's `web` process serves.
 WEB_APP = "draconic.asgi:application"
@@ -68,7 +67,7 @@ STYLESHEETS_JS = """() => {
 @pytest.fixture
 def make_run_web(platform: Any, tmp_path: Path) -> Iterator[str]:
     """The `web` process of the Procfile (daphne on draconic.asgi, DEBUG on), on the test DB."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "web.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -37,8 +37,8 @@ from draconic.middleware import RedisUnavailableMiddleware
 from jobs.api.errors import exception_handler
 from jobs.models import JobStatus
 from jobs.redis_client import get_redis
-from tests.conftest import ROOT, process_env, wait_until
 from tests.factories import move_to
+from tests.harness import ROOT, free_port, process_env, wait_until
 
 #: The production HTTP server, as the Dockerfile runs it.
 GUNICORN = [sys.executable, "-m", "gunicorn", "draconic.wsgi:application"]
@@ -49,14 +49,6 @@ def _dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _free_port() -> int:
-    for port in range(18420, 18470):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port in 18420-18469")
 
 
 class Server:
@@ -91,7 +83,7 @@ class Server:
 @pytest.fixture
 def redis_down_api(platform: Any, tmp_path: Path) -> Iterator[Server]:
     """gunicorn on draconic.wsgi against the test database, with Redis unreachable."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "api.log"
     dead = f"redis://127.0.0.1:{_dead_port()}/0"
     with log_path.open("wb") as log:
