@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,33 @@ class Platform:
         self.procs[name] = proc
         return proc
 
+    def start_web(self, name: str = "web", **env: str) -> str:
+        """daphne serving ``draconic.asgi`` (REST, WebSocket) on a free port, the way
+        ``make run`` serves it; returns its base URL once ``/healthz`` answers."""
+        with socket.socket() as probe:  # the kernel's choice, so parallel runs never collide
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        self.procs[name] = subprocess.Popen(
+            [*argv, "draconic.asgi:application"],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: _answers(base + "/healthz") or self.procs[name].poll() is not None,
+            timeout=120,
+            interval=0.2,
+            message=f"{name} to serve {base}",
+        )
+        if self.procs[name].poll() is not None:
+            raise AssertionError(f"{name} exited at start-up:\n{self.logs()}")
+        return base
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         with contextlib.suppress(ProcessLookupError):
@@ -193,6 +222,14 @@ class Platform:
             f"--- {p.name} ---\n{p.read_text(errors='replace')[-4000:]}"
             for p in self.tmp.glob("*.log")
         )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  (local server)
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 @pytest.fixture
