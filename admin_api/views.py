@@ -32,6 +32,8 @@ from jobs.api.views import ERROR, VALIDATION_ERROR, Pagination
 from jobs.engine import deadletter, ledger
 from jobs.ids import parse_uuid
 from jobs.models import DeadLetterReason
+from jobs.types import registered_types
+from jobs.types.registry import missing_modules
 from workers.liveness import alive_workers
 
 
@@ -100,12 +102,35 @@ def _workers() -> dict[str, Any]:
     return {"ok": bool(hostnames), "alive": len(hostnames), "hostnames": hostnames}
 
 
+def _job_types() -> dict[str, Any]:
+    """Every module of ``DRACONIC_HANDLER_MODULES`` is loaded here and on every live worker.
+    (A process that cannot load one refuses to start; a worker started on an older setting
+    would still accept the jobs the API takes and fail them.)"""
+    configured = list(settings.DRACONIC_HANDLER_MODULES)
+    result: dict[str, Any] = {"types": registered_types(), "modules": configured}
+    missing = missing_modules()
+    lacking = {
+        beat.hostname: absent
+        for beat in alive_workers()
+        if (absent := [m for m in configured if m not in beat.info.get("handler_modules", ())])
+    }
+    if missing:
+        result["missing"] = missing
+    if lacking:
+        result["workers_missing"] = lacking
+    if missing or lacking:
+        names = sorted(set(missing).union(*lacking.values()))
+        result["error"] = f"configured job-type modules not loaded: {', '.join(names)}"
+    return {"ok": not (missing or lacking), **result}
+
+
 HEALTH_CHECKS: dict[str, Callable[[], dict[str, Any] | None]] = {
     "postgres": _postgres,
     "broker": _broker,
     "ledger": _ledger,
     "channel_layer": _channel_layer,
     "workers": _workers,
+    "job_types": _job_types,
 }
 
 

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,23 @@ class Supervisor:
     def start_scheduler(self, name: str = "scheduler", **env: str) -> subprocess.Popen[bytes]:
         return self.start(name, scheduler_argv(), self.environment(**env))
 
+    def start_web(self, name: str = "web", **env: str) -> str:
+        """daphne serving ``draconic.asgi`` (REST, WebSocket) on a free port, the way
+        ``make run`` serves it; returns its base URL once ``/healthz`` answers."""
+        port = free_port()
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        proc = self.start(name, [*argv, "draconic.asgi:application"], self.environment(**env))
+        base = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: _answers(base + "/healthz") or proc.poll() is not None,
+            timeout=120,
+            interval=0.2,
+            message=f"{name} to serve {base}",
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited at start-up:\n{self.logs()}")
+        return base
+
     def pid(self, name: str) -> int:
         return self.procs[name].pid
 
@@ -249,3 +267,11 @@ def wait_http(port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing answered on port {port} within {timeout:.0f}s")
         time.sleep(0.2)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  (local server)
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -7,7 +7,12 @@ class WorkersConfig(AppConfig):
     name = "workers"
 
     def ready(self) -> None:
+        from django.conf import settings
+
+        from jobs.types.registry import load_modules
         from workers import signals  # noqa: F401  (connects the Celery signal receivers)
         from workers.handlers import load_builtin_types
 
         load_builtin_types()
+        # A configured type that cannot be loaded stops every process here, at start-up.
+        load_modules(settings.DRACONIC_HANDLER_MODULES)

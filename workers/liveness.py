@@ -24,6 +24,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.redis_client import get_redis, key
+from jobs.types import registered_types
+from jobs.types.registry import loaded_modules
 
 logger = logging.getLogger("draconic.worker.heartbeat")
 
@@ -111,7 +113,8 @@ _current: LivenessBeat | None = None
 
 
 def _describe(consumer: Any) -> dict[str, Any]:
-    """What a heartbeat tells about the worker: pid, queues, pool size, start time."""
+    """What a heartbeat tells about the worker: pid, queues, pool size, start time, and the
+    job types it runs (the health check compares its ``handler_modules`` with the API's)."""
     try:
         queues = sorted(q.name for q in consumer.task_consumer.queues or ())
     except (AttributeError, TypeError):
@@ -122,6 +125,8 @@ def _describe(consumer: Any) -> dict[str, Any]:
         "queues": queues,
         "concurrency": getattr(controller, "concurrency", None),
         "started_at": timezone.now().isoformat(),
+        "handler_modules": loaded_modules(),
+        "job_types": registered_types(),
     }
 
 

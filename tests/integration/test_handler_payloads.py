@@ -40,7 +40,6 @@ INVALID = [
         {"to": "a@example.com", "subject": "s" * 256, "body": "b"},
         "payload.subject: must be a string of 1 to 255",
     ),
-    ("send_email", {"to": "a@example.com", "subject": "s"}, "payload.body: is required"),
     (
         "send_email",
         {"to": "a@example.com", "subject": "s", "body": 7},
@@ -118,6 +117,7 @@ INVALID = [
     ("report_generation", {"title": ""}, "payload.title: must be a string of 1 to 200"),
     ("report_generation", {"title": "a\nb"}, "payload.title: must not contain line breaks"),
     ("report_generation", {"description": 5}, "payload.description"),
+    ("report_generation", {"report_type": "Daily"}, "payload.report_type: must be a snake_case"),
 ]
 
 
@@ -147,6 +147,8 @@ def test_a_bad_payload_is_refused_at_submit_naming_the_field(api, job_type, payl
         ),
         ("data_processing", {"data": [1, 2.5, -3], "percentiles": [0, 99.9, 100]}),
         ("report_generation", {}),
+        ("report_generation", {"report_type": "daily_summary"}),
+        ("send_email", {"to": "a@example.com", "subject": "s"}),
         ("report_generation", {"title": "T", "format": "html", "description": "d"}),
     ],
 )

@@ -2,15 +2,21 @@
 
 Payload::
 
-    title        1..200 characters, no line breaks; default "Job report"  (optional)
+    report_type  the report's kind, a snake_case name of 1..64 characters,
+                 e.g. "daily_summary"; default "job_report"                (optional)
+    title        1..200 characters, no line breaks; default: the kind in
+                 words ("daily_summary" -> "Daily summary", "Job report")  (optional)
     format       "markdown" (default) or "html"                           (optional)
     description  an introduction paragraph, at most 10,000 characters      (optional)
 
-With no parents the report holds the title and the description alone.
+The kind is the report's label: it is in the result, printed under the title, and names the
+report when no title is given, so ``{"report_type": "daily_summary"}`` (the seed README's
+example) is a report titled "Daily summary". With no parents the report holds the title, the
+kind and the description alone.
 
 Result::
 
-    {"title", "description", "generated_at", "format",
+    {"report_type", "title", "description", "generated_at", "format",
      "sections": [{"job_id", "type", "summary": {key: scalar, ...}}, ...],
      "markdown": "..."  or  "html": "..."}
 
@@ -35,13 +41,15 @@ from django.utils.html import escape
 
 from jobs.types import Handler, HandlerError, JobContext, register
 
+DEFAULT_REPORT_TYPE = "job_report"
 DEFAULT_TITLE = "Job report"
+REPORT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 FORMATS = ("markdown", "html")
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_SUMMARY_KEYS = 20
 MAX_VALUE_CHARS = 200
-KNOWN_FIELDS = frozenset({"title", "format", "description"})
+KNOWN_FIELDS = frozenset({"report_type", "title", "format", "description"})
 LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 #: The figures worth showing for each seed type, in display order.
 SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -58,7 +66,7 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "data_export": ("format", "rows", "bytes", "filename", "path", "sha256"),
     "send_email": ("recipients", "message_id"),
-    "report_generation": ("title", "generated_at", "format"),
+    "report_generation": ("report_type", "title", "generated_at", "format"),
 }
 
 Scalar = str | int | float | bool | None
@@ -73,6 +81,11 @@ class ReportGenerationHandler(Handler):
         unknown = sorted(set(payload) - KNOWN_FIELDS)
         if unknown:
             errors["payload"] = f"unknown fields: {', '.join(unknown)[:200]}"
+        report_type = payload.get("report_type", DEFAULT_REPORT_TYPE)
+        if not isinstance(report_type, str) or not REPORT_TYPE.fullmatch(report_type):
+            errors["payload.report_type"] = (
+                "must be a snake_case name of 1 to 64 characters (e.g. daily_summary)"
+            )
         title = payload.get("title", DEFAULT_TITLE)
         if not isinstance(title, str) or not 1 <= len(title) <= MAX_TITLE_CHARS:
             errors["payload.title"] = f"must be a string of 1 to {MAX_TITLE_CHARS} characters"
@@ -94,8 +107,10 @@ class ReportGenerationHandler(Handler):
         parents = ctx.parent_results()
         ctx.log("building report", parents=len(parents))
         fmt = ctx.payload.get("format", "markdown")
+        report_type = ctx.payload.get("report_type", DEFAULT_REPORT_TYPE)
         report: dict[str, Any] = {
-            "title": ctx.payload.get("title", DEFAULT_TITLE),
+            "report_type": report_type,
+            "title": ctx.payload.get("title") or title_of(report_type),
             "description": ctx.payload.get("description", ""),
             "generated_at": timezone.now().isoformat(),
             "format": fmt,
@@ -104,6 +119,11 @@ class ReportGenerationHandler(Handler):
         report[fmt] = render_html(report) if fmt == "html" else render_markdown(report)
         ctx.log("report built", sections=len(report["sections"]), chars=len(report[fmt]))
         return report
+
+
+def title_of(report_type: str) -> str:
+    """The title a report of this kind gets when the payload names none: its words."""
+    return report_type.replace("_", " ").strip().capitalize() or DEFAULT_TITLE
 
 
 def build_sections(parents: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -165,7 +185,12 @@ def _md(value: Scalar) -> str:
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
-    lines = [f"# {_md(report['title'])}", "", f"Generated at {_md(report['generated_at'])}.", ""]
+    lines = [
+        f"# {_md(report['title'])}",
+        "",
+        f"Report type: {_md(report['report_type'])}. Generated at {_md(report['generated_at'])}.",
+        "",
+    ]
     if report["description"]:
         body = report["description"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         lines += [body, ""]
@@ -181,9 +206,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 def render_html(report: Mapping[str, Any]) -> str:
     parts = [
-        '<article class="draconic-report">',
+        f'<article class="draconic-report" data-report-type="{escape(report["report_type"])}">',
         f"<h1>{escape(report['title'])}</h1>",
-        f"<p>Generated at <time>{escape(report['generated_at'])}</time>.</p>",
+        f"<p>Report type: <code>{escape(report['report_type'])}</code>."
+        f" Generated at <time>{escape(report['generated_at'])}</time>.</p>",
     ]
     if report["description"]:
         parts.append(f"<p>{escape(report['description'])}</p>")

@@ -4,12 +4,14 @@ Payload::
 
     to         an address, or a list of 1..50 addresses            (required)
     subject    1..255 characters, no line breaks                   (required)
-    body       plain-text body, at most 100 KiB of UTF-8           (required)
+    body       plain-text body, at most 100 KiB of UTF-8           (optional; default "")
     html_body  an HTML alternative, at most 100 KiB                (optional)
     from_email one address; default settings.DEFAULT_FROM_EMAIL    (optional)
     cc, bcc    an address or a list of addresses                   (optional)
 
-``to``, ``cc`` and ``bcc`` together hold at most 50 addresses. Addresses are bare
+A message without ``body`` is sent with an empty plain-text body: a subject alone is a valid
+mail (a reminder, a notification whose subject says it all). ``to``, ``cc`` and ``bcc``
+together hold at most 50 addresses. Addresses are bare
 (``user@example.com``) and checked with Django's ``EmailValidator``.
 
 The message goes through ``get_connection()``: SMTP in production, the file backend in
@@ -121,8 +123,6 @@ class SendEmailHandler(Handler):
         subject_error = _subject_error(payload.get("subject"))
         if subject_error:
             errors["payload.subject"] = subject_error
-        if "body" not in payload:
-            errors["payload.body"] = "is required"
         for field in ("body", "html_body"):
             if field in payload:
                 error = _text_error(payload[field], limit_bytes=MAX_BODY_BYTES)
@@ -168,7 +168,7 @@ class SendEmailHandler(Handler):
 
         message = EmailMultiAlternatives(
             subject=payload["subject"],
-            body=payload["body"],
+            body=payload.get("body", ""),
             from_email=payload.get("from_email") or settings.DEFAULT_FROM_EMAIL,
             to=listed("to"),
             cc=listed("cc"),
