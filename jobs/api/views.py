@@ -27,6 +27,9 @@ from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
     JobInputSerializer,
+    NoBodySerializer,
+    QueryFilterSerializer,
+    StrictChoiceField,
     plain_batch_specs,
 )
 from jobs.engine.cancel import job_cancel
@@ -75,12 +78,9 @@ def _get_job_or_404(request: Request, job_id: Any) -> Job:
     return job
 
 
-class JobFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    # Query parameters: an empty one (``?type=``) means no filter, as DRF reads forms.
-    status = serializers.ChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
-    priority = serializers.ChoiceField(
-        choices=list(Priority.labels), required=False, allow_blank=True
-    )
+class JobFilterSerializer(QueryFilterSerializer):
+    status = StrictChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
+    priority = StrictChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
     type = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
@@ -183,13 +183,16 @@ class JobCancelApi(APIView):
                 JobOutputSerializer,
                 description="Cancelled (or, if it was running, asked to stop: see cancel_requested).",
             ),
+            400: VALIDATION_ERROR,
             404: NOT_FOUND,
             409: CONFLICT,
             401: UNAUTHORIZED,
         },
     )
     def patch(self, request: Request, job_id: str) -> Response:
-        job = job_cancel(job=_get_job_or_404(request, job_id))
+        job = _get_job_or_404(request, job_id)
+        NoBodySerializer(data=request.data).is_valid(raise_exception=True)
+        job = job_cancel(job=job)
         job = selectors.job_get(user=_user(request), job_id=job.id) or job
         return Response(JobOutputSerializer(job).data)
 
