@@ -46,6 +46,19 @@ VALIDATION_ERROR = OpenApiResponse(
 NOT_FOUND = OpenApiResponse(ERROR, description="No such job among yours (or not a UUID).")
 CONFLICT = OpenApiResponse(ERROR, description="The job's state does not allow this.")
 UNAUTHORIZED = OpenApiResponse(ERROR, description="No valid token or session.")
+IDEMPOTENCY_CONFLICT = OpenApiResponse(
+    inline_serializer(
+        "IdempotencyConflict",
+        fields={
+            "idempotency_key": serializers.ListField(child=serializers.CharField()),
+            "job_id": serializers.UUIDField(help_text="The job first stored under this key."),
+        },
+    ),
+    description=(
+        "The idempotency_key was already used for a different request (the message names the"
+        " differing fields); nothing was stored. Keys last as long as their job."
+    ),
+)
 
 
 class Pagination(PageNumberPagination):
@@ -111,10 +124,12 @@ class JobListCreateApi(APIView):
         responses={
             201: JobOutputSerializer,
             200: OpenApiResponse(
-                JobOutputSerializer, description="Repeated idempotency_key: the first job."
+                JobOutputSerializer,
+                description="Repeated idempotency_key with the same request: the first job.",
             ),
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
+            409: IDEMPOTENCY_CONFLICT,
         },
     )
     def post(self, request: Request) -> Response:
