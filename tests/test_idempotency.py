@@ -95,6 +95,8 @@ CHANGES = [
     ("type", {"type": "fail"}),
     ("priority", {"priority": "low"}),
     ("payload", {"payload": {"seconds": 1}}),
+    # Equal in Python (True == 1), different JSON: still another request.
+    ("payload", {"payload": {"seconds": 0, "note": {"a": [True, 2]}}}),
     ("resource_requirements", {"resource_requirements": {"cpu_units": 1, "memory_mb": 256}}),
     ("depends_on", {"depends_on": []}),
     ("max_attempts", {"max_attempts": 4}),
@@ -103,7 +105,7 @@ CHANGES = [
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("field", "change"), CHANGES, ids=[c[0] for c in CHANGES])
+@pytest.mark.parametrize(("field", "change"), CHANGES, ids=[str(c[1]) for c in CHANGES])
 def test_the_same_key_with_a_different_request_is_a_409_naming_the_key_and_the_first_job(
     api: APIClient, body: dict[str, Any], field: str, change: dict[str, Any]
 ) -> None:

@@ -5,6 +5,7 @@ and a dispatch is requested, in one Redis round trip."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -90,7 +91,8 @@ def _differences(job: Job, spec: JobSpec) -> list[str]:
     stored = {
         "type": (job.type, spec.type),
         "priority": (job.priority, spec.priority),
-        "payload": (job.payload, spec.payload),
+        # As JSON: Python's == would take true for 1 and 1.0 for 1, which jsonb keeps apart.
+        "payload": (_canonical(job.payload), _canonical(spec.payload)),
         "resource_requirements": ((job.cpu_units, job.memory_mb), (spec.cpu_units, spec.memory_mb)),
         "max_attempts": (job.max_attempts, spec.max_attempts),
         "timeout_seconds": (job.timeout_seconds, spec.timeout_seconds),
@@ -100,6 +102,10 @@ def _differences(job: Job, spec: JobSpec) -> list[str]:
     if parents != set(spec.depends_on):
         differing.append("depends_on")
     return differing
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def job_submit_batch(*, owner: User, specs: Sequence[JobSpec]) -> list[Job]:
