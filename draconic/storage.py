@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.signals import setting_changed
@@ -30,6 +31,18 @@ EXPORT_STORAGE = "exports"
 def export_storage() -> Storage:
     """The configured export storage (``STORAGES["exports"]``)."""
     return storages[EXPORT_STORAGE]
+
+
+def check_export_storage() -> None:
+    """Build the export storage once at start-up, so a backend that cannot be imported or
+    does not take its options stops the process instead of failing the first export."""
+    try:
+        export_storage()
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            "DRACONIC_EXPORT_STORAGE / DRACONIC_EXPORT_STORAGE_OPTIONS: cannot build the "
+            f"export storage: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 class ExportStorage(FileSystemStorage):
