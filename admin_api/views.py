@@ -25,13 +25,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from admin_api import metrics
+from admin_api.serializers import (
+    BULK_REDRIVE_LIMIT,
+    DeadLetterBulkRetryInputSerializer,
+    DeadLetterFilterSerializer,
+)
 from jobs.api import selectors
 from jobs.api.output import DeadLetterOutputSerializer
-from jobs.api.serializers import StrictCharField
+from jobs.api.serializers import NoBodySerializer
 from jobs.api.views import ERROR, VALIDATION_ERROR, Pagination
 from jobs.engine import deadletter, ledger
 from jobs.ids import parse_uuid
-from jobs.models import DeadLetterReason
 from jobs.types import registered_types
 from jobs.types.registry import missing_modules
 from workers.liveness import alive_workers
@@ -171,14 +175,6 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
-class DeadLetterFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    # An empty filter (``?type=``) means no filter, as DRF reads query parameters.
-    type = StrictCharField(max_length=64, required=False, allow_blank=True)
-    reason = serializers.ChoiceField(
-        choices=DeadLetterReason.values, required=False, allow_blank=True
-    )
-
-
 class DeadLetterListApi(StaffApi):
     pagination_class = Pagination  # read by drf-spectacular: GET is documented as a page
 
@@ -210,11 +206,14 @@ class DeadLetterRetryApi(StaffApi):
                 "Requeued",
                 fields={"job_id": serializers.UUIDField(), "status": serializers.CharField()},
             ),
+            400: VALIDATION_ERROR,
             404: OpenApiResponse(ERROR, description="The job is not in the dead-letter queue."),
         },
     )
     def post(self, request: Request, job_id: str) -> Response:
         parsed = parse_uuid(job_id)
+        if parsed is not None:
+            NoBodySerializer(data=request.data).is_valid(raise_exception=True)
         if parsed is None or not deadletter.dead_letter_requeue(job_id=parsed, by=request.user):
             raise NotFound(f"job {job_id!s:.64} is not in the dead-letter queue")
         return Response({"job_id": str(parsed), "status": "pending"})
@@ -223,19 +222,37 @@ class DeadLetterRetryApi(StaffApi):
 class DeadLetterBulkRetryApi(StaffApi):
     @extend_schema(
         operation_id="admin_dlq_retry_bulk",
-        request=DeadLetterFilterSerializer,
+        request=DeadLetterBulkRetryInputSerializer,
         responses={
-            200: inline_serializer("BulkRequeued", fields={"requeued": serializers.IntegerField()}),
+            200: OpenApiResponse(
+                inline_serializer(
+                    "BulkRequeued",
+                    fields={
+                        "requeued": serializers.IntegerField(
+                            required=False, help_text="How many were re-driven."
+                        ),
+                        "would_requeue": serializers.IntegerField(
+                            required=False,
+                            help_text="With dry_run: how many would be; nothing changed.",
+                        ),
+                    },
+                ),
+                description=(
+                    f"At most {BULK_REDRIVE_LIMIT} per call (newest letters first): "
+                    "repeat until requeued is 0."
+                ),
+            ),
             400: VALIDATION_ERROR,
         },
     )
     def post(self, request: Request) -> Response:
-        filters = DeadLetterFilterSerializer(data=request.data)
-        filters.is_valid(raise_exception=True)
-        ids = list(
-            selectors.dead_letter_list(**filters.validated_data).values_list("job_id", flat=True)[
-                :10000
-            ]
-        )
+        """Re-drive the open dead letters matching ``type`` and/or ``reason``, or all of them
+        with ``"all": true``; ``"dry_run": true`` only counts them."""
+        data = DeadLetterBulkRetryInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        matching = selectors.dead_letter_list(**data.filters())
+        if data.validated_data["dry_run"]:
+            return Response({"would_requeue": min(matching.count(), BULK_REDRIVE_LIMIT)})
+        ids = list(matching.values_list("job_id", flat=True)[:BULK_REDRIVE_LIMIT])
         requeued = deadletter.dead_letter_requeue_many(job_ids=ids, by=request.user)
         return Response({"requeued": requeued})

@@ -6,9 +6,11 @@ used, so a bad deployment fails at start-up instead of at the first request.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+from typing import Any
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -98,3 +100,17 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
+
+
+def env_json(name: str) -> dict[str, Any]:
+    """A JSON object (keyword arguments for a class, say); unset or blank is ``{}``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {raw[:100]!r}")
+    return value

@@ -22,6 +22,7 @@ from draconic.env import (
     env_choice,
     env_float,
     env_int,
+    env_json,
     env_list,
     env_rate,
     env_str,
@@ -170,6 +171,9 @@ DRACONIC_DEFAULT_TIMEOUT_SECONDS = env_int("DRACONIC_DEFAULT_TIMEOUT_SECONDS", 3
 DRACONIC_HANDLER_MODULES = env_list("DRACONIC_HANDLER_MODULES", [])
 DRACONIC_DIAGNOSTIC_TYPES = env_bool("DRACONIC_DIAGNOSTIC_TYPES", DEBUG)
 DRACONIC_EXPORT_DIR = Path(env_str("DRACONIC_EXPORT_DIR", str(BASE_DIR / "var" / "exports")))
+DRACONIC_EXPORT_STORAGE = env_str("DRACONIC_EXPORT_STORAGE", "draconic.storage.ExportStorage")
+DRACONIC_EXPORT_STORAGE_OPTIONS = env_json("DRACONIC_EXPORT_STORAGE_OPTIONS")
+# data_export writes and GET /jobs/{id}/export reads through STORAGES["exports"] only (below).
 DRACONIC_RETRY_BASE_SECONDS = env_float("DRACONIC_RETRY_BASE_SECONDS", 2.0, minimum=0)
 DRACONIC_RETRY_MAX_SECONDS = env_float("DRACONIC_RETRY_MAX_SECONDS", 300.0, minimum=0)
 DRACONIC_RETRY_JITTER = env_float("DRACONIC_RETRY_JITTER", 0.2, minimum=0)
@@ -283,6 +287,8 @@ STORAGES: dict[str, dict[str, Any]] = {
         if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
+    # data_export's files (see the engine section above); served by GET /jobs/{id}/export.
+    "exports": {"BACKEND": DRACONIC_EXPORT_STORAGE, "OPTIONS": DRACONIC_EXPORT_STORAGE_OPTIONS},
 }
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"

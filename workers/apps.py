@@ -9,6 +9,7 @@ class WorkersConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from draconic.storage import check_export_storage
         from jobs.types.registry import load_modules
         from workers import signals  # noqa: F401  (connects the Celery signal receivers)
         from workers.handlers import load_builtin_types
@@ -16,3 +17,4 @@ class WorkersConfig(AppConfig):
         load_builtin_types()
         # A configured type that cannot be loaded stops every process here, at start-up.
         load_modules(settings.DRACONIC_HANDLER_MODULES)
+        check_export_storage()  # data_export writes there

@@ -53,7 +53,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if set(exc.errors) == {"detail"}:
             # Same shape as DRF's own 404/401/409 bodies: {"detail": "one message"}.
             return Response({"detail": " ".join(exc.errors["detail"])}, status=exc.status_code)
-        return Response(nest_errors(exc.errors), status=exc.status_code)
+        return Response({**nest_errors(exc.errors), **exc.extra}, status=exc.status_code)
     if isinstance(exc, InvalidTransition):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, (OperationalError, InterfaceError)):

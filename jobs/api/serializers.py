@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any, ClassVar, NoReturn, TypeGuard
 
 from django.conf import settings
 from rest_framework import serializers
@@ -74,21 +74,64 @@ class StrictCharField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A boolean given as JSON ``true`` or ``false``. DRF's BooleanField also takes ``"yes"``,
+    ``1`` and ``"on"``; where a flag decides how much is changed (``"all": true``), it must
+    be said exactly."""
+
+    default_error_messages = {"invalid": "Must be true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    """A ChoiceField whose error lists the valid choices, the one place every choice of the
+    API (priority, status, reason) says what it would have taken:
+    ``"urgent" is not a valid choice; valid: critical, high, normal, low.``"""
+
+    def fail(self, key: str, **kwargs: Any) -> NoReturn:
+        if key == "invalid_choice":
+            valid = ", ".join(self.choice_strings_to_values)
+            given = str(kwargs.get("input", ""))[:100]
+            raise serializers.ValidationError(
+                f'"{given}" is not a valid choice; valid: {valid}.', code=key
+            )
+        super().fail(key, **kwargs)
+
+
 class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """Refuses fields it does not know, so a typo (``depends_on`` vs ``dependsOn``) is a 400
-    instead of a silently ignored option."""
+    instead of a silently ignored option. ``also_allowed`` names keys that are not fields but
+    are read by someone else (the paginator reads ``page`` from the same query string)."""
+
+    also_allowed: ClassVar[tuple[str, ...]] = ()
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
+            allowed = [*self.fields, *self.also_allowed]
+            unknown = sorted(set(data) - set(allowed))
             if unknown:
+                listed = "allowed: " + ", ".join(allowed) if allowed else "this takes no fields"
                 raise serializers.ValidationError(
-                    {
-                        name: ["unknown field; allowed: " + ", ".join(self.fields)]
-                        for name in unknown
-                    }
+                    {name: [f"unknown field; {listed}"] for name in unknown}
                 )
         return super().to_internal_value(data)
+
+
+class QueryFilterSerializer(StrictSerializer):
+    """The filters of a list endpoint, read from its query string: a misspelt filter
+    (``?staus=failed``) is a 400, not a list of everything. An empty value (``?type=``) means
+    no filter, as DRF reads forms, so filter fields here allow blank."""
+
+    also_allowed = ("page", "page_size", "format")  # the paginator's; DRF's format override
+
+
+class NoBodySerializer(StrictSerializer):
+    """The body of an endpoint that takes none: nothing, or ``{}``. A field sent to it (a
+    ``reason`` to cancel, say) would be ignored, so it is refused instead."""
 
 
 class ResourceRequirementsSerializer(StrictSerializer):
@@ -104,7 +147,7 @@ class ResourceRequirementsSerializer(StrictSerializer):
 
 class JobInputSerializer(StrictSerializer):
     type = StrictCharField(max_length=64, help_text="A registered job type.")
-    priority = serializers.ChoiceField(choices=list(Priority.labels), default="normal")
+    priority = StrictChoiceField(choices=list(Priority.labels), default="normal")
     payload = serializers.JSONField(default=dict, help_text="A JSON object, at most 64 KiB.")
     resource_requirements = ResourceRequirementsSerializer(required=False)
     depends_on = serializers.ListField(

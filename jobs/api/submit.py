@@ -5,6 +5,7 @@ and a dispatch is requested, in one Redis round trip."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -19,7 +20,7 @@ from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
 from jobs.engine import graph, prepared, resolver, statements, wakeup
-from jobs.errors import JobConflict, JobValidationError
+from jobs.errors import IdempotencyConflict, JobConflict, JobValidationError
 from jobs.live import events
 from jobs.live.events import Change
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus
@@ -43,9 +44,11 @@ class JobSpec:
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
     """Store one job. Returns ``(job, created)``; ``created`` is False for a repeated
-    ``idempotency_key``, in which case the first job is returned and nothing is stored."""
+    ``idempotency_key`` with the same request, in which case the first job is returned and
+    nothing is stored. The same key with a different request raises ``IdempotencyConflict``.
+    A key is the owner's for as long as its job row exists."""
     if spec.idempotency_key:
-        existing = Job.objects.filter(owner=owner, idempotency_key=spec.idempotency_key).first()
+        existing = _job_with_key(owner, spec)
         if existing is not None:
             return existing, False
     # Without parents, storing the job (and its log row) is one statement, atomic by itself:
@@ -61,11 +64,48 @@ def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
             _insert_edges([(job.id, UUID(p)) for p in statuses])
     except IntegrityError:
         # Two requests with the same idempotency key raced; the other one won.
-        existing = Job.objects.filter(owner=owner, idempotency_key=spec.idempotency_key).first()
-        if spec.idempotency_key and existing is not None:
+        existing = _job_with_key(owner, spec) if spec.idempotency_key else None
+        if existing is not None:
             return existing, False
         raise
     return job, True
+
+
+def _job_with_key(owner: User, spec: JobSpec) -> Job | None:
+    """The owner's job stored under ``spec``'s idempotency key, if it was stored for the same
+    request; raises ``IdempotencyConflict`` if it was stored for another."""
+    existing = Job.objects.filter(owner=owner, idempotency_key=spec.idempotency_key).first()
+    if existing is None:
+        return None
+    differing = _differences(existing, spec)
+    if differing:
+        raise IdempotencyConflict(
+            key=str(spec.idempotency_key), job_id=str(existing.id), differing=differing
+        )
+    return existing
+
+
+def _differences(job: Job, spec: JobSpec) -> list[str]:
+    """The request fields in which ``spec`` differs from the stored ``job`` (defaults already
+    applied on both sides; parents compared as a set, as order means nothing there)."""
+    stored = {
+        "type": (job.type, spec.type),
+        "priority": (job.priority, spec.priority),
+        # As JSON: Python's == would take true for 1 and 1.0 for 1, which jsonb keeps apart.
+        "payload": (_canonical(job.payload), _canonical(spec.payload)),
+        "resource_requirements": ((job.cpu_units, job.memory_mb), (spec.cpu_units, spec.memory_mb)),
+        "max_attempts": (job.max_attempts, spec.max_attempts),
+        "timeout_seconds": (job.timeout_seconds, spec.timeout_seconds),
+    }
+    differing = [name for name, (old, new) in stored.items() if old != new]
+    parents = {str(p) for p in job.parent_edges.values_list("depends_on_id", flat=True)}
+    if parents != set(spec.depends_on):
+        differing.append("depends_on")
+    return differing
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def job_submit_batch(*, owner: User, specs: Sequence[JobSpec]) -> list[Job]:

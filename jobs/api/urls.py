@@ -5,7 +5,7 @@ from typing import Any
 
 from django.urls import URLPattern, path, re_path
 
-from jobs.api import views
+from jobs.api import exports, views
 
 
 def seed_path(regex: str, view: Callable[..., Any], name: str) -> list[URLPattern]:
@@ -31,6 +31,7 @@ urlpatterns = [
     *seed_path(ID, views.JobDetailApi.as_view(), "job-detail"),
     *seed_path(rf"{ID}/cancel", views.JobCancelApi.as_view(), "job-cancel"),
     *seed_path(rf"{ID}/logs", views.JobLogsApi.as_view(), "job-logs"),
+    *seed_path(rf"{ID}/export", exports.JobExportApi.as_view(), "job-export"),
     re_path(rf"^{ID}/dependencies/$", views.JobDependenciesApi.as_view(), name="job-dependencies"),
     re_path(
         rf"^{ID}/dependencies$",

@@ -27,6 +27,9 @@ from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
     JobInputSerializer,
+    NoBodySerializer,
+    QueryFilterSerializer,
+    StrictChoiceField,
     plain_batch_specs,
 )
 from jobs.engine.cancel import job_cancel
@@ -43,6 +46,19 @@ VALIDATION_ERROR = OpenApiResponse(
 NOT_FOUND = OpenApiResponse(ERROR, description="No such job among yours (or not a UUID).")
 CONFLICT = OpenApiResponse(ERROR, description="The job's state does not allow this.")
 UNAUTHORIZED = OpenApiResponse(ERROR, description="No valid token or session.")
+IDEMPOTENCY_CONFLICT = OpenApiResponse(
+    inline_serializer(
+        "IdempotencyConflict",
+        fields={
+            "idempotency_key": serializers.ListField(child=serializers.CharField()),
+            "job_id": serializers.UUIDField(help_text="The job first stored under this key."),
+        },
+    ),
+    description=(
+        "The idempotency_key was already used for a different request (the message names the"
+        " differing fields); nothing was stored. Keys last as long as their job."
+    ),
+)
 
 
 class Pagination(PageNumberPagination):
@@ -75,12 +91,9 @@ def _get_job_or_404(request: Request, job_id: Any) -> Job:
     return job
 
 
-class JobFilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    # Query parameters: an empty one (``?type=``) means no filter, as DRF reads forms.
-    status = serializers.ChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
-    priority = serializers.ChoiceField(
-        choices=list(Priority.labels), required=False, allow_blank=True
-    )
+class JobFilterSerializer(QueryFilterSerializer):
+    status = StrictChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
+    priority = StrictChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
     type = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
@@ -111,10 +124,12 @@ class JobListCreateApi(APIView):
         responses={
             201: JobOutputSerializer,
             200: OpenApiResponse(
-                JobOutputSerializer, description="Repeated idempotency_key: the first job."
+                JobOutputSerializer,
+                description="Repeated idempotency_key with the same request: the first job.",
             ),
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
+            409: IDEMPOTENCY_CONFLICT,
         },
     )
     def post(self, request: Request) -> Response:
@@ -183,13 +198,16 @@ class JobCancelApi(APIView):
                 JobOutputSerializer,
                 description="Cancelled (or, if it was running, asked to stop: see cancel_requested).",
             ),
+            400: VALIDATION_ERROR,
             404: NOT_FOUND,
             409: CONFLICT,
             401: UNAUTHORIZED,
         },
     )
     def patch(self, request: Request, job_id: str) -> Response:
-        job = job_cancel(job=_get_job_or_404(request, job_id))
+        job = _get_job_or_404(request, job_id)
+        NoBodySerializer(data=request.data).is_valid(raise_exception=True)
+        job = job_cancel(job=job)
         job = selectors.job_get(user=_user(request), job_id=job.id) or job
         return Response(JobOutputSerializer(job).data)
 

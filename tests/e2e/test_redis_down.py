@@ -4,7 +4,7 @@ with ``Retry-After``, and nothing answers 500.
 The story: while Redis was down in the fault runs, every authenticated request answered 500,
 reads that need only PostgreSQL included (16 to 35 per run). The rate limit counts each
 request in Redis, and nothing handled its errors, while a PostgreSQL outage already got a
-503 with ``Retry-After`` (tests/test_db_down.py). Here a real API process (gunicorn, as in
+503 with ``Retry-After`` (tests/integration/test_db_down.py). Here a real API process (gunicorn, as in
 production) runs on the test database with ``REDIS_URL`` on a port where nothing listens, so
 the cache, the ledger, the channel layer and the broker are all gone at once.
 """

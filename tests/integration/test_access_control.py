@@ -139,7 +139,9 @@ def test_every_admin_endpoint_is_open_to_staff(
 ) -> None:
     job = job_factory()
     dead_letter(job)
-    response = _send(staff_api, method, url.format(id=job.id))
+    # A bulk re-drive needs a filter or "all": true (test_operator_strictness.py).
+    body = {"all": True} if url == "/admin/dlq/retry/" else None
+    response = _send(staff_api, method, url.format(id=job.id), body)
     # health is 503 without live workers: still an answer to staff, not a refusal
     expected = {200, 503} if "health" in url else {200}
     assert response.status_code in expected, response.content

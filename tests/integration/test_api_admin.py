@@ -94,6 +94,7 @@ DOCUMENTED = {
     "/jobs/{job_id}": {"get"},
     "/jobs/{job_id}/cancel": {"patch"},
     "/jobs/{job_id}/logs": {"get"},
+    "/jobs/{job_id}/export": {"get"},
     "/jobs/batch/": {"post"},
     "/jobs/{job_id}/dependencies/": {"post"},
     "/admin/dlq/": {"get"},

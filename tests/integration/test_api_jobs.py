@@ -117,11 +117,13 @@ def test_a_completed_parent_is_accepted_and_counts_as_met(api: APIClient, job_fa
 
 
 def test_a_repeated_idempotency_key_returns_the_first_job_with_200(api: APIClient) -> None:
+    """The same request again; a different one with the same key is a 409
+    (tests/integration/test_idempotency.py)."""
     first = api.post("/jobs/", {"type": "noop", "idempotency_key": "k-1"}, format="json")
     assert first.status_code == 201
     before = row_counts()
     again = api.post(
-        "/jobs/", {"type": "noop", "idempotency_key": "k-1", "priority": "low"}, format="json"
+        "/jobs/", {"type": "noop", "idempotency_key": "k-1", "priority": "normal"}, format="json"
     )
     assert again.status_code == 200, again.content
     assert again.json()["id"] == first.json()["id"]

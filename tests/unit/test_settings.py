@@ -67,6 +67,11 @@ BAD_VALUES = [
     ("CELERY_BROKER_URL", "127.0.0.1:6379"),
     ("CELERY_BROKER_URL", "redis://"),
     ("CELERY_BROKER_URL", "amqp://guest@127.0.0.1:5672//"),
+    # Django builds a storage at its first use: at start-up here (draconic.storage).
+    ("DRACONIC_EXPORT_STORAGE", "no.such.Storage"),
+    ("DRACONIC_EXPORT_STORAGE_OPTIONS", "{bad json"),
+    ("DRACONIC_EXPORT_STORAGE_OPTIONS", "[1, 2]"),
+    ("DRACONIC_EXPORT_STORAGE_OPTIONS", '{"no_such_option": 1}'),
 ]
 
 

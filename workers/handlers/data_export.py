@@ -19,12 +19,16 @@ carriage return, gets a leading ``'`` (OWASP's advice against CSV injection); nu
 left alone, and ``"escape_formulas": false`` writes text exactly as given. A JSON export is
 a list of objects holding exactly the chosen columns (missing ones as null).
 
-The file lands at ``DRACONIC_EXPORT_DIR/<owner id>/<filename>`` (default
-``export-<job id>.<format>``; the format's extension is appended when missing). It is written
-to a temporary file in the same directory and renamed into place, so a reader never sees a
-half-written export and a retry simply replaces it.
+The file is saved through Django's storage API, in ``storages["exports"]`` (see
+``draconic.storage``), as ``<owner id>/<filename>`` (default ``export-<job id>.<format>``;
+the format's extension is appended when missing). With the default storage that is
+``DRACONIC_EXPORT_DIR/<owner id>/<filename>``, written to a temporary file in the same
+directory and renamed into place, so a reader never sees a half-written export and a retry
+simply replaces it. Its owner downloads it with ``GET /jobs/{id}/export``.
 
-Result: ``{"path", "filename", "rows", "bytes", "format", "sha256", "columns"}``.
+Result: ``{"path", "filename", "storage_name", "rows", "bytes", "format", "sha256",
+"columns"}``: ``path`` is the file's absolute path on the server (the storage name when the
+storage has no local paths), ``storage_name`` its name in the export storage.
 """
 
 from __future__ import annotations
@@ -33,15 +37,15 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 
+from draconic.storage import export_storage
 from jobs.models import Job, JobStatus, Priority
 from jobs.types import Handler, HandlerError, JobContext, register
 
@@ -156,10 +160,11 @@ class DataExportHandler(Handler):
         content = _render(
             ctx, rows, columns, payload["format"], escape=payload.get("escape_formulas", True)
         )
-        target = _write_atomically(ctx.job, export_filename(payload, ctx.job), content)
+        name, path = _save(ctx.job, export_filename(payload, ctx.job), content)
         result = {
-            "path": str(target),
-            "filename": target.name,
+            "path": path,
+            "filename": PurePosixPath(name).name,
+            "storage_name": name,
             "rows": len(rows),
             "bytes": len(content),
             "format": payload["format"],
@@ -236,25 +241,17 @@ def _defused(text: str) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
-def _write_atomically(job: Job, filename: str, content: bytes) -> Path:
-    """Write ``content`` to the owner's export directory as ``filename``: a temporary file in
-    the same directory, fsynced, then renamed over the target (atomic on one filesystem)."""
-    directory = (Path(settings.DRACONIC_EXPORT_DIR) / str(job.owner_id)).resolve()
-    target = directory / filename
-    if target.parent != directory:  # the filename pattern already forbids this; belt and braces
+def _save(job: Job, filename: str, content: bytes) -> tuple[str, str]:
+    """Save ``content`` in the export storage as ``<owner id>/<filename>`` (the default
+    storage writes it atomically and replaces an earlier file of that name). Returns the
+    stored name and the file's local path (the name again if the storage has no paths)."""
+    if PurePosixPath(filename).name != filename or filename.startswith("."):
+        # The filename pattern already forbids this; belt and braces.
         raise HandlerError(
             f"refusing to write outside the export directory: {filename}", permanent=True
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=f"-{filename}")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o640)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    storage = export_storage()
+    name = storage.save(f"{job.owner_id}/{filename}", ContentFile(content))
+    if isinstance(storage, FileSystemStorage):
+        return name, str(Path(storage.path(name)).resolve())
+    return name, name  # a storage without local files (an object store, memory)

@@ -1,0 +1,60 @@
+"""What the operator endpoints accept: as strict as ``POST /jobs/`` (unknown fields are a 400
+naming them, every choice error lists the valid choices)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from jobs.api.serializers import (
+    QueryFilterSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictSerializer,
+)
+from jobs.models import DeadLetterReason
+
+#: Most dead letters one bulk re-drive moves (one transaction); repeat until it answers 0.
+BULK_REDRIVE_LIMIT = 10_000
+
+
+class DeadLetterFilterSerializer(QueryFilterSerializer):
+    type = StrictCharField(max_length=64, required=False, allow_blank=True)
+    reason = StrictChoiceField(choices=DeadLetterReason.values, required=False, allow_blank=True)
+
+
+class DeadLetterBulkRetryInputSerializer(StrictSerializer):
+    """Which open dead letters to re-drive. An empty body used to mean all of them, so a typo
+    (``{"ids": "x"}``, the unknown field dropped) re-drove the whole queue: now it takes at
+    least one filter, or ``"all": true`` alone."""
+
+    type = StrictCharField(max_length=64, required=False, help_text="Only jobs of this type.")
+    reason = StrictChoiceField(
+        choices=DeadLetterReason.values, required=False, help_text="Only letters of this reason."
+    )
+    all = StrictBooleanField(
+        default=False,
+        help_text="Re-drive every open dead letter; required when no filter is given.",
+    )
+    dry_run = StrictBooleanField(
+        default=False,
+        help_text="Change nothing; answer how many would be re-driven (would_requeue).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        filtered = "type" in attrs or "reason" in attrs
+        if attrs["all"] and filtered:
+            raise serializers.ValidationError(
+                {"all": ['"all": true re-drives every open dead letter; give it without filters']}
+            )
+        if not attrs["all"] and not filtered:
+            raise serializers.ValidationError(
+                'give a filter (type, reason), or "all": true to re-drive every open dead letter'
+            )
+        return attrs
+
+    def filters(self) -> dict[str, str]:
+        """The validated filters, as ``selectors.dead_letter_list`` takes them."""
+        return {k: v for k, v in self.validated_data.items() if k in ("type", "reason")}
