@@ -42,6 +42,10 @@ class DeadLetterBulkRetryInputSerializer(StrictSerializer):
         default=False,
         help_text="Change nothing; answer how many would be re-driven (would_requeue).",
     )
+    descendants = StrictBooleanField(
+        default=True,
+        help_text="Also bring back the descendants their failure cancelled (false: leave them).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         filtered = "type" in attrs or "reason" in attrs
@@ -58,3 +62,12 @@ class DeadLetterBulkRetryInputSerializer(StrictSerializer):
     def filters(self) -> dict[str, str]:
         """The validated filters, as ``selectors.dead_letter_list`` takes them."""
         return {k: v for k, v in self.validated_data.items() if k in ("type", "reason")}
+
+
+class DeadLetterRetryInputSerializer(StrictSerializer):
+    """Re-drive one dead letter; an empty body is fine."""
+
+    descendants = StrictBooleanField(
+        default=True,
+        help_text="Also bring back the descendants its failure cancelled (false: leave them).",
+    )

@@ -29,10 +29,10 @@ from admin_api.serializers import (
     BULK_REDRIVE_LIMIT,
     DeadLetterBulkRetryInputSerializer,
     DeadLetterFilterSerializer,
+    DeadLetterRetryInputSerializer,
 )
 from jobs.api import selectors
 from jobs.api.output import DeadLetterOutputSerializer
-from jobs.api.serializers import NoBodySerializer
 from jobs.api.views import ERROR, VALIDATION_ERROR, Pagination
 from jobs.engine import deadletter, ledger
 from jobs.ids import parse_uuid
@@ -200,23 +200,41 @@ class DeadLetterListApi(StaffApi):
 class DeadLetterRetryApi(StaffApi):
     @extend_schema(
         operation_id="admin_dlq_retry",
-        request=None,
+        request=DeadLetterRetryInputSerializer,
         responses={
             200: inline_serializer(
                 "Requeued",
-                fields={"job_id": serializers.UUIDField(), "status": serializers.CharField()},
+                fields={
+                    "job_id": serializers.UUIDField(),
+                    "status": serializers.CharField(),
+                    "revived": serializers.ListField(
+                        child=serializers.UUIDField(),
+                        help_text="Its descendants that its failure had cancelled, now pending.",
+                    ),
+                },
             ),
             400: VALIDATION_ERROR,
             404: OpenApiResponse(ERROR, description="The job is not in the dead-letter queue."),
         },
     )
     def post(self, request: Request, job_id: str) -> Response:
+        """Re-drive one dead-lettered job and, unless ``"descendants": false``, the
+        descendants its failure cancelled (they run after it completes)."""
         parsed = parse_uuid(job_id)
+        data = DeadLetterRetryInputSerializer(data=request.data)
         if parsed is not None:
-            NoBodySerializer(data=request.data).is_valid(raise_exception=True)
-        if parsed is None or not deadletter.dead_letter_requeue(job_id=parsed, by=request.user):
+            data.is_valid(raise_exception=True)
+        redrive = (
+            deadletter.dead_letter_redrive(
+                job_ids=[parsed], by=request.user, descendants=data.validated_data["descendants"]
+            )
+            if parsed is not None
+            else None
+        )
+        if redrive is None or not redrive.requeued:
             raise NotFound(f"job {job_id!s:.64} is not in the dead-letter queue")
-        return Response({"job_id": str(parsed), "status": "pending"})
+        revived = [str(i) for i in redrive.revived]
+        return Response({"job_id": str(parsed), "status": "pending", "revived": revived})
 
 
 class DeadLetterBulkRetryApi(StaffApi):
@@ -234,6 +252,10 @@ class DeadLetterBulkRetryApi(StaffApi):
                         "would_requeue": serializers.IntegerField(
                             required=False,
                             help_text="With dry_run: how many would be; nothing changed.",
+                        ),
+                        "revived": serializers.IntegerField(
+                            required=False,
+                            help_text="Their descendants brought back with them.",
                         ),
                     },
                 ),
@@ -254,5 +276,7 @@ class DeadLetterBulkRetryApi(StaffApi):
         if data.validated_data["dry_run"]:
             return Response({"would_requeue": min(matching.count(), BULK_REDRIVE_LIMIT)})
         ids = list(matching.values_list("job_id", flat=True)[:BULK_REDRIVE_LIMIT])
-        requeued = deadletter.dead_letter_requeue_many(job_ids=ids, by=request.user)
-        return Response({"requeued": requeued})
+        redrive = deadletter.dead_letter_redrive(
+            job_ids=ids, by=request.user, descendants=data.validated_data["descendants"]
+        )
+        return Response({"requeued": len(redrive.requeued), "revived": len(redrive.revived)})

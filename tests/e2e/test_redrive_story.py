@@ -44,6 +44,7 @@ def test_a_redriven_parent_brings_its_cancelled_child_back_and_both_complete(
     )
     response = staff_api.post(f"/admin/dlq/{parent}/retry")
     assert response.status_code == 200, response.content
+    assert response.json()["revived"] == [child]
     wait_until(
         lambda: {status_of(parent), status_of(child)} == {JobStatus.COMPLETED},
         message=f"both to complete after the re-drive\n{platform.logs()}",

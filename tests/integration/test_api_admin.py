@@ -40,7 +40,7 @@ def test_the_dlq_lists_a_dead_lettered_job_and_retry_re_drives_it(
     )
     response = staff_api.post(f"/admin/dlq/{job.id}/retry")
     assert response.status_code == 200, response.content
-    assert response.json() == {"job_id": str(job.id), "status": "pending"}
+    assert response.json() == {"job_id": str(job.id), "status": "pending", "revived": []}
     job.refresh_from_db()
     assert (job.status, job.error) == (S.PENDING, "")
     assert DeadLetter.objects.get(job=job).requeued_at is not None

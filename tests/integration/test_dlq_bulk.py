@@ -30,7 +30,7 @@ def test_a_bulk_redrive_moves_only_the_matching_dead_letters(
     )
 
     assert response.status_code == 200
-    assert response.json() == {"requeued": 3}
+    assert response.json() == {"requeued": 3, "revived": 0}
     statuses = dict(Job.objects.values_list("id", "status"))
     assert {statuses[j.id] for j in lost} == {JobStatus.PENDING}
     assert statuses[other_reason.id] == statuses[other_type.id] == JobStatus.FAILED
@@ -42,4 +42,4 @@ def test_a_bulk_redrive_moves_only_the_matching_dead_letters(
     again = staff_api.post(
         "/admin/dlq/retry/", {"reason": "worker_lost", "type": "noop"}, format="json"
     )
-    assert again.json() == {"requeued": 0}
+    assert again.json() == {"requeued": 0, "revived": 0}

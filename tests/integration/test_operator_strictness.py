@@ -79,7 +79,7 @@ def test_all_true_redrives_every_open_dead_letter(staff_api: APIClient, dlq: lis
     response = staff_api.post("/admin/dlq/retry/", {"all": True}, format="json")
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"requeued": 3}
+    assert response.json() == {"requeued": 3, "revived": 0}
     assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.PENDING}
     assert not DeadLetter.objects.filter(requeued_at__isnull=True).exists()
 
@@ -145,7 +145,10 @@ def test_a_dry_run_answers_how_many_would_be_redriven_and_changes_nothing(
     assert dlq_state() == before
     # ... and the real run moves exactly that many.
     real = {k: v for k, v in body.items() if k != "dry_run"}
-    assert staff_api.post("/admin/dlq/retry/", real, format="json").json() == {"requeued": count}
+    assert staff_api.post("/admin/dlq/retry/", real, format="json").json() == {
+        "requeued": count,
+        "revived": 0,
+    }
 
 
 def test_the_schema_documents_all_and_dry_run(anon_api: APIClient) -> None:
@@ -153,10 +156,10 @@ def test_the_schema_documents_all_and_dry_run(anon_api: APIClient) -> None:
     operation = schema["paths"]["/admin/dlq/retry/"]["post"]
     ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     request = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert {"type", "reason", "all", "dry_run"} == set(request["properties"])
+    assert {"type", "reason", "all", "dry_run", "descendants"} == set(request["properties"])
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     answer = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert {"requeued", "would_requeue"} == set(answer["properties"])
+    assert {"requeued", "would_requeue", "revived"} == set(answer["properties"])
 
 
 # --- every body refuses unknown fields -----------------------------------------------------

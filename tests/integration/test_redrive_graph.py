@@ -81,3 +81,32 @@ def test_a_job_not_in_the_dlq_is_neither_requeued_nor_revives_anything(job_facto
     redrive = dead_letter_redrive(job_ids=[a.id])
     assert (redrive.requeued, redrive.revived) == ([], [])
     assert status(b) == S.CANCELLED
+
+
+@pytest.mark.django_db
+def test_the_redrive_endpoint_lists_the_revived_and_can_leave_them(
+    staff_api: Any, job_factory: Any
+) -> None:
+    a = job_factory()
+    b = job_factory(depends_on=[a])
+    c = job_factory()
+    d = job_factory(depends_on=[c])
+    move_to(a, S.FAILED)
+    move_to(c, S.FAILED)
+    response = staff_api.post(f"/admin/dlq/{a.id}/retry", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"job_id": str(a.id), "status": "pending", "revived": [str(b.id)]}
+    kept = staff_api.post(f"/admin/dlq/{c.id}/retry", {"descendants": False}, format="json")
+    assert kept.status_code == 200, kept.content
+    assert kept.json()["revived"] == []
+    assert (status(c), status(d)) == (S.PENDING, S.CANCELLED)
+
+
+@pytest.mark.django_db
+def test_the_redrive_option_must_be_a_boolean(staff_api: Any, job_factory: Any) -> None:
+    a = job_factory()
+    move_to(a, S.FAILED)
+    response = staff_api.post(f"/admin/dlq/{a.id}/retry", {"descendants": "no"}, format="json")
+    assert response.status_code == 400, response.content
+    assert "descendants" in response.json()
+    assert status(a) == S.FAILED
