@@ -19,7 +19,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
-from jobs.engine import graph, prepared, resolver, statements, wakeup
+from jobs.api import statements
+from jobs.engine import graph, prepared, resolver, wakeup
 from jobs.errors import IdempotencyConflict, JobConflict, JobValidationError
 from jobs.live import events
 from jobs.live.events import Change

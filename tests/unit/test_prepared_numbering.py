@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from jobs.api import statements as submit_statements
+from jobs.api.submit import JOB_COLUMNS
 from jobs.engine import prepared, statements
+from jobs.models import Job
 
 
 def test_named_parameters_are_numbered_in_order_of_first_use() -> None:
@@ -39,10 +44,30 @@ def test_each_statement_gets_one_name_for_the_life_of_the_process() -> None:
     assert prepared.prepare(statements.READY_JOBS_AFTER).name != first.name
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in dir(statements) if n.isupper() and "%s" not in getattr(statements, n)]
-)
-def test_every_engine_statement_prepares_with_only_numbered_parameters(name: str) -> None:
-    p = prepared.prepare(getattr(statements, name))
+PREPARED = [
+    getattr(module, n)
+    for module in (statements, submit_statements)
+    for n in dir(module)
+    if n.isupper() and "%s" not in getattr(module, n)
+]
+
+
+@pytest.mark.parametrize("statement", PREPARED, ids=lambda s: s.split()[0][:20])
+def test_every_named_statement_prepares_with_only_numbered_parameters(statement: str) -> None:
+    p = prepared.prepare(statement)
     assert "%(" not in p.text and "%%" not in p.text
     assert p.text.count("$") >= len(p.parameters)
+
+
+def columns_of(statement: str) -> list[str]:
+    listed = re.search(r"INSERT INTO jobs_job\s*\(([^)]*)\)", statement)
+    assert listed is not None
+    return [c.strip() for c in listed.group(1).split(",")]
+
+
+def test_the_job_inserts_name_every_column_of_the_model_in_its_order() -> None:
+    model = [str(f.column) for f in Job._meta.concrete_fields]
+    assert columns_of(submit_statements.INSERT_JOB) == model == list(JOB_COLUMNS)
+    assert columns_of(submit_statements.INSERT_JOBS) == model
+    named = re.findall(r"%\((\w+)\)s", submit_statements.INSERT_JOB)
+    assert named == model  # each value goes to the column of its name
