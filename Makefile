@@ -25,8 +25,10 @@ migrate: venv
 run: migrate  ## the whole platform in the foreground: API + WebSocket, worker, scheduler, Flower
 	@$(PY) manage.py devsetup --port $(PORT) --flower-port $(FLOWER_PORT)
 	@# -e /dev/null: the processes see the same environment as migrate and devsetup above
-	@# (honcho would otherwise load .env over it; .env is docker compose's file).
-	@exec $(VENV)/bin/honcho --no-prefix -e /dev/null -f Procfile start -p $(PORT) 2>&1 || true
+	@# (honcho would otherwise load .env over it; .env is docker compose's file). Flower's API
+	@# needs credentials: the development ones devsetup printed, unless FLOWER_BASIC_AUTH is set.
+	@FLOWER_BASIC_AUTH="$${FLOWER_BASIC_AUTH:-$$(cat var/dev-flower-auth)}" \
+	  exec $(VENV)/bin/honcho --no-prefix -e /dev/null -f Procfile start -p $(PORT) 2>&1 || true
 
 test: venv  ## installs what is missing, then runs the whole suite
 	@$(PY) manage.py waitforservices --timeout 60

@@ -7,6 +7,7 @@ the README's curl examples do, then sends SIGTERM and checks that every process 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -185,6 +186,17 @@ def make_run() -> Iterator[MakeRun]:
         _drop_database()
 
 
+def _flower_status(base: str, path: str, credentials: tuple[str, ...]) -> int:
+    request = urllib.request.Request(base + path)  # noqa: S310  (local server)
+    secret = base64.b64encode(":".join(credentials).encode()).decode()
+    request.add_header("Authorization", f"Basic {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
 def _websocket_handshake(port: int, token: str) -> str:
     """The status line daphne answers a WebSocket upgrade of /jobs/stream with."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
@@ -240,6 +252,11 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
         timeout=120,
         message=f"Flower to answer\n{run.output()}",
     )
+    # Flower's API takes the development credentials printed at start, and nothing else.
+    printed = re.search(r"Flower .*\(user (\S+), password (\S+)\)", run.output())
+    assert printed, f"no Flower credentials in the output:\n{run.output()}"
+    assert _flower_status(run.flower, "/api/workers", printed.groups()) == 200
+    assert _flower_status(run.flower, "/api/workers", ("admin", "wrong")) == 401
     assert (
         _websocket_handshake(int(run.base.rsplit(":", 1)[1]), token)
         == "HTTP/1.1 101 Switching Protocols"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
@@ -25,11 +27,13 @@ class Command(BaseCommand):
         password_line = (
             "password: printed when it was created (reset: manage.py changepassword admin)"  # noqa: S105
         )
+        created_with = None
         if user is None:
-            password = secrets.token_urlsafe(12)
-            user = users.create_superuser(options["username"], password=password)
-            password_line = f"password: {password}   (shown once)"
+            created_with = secrets.token_urlsafe(12)
+            user = users.create_superuser(options["username"], password=created_with)
+            password_line = f"password: {created_with}   (shown once)"
         token, _ = Token.objects.get_or_create(user=user)
+        flower_user, flower_password = _flower_credentials(user.get_username(), created_with)
         base = f"http://127.0.0.1:{options['port']}"
         self.stdout.write(
             "\n".join(
@@ -45,8 +49,28 @@ class Command(BaseCommand):
                     f"  admin      {base}/admin/",
                     f"  health     {base}/admin/health",
                     f"  WebSocket  ws://127.0.0.1:{options['port']}/jobs/stream",
-                    f"  Flower     http://127.0.0.1:{options['flower_port']}/",
+                    f"  Flower     http://127.0.0.1:{options['flower_port']}/   "
+                    f"(user {flower_user}, password {flower_password})",
                     "",
                 ]
             )
         )
+
+
+#: Flower's development credentials: `make run` hands them to Flower as FLOWER_BASIC_AUTH.
+FLOWER_AUTH_FILE = Path(settings.BASE_DIR) / "var" / "dev-flower-auth"
+
+
+def _flower_credentials(username: str, created_with: str | None) -> tuple[str, str]:
+    """The development superuser's name with the password it was just created with (or, for
+    a superuser made before, one of Flower's own), kept in ``var/dev-flower-auth`` (mode 600)
+    so that every `make run` gives Flower the same ones."""
+    if FLOWER_AUTH_FILE.exists() and created_with is None:
+        user, _, password = FLOWER_AUTH_FILE.read_text().strip().partition(":")
+        if user == username and password:
+            return user, password
+    password = created_with or secrets.token_urlsafe(12)
+    FLOWER_AUTH_FILE.parent.mkdir(parents=True, exist_ok=True)
+    FLOWER_AUTH_FILE.touch(mode=0o600)
+    FLOWER_AUTH_FILE.write_text(f"{username}:{password}\n")
+    return username, password
