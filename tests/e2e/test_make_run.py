@@ -27,7 +27,7 @@ import pytest
 from django.conf import settings
 from psycopg2 import sql
 
-from tests.harness import ROOT, free_port, wait_until
+from tests.harness import ROOT, free_port, send, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -151,15 +151,7 @@ class MakeRun:
         req.add_header("Authorization", f"Token {self.token()}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
-                raw, status = response.read(), response.status
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        return send(req, timeout=10)
 
     def answers(self, path: str, *, base: str | None = None) -> bool:
         try:

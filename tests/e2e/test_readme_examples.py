@@ -34,7 +34,7 @@ from rest_framework.authtoken.models import Token
 
 from jobs.models import Job, JobStatus
 from tests.e2e import readme_examples as examples
-from tests.harness import ROOT, wait_until
+from tests.harness import ROOT, send, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -138,15 +138,7 @@ def http(
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     if isinstance(body, dict):
         request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (local)
-            raw, status = response.read(), response.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
+    return send(request)
 
 
 def websocket_handshake(url: str, token: str) -> str:
