@@ -189,6 +189,19 @@ def _flower_status(base: str, path: str, credentials: tuple[str, ...]) -> int:
         return int(error.code)
 
 
+def _celery_worker_main(processes: set[tuple[int, str]]) -> int:
+    """The Celery worker's main process: the one whose parent is not a Celery worker."""
+
+    def cmdline(pid: int) -> str:
+        return (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace")
+
+    table = _process_table()
+    workers = {pid for pid, _ in processes if "celery" in cmdline(pid) and "worker" in cmdline(pid)}
+    workers -= {pid for pid in workers if "draconic.supervise" in cmdline(pid)}
+    (main,) = {pid for pid in workers if table[pid][0] not in workers}
+    return main
+
+
 def _websocket_handshake(port: int, token: str) -> str:
     """The status line daphne answers a WebSocket upgrade of /jobs/stream with."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
@@ -262,6 +275,21 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
     )
     for program in ("honcho", "daphne", "celery", "flower", "scheduler"):
         assert program in names, f"{program} is not running under make run"
+
+    # One process dies: its supervisor starts it again and says so; the platform stays up.
+    os.kill(_celery_worker_main(started), signal.SIGKILL)
+    wait_until(
+        lambda: "worker exited with code -9; restarting it in 1s" in run.output(),
+        timeout=60,
+        message=f"the worker's supervisor to restart it\n{run.output()}",
+    )
+    status, again = run.request("POST", "/jobs/", {"type": "noop"})
+    assert status == 201, again
+    job = again
+    wait_until(
+        completed, timeout=180, interval=0.25, message=f"a job after the restart\n{run.output()}"
+    )
+    started = descendants(run.proc.pid)
 
     os.killpg(run.proc.pid, signal.SIGTERM)
     run.proc.wait(timeout=120)

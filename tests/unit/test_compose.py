@@ -245,13 +245,23 @@ def test_the_image_collects_the_static_files_it_serves():
     assert str(settings.STATIC_ROOT).endswith("var/static")
 
 
+SUPERVISE = [".venv/bin/python", "-m", "draconic.supervise"]
+
+
 def _procfile() -> dict[str, list[str]]:
+    """Each Procfile line's command, as its supervisor runs it."""
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = [line.split(":", 1) for line in lines if line.strip() and not line.startswith("#")]
-    return {name.strip(): _argv(command.strip()) for name, command in entries}
+    commands = {}
+    for name, command in entries:
+        argv = _argv(command.strip())
+        assert argv[:3] == SUPERVISE, f"{name} must run under draconic.supervise"
+        assert argv[3:5] == [name.strip(), "--"], argv
+        commands[name.strip()] = argv[5:]
+    return commands
 
 
-def test_the_procfile_runs_real_commands_of_this_repo():
+def test_the_procfile_runs_real_commands_of_this_repo_each_under_its_supervisor():
     procfile = _procfile()
     assert set(procfile) == {"web", "worker", "scheduler", "flower"}
     for name, argv in procfile.items():

@@ -1,0 +1,83 @@
+"""``python -m draconic.supervise NAME -- COMMAND...``: keep one process of ``make run`` alive.
+
+honcho stops every process of the Procfile when one of them exits, so one crashed worker
+(kombu's Redis transport can crash one while it reconnects after a Redis restart) would stop
+the whole platform. Each Procfile line runs its command under this supervisor instead: a
+command that exits by itself is started again after a pause that doubles from one second up
+to thirty (back to one once it has run for a minute), and the log says so; SIGTERM or SIGINT
+is passed to the command, and the supervisor then exits with it, as honcho expects.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from types import FrameType
+
+#: Pauses before a restart grow from FIRST_PAUSE to MAX_PAUSE seconds, doubling each time.
+FIRST_PAUSE, MAX_PAUSE = 1.0, 30.0
+#: A command that ran this long before it exited is restarted after the first pause again.
+STEADY_SECONDS = 60.0
+
+
+class Supervisor:
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name, self.argv = name, argv
+        self.child: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        pause, restarts = FIRST_PAUSE, 0
+        while True:
+            started = time.monotonic()
+            self.child = subprocess.Popen(self.argv)  # noqa: S603  (our own Procfile line)
+            code = self.child.wait()
+            if self.stopping:
+                return code
+            restarts += 1
+            pause = FIRST_PAUSE if time.monotonic() - started >= STEADY_SECONDS else pause
+            say(f"{self.name} exited with code {code}; restarting it in {pause:g}s", restarts)
+            if self._sleep(pause):
+                return code
+            pause = min(pause * 2, MAX_PAUSE)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless told to stop; True if told to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.stopping
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signum)
+
+
+def say(message: str, restarts: int) -> None:
+    """One JSON log line, the shape of every other process's."""
+    line = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "WARNING",
+        "logger": "draconic.supervise",
+        "message": message,
+        "restarts": restarts,
+    }
+    print(json.dumps(line), file=sys.stderr, flush=True)  # noqa: T201
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -m draconic.supervise NAME -- COMMAND...", file=sys.stderr)  # noqa: T201
+        return 2
+    return Supervisor(argv[0], argv[2:]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

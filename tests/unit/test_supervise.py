@@ -1,0 +1,75 @@
+"""``draconic.supervise``, the supervisor of each ``make run`` process, with real child
+processes: a command that dies is started again and the log says so; SIGTERM stops it for
+good. Hang guards only; no durations asserted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import ROOT, wait_until
+
+
+def supervise(name: str, code: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "draconic.supervise", name, "--", sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_command_that_dies_is_restarted_and_the_log_says_so(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    # Each run leaves a line; the first two crash, the third stays up until stopped.
+    code = (
+        "import pathlib, sys, time\n"
+        f"p = pathlib.Path({str(runs)!r}); p.open('a').write('run\\n')\n"
+        "n = len(p.read_text().splitlines())\n"
+        "sys.exit(3) if n < 3 else time.sleep(600)\n"
+    )
+    proc = supervise("worker", code)
+    try:
+        wait_until(lambda: runs.exists() and len(runs.read_text().splitlines()) == 3, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert [line["message"] for line in lines] == [
+        "worker exited with code 3; restarting it in 1s",
+        "worker exited with code 3; restarting it in 2s",
+    ]
+    assert [line["restarts"] for line in lines] == [1, 2]
+    assert len(runs.read_text().splitlines()) == 3  # not started again after SIGTERM
+
+
+def test_sigterm_stops_the_command_and_the_supervisor_exits_with_it() -> None:
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))\n"
+        "print('up', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = supervise("web", code)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "up"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 7
+    assert "restarting" not in (proc.stderr.read() if proc.stderr else "")
+
+
+def test_it_explains_how_to_call_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "draconic.supervise", "web"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "usage: python -m draconic.supervise NAME -- COMMAND" in done.stderr
