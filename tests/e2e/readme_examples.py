@@ -116,8 +116,8 @@ def curl_request(command: str, *, capture: tuple[str, str] | None = None) -> Req
     headers: dict[str, str] = {}
     rest = iter(words[1:])
     for word in rest:
-        if word in {"-s", "--silent"}:
-            continue
+        if word in {"-s", "--silent", "-O", "-J", "-OJ", "--remote-name", "--remote-header-name"}:
+            continue  # silent, or saving the body to a file: the answer is checked all the same
         if word in {"-X", "--request"}:
             method = next(rest)
         elif word in {"-H", "--header"}:

@@ -258,7 +258,7 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
         message=f"Flower to answer\n{run.output()}",
     )
     # Flower's API takes the development credentials printed at start, and nothing else.
-    printed = re.search(r"Flower .*\(user (\S+), password (\S+)\)", run.output())
+    printed = re.search(r"Flower .*\(user (\S+), password (\S+)\)", "".join(run.lines))
     assert printed, f"no Flower credentials in the output:\n{run.output()}"
     assert _flower_status(run.flower, "/api/workers", printed.groups()) == 200
     assert _flower_status(run.flower, "/api/workers", ("admin", "wrong")) == 401
