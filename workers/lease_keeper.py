@@ -12,6 +12,7 @@ read). A job that ends within a second costs it nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -95,14 +96,17 @@ class LeaseKeeper:
     def _listen(self) -> None:
         """Receive cancel requests as they are made; reconnect after a Redis outage."""
         while True:
+            pubsub = get_redis().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
-                pubsub = get_redis().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.subscribe(cancel_channel())
                 for message in pubsub.listen():
                     self._cancelled(message)
             except redis.RedisError:
                 logger.warning("cancel listener lost Redis; the poll covers meanwhile")
                 time.sleep(1)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()  # its connection goes back to the pool, or away
 
     def _cancelled(self, message: dict[str, Any]) -> None:
         lease = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
