@@ -118,7 +118,9 @@ _HOPEFUL = frozenset({"pending", "queued", "running", "retrying", "completed"})
 def _revive_descendants(roots: Sequence[UUID]) -> list[UUID]:
     """Bring back the descendants of ``roots`` that an ancestor's failure cancelled and whose
     every parent will now complete (is live, completed, or comes back with them)."""
-    candidates = set().union(*(graph.descendant_ids(root) for root in roots))
+    candidates = graph.descendant_ids(*roots)
+    if not candidates:
+        return []
     revivable = set(
         Job.objects.filter(
             id__in=candidates, status=JobStatus.CANCELLED, cancel_requested=False

@@ -10,8 +10,12 @@ from django.db import connection
 from jobs.engine import prepared, statements
 
 
-def descendant_ids(job_id: UUID | str) -> set[UUID]:
-    """Every job that depends on ``job_id``, directly or through others."""
+def descendant_ids(*job_ids: UUID | str) -> set[UUID]:
+    """Every job that depends on any of ``job_ids``, directly or through others (one query,
+    however many)."""
+    if not job_ids:
+        return set()
     with connection.cursor() as cursor:
-        prepared.execute(cursor, (statements.DESCENDANTS, {"job_id": str(job_id)}))
+        ids = [str(i) for i in job_ids]
+        prepared.execute(cursor, (statements.DESCENDANTS, {"job_ids": ids}))
         return {row["id"] for row in prepared.rows(cursor)}

@@ -288,10 +288,10 @@ SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
 FROM moved JOIN log ON log.job_id = moved.id
 """
 
-# Every job that depends, directly or not, on one job (the edges are a DAG).
+# Every job that depends, directly or not, on any of some jobs (the edges are a DAG).
 DESCENDANTS = """
 WITH RECURSIVE d(id) AS (
-    SELECT job_id FROM jobs_jobdependency WHERE depends_on_id = %(job_id)s
+    SELECT job_id FROM jobs_jobdependency WHERE depends_on_id = ANY(%(job_ids)s::uuid[])
     UNION
     SELECT e.job_id FROM jobs_jobdependency AS e JOIN d ON e.depends_on_id = d.id)
 SELECT id FROM d
