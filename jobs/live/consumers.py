@@ -233,7 +233,10 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
         for event in rows:
             if self.sent.add(event["cursor"]):
                 await self.send_json(event)
-        cursor = rows[-1]["cursor"] if rows else since
+        # The highest id sent, or ``since``: rows of transactions still open when ``since``
+        # was written may come back with lower ids, and resuming from one of those would
+        # replay what followed it again.
+        cursor = max([since, *(event["cursor"] for event in rows)])
         if truncated:
             await self.send_json(
                 {
