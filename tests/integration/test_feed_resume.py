@@ -112,6 +112,8 @@ def test_a_resume_replays_a_batch_that_committed_after_the_cursor_the_client_saw
             (str(job.id), S.PENDING) for job in expected
         ]
         assert all(m["replay"] for m in replayed)
+        # Where to resume next: still the cursor it had, not the (lower) last id replayed.
+        assert message["cursor"] == cursor and message["count"] == len(expected)
         await comm.disconnect()
 
     async_to_sync(scenario)()
