@@ -210,8 +210,9 @@ class ExecutionLog(models.Model):
     # Filled in by PostgreSQL on every insert (the engine's statements name neither column):
     # the transaction that wrote the row, and what that statement's snapshot saw as finished.
     # A cursor names a row; they say which rows could still commit after it (jobs.live.resume).
-    xact_id = models.BigIntegerField(db_default=CURRENT_XACT_ID, editable=False)
-    snapshot = models.TextField(db_default=CURRENT_SNAPSHOT, editable=False)
+    # NULL only in rows written before the columns existed (adding them rewrote nothing).
+    xact_id = models.BigIntegerField(db_default=CURRENT_XACT_ID, null=True, editable=False)
+    snapshot = models.TextField(db_default=CURRENT_SNAPSHOT, null=True, editable=False)
 
     class Meta:
         ordering: ClassVar = ["id"]

@@ -31,7 +31,8 @@ snapshot travels with every row, and the reader works out the window when it res
 written before ``c`` by ``c``'s own transaction are not returned again: they committed
 together (their events were sent together).
 
-A cursor that names no row (0, or a line of a deleted job) falls back to ``id > c``.
+A cursor that names no row (0, or a line of a deleted job), or a row written before these
+columns existed, falls back to ``id > c``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def missed_since(since: int) -> Q:
     after ``since`` belongs to a transaction open after its snapshot) and lets the
     ``log_xact_id_brin`` index skip the old rows."""
     mark = ExecutionLog.objects.filter(id=since).values_list("xact_id", "snapshot").first()
-    if mark is None:
+    if mark is None or mark[1] is None:  # no such row, or one older than these columns
         return Q(id__gt=since)
     own, snapshot = mark[0], Snapshot.parse(mark[1])
     # Its own transaction is not "concurrent": its rows committed with it. (It often counts as

@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 
 from jobs.api.submit import job_submit_batch
 from jobs.engine.cancel import job_cancel
+from jobs.live import resume
 from jobs.live.resume import Snapshot
 from jobs.models import ExecutionLog, Job, JobStatus
 from jobs.types.handler import JobContext
@@ -170,3 +171,13 @@ def submit_sync(user: Any) -> Job:
 )
 def test_a_snapshot_reads_as_postgresql_writes_it(text: str, expected: Snapshot) -> None:
     assert Snapshot.parse(text) == expected
+
+
+def test_a_cursor_older_than_the_snapshot_columns_resumes_after_its_id(user):
+    """Rows written before the migration have no snapshot (the columns were added without
+    rewriting the table): resuming from one reads the ids after it, as before."""
+    first, second = submit_sync(user), submit_sync(user)
+    old = ExecutionLog.objects.get(job=first)
+    ExecutionLog.objects.filter(id=old.id).update(xact_id=None, snapshot=None)
+    lines = ExecutionLog.objects.filter(resume.missed_since(old.id))
+    assert list(lines.values_list("job_id", flat=True)) == [second.id]
