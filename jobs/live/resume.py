@@ -21,8 +21,7 @@ started (``>= xmax``) and may commit after it. Resuming from cursor ``c`` theref
 Nothing committed is left out; the rows of the second kind may already have reached the
 client (a concurrent transaction that committed before it disconnected), so a reader drops
 rows whose id it already has. That is the only duplicate: when nothing ran concurrently with
-``c``, the answer is exactly the rows after it. (This relies on ids being taken in time order:
-the identity sequence caches one value per call, PostgreSQL's default.)
+``c``, the answer is exactly the rows after it.
 
 This is the "transactional outbox" relay's problem (a reader of a table fed by concurrent
 transactions); relays that hand out one number usually stop below ``pg_snapshot_xmin`` and
@@ -62,9 +61,9 @@ class Snapshot:
 def missed_since(since: int) -> Q:
     """The filter on ExecutionLog for the rows a reader that had row ``since`` (and what was
     visible when it was written) may not have: the rows after it, and those of transactions
-    still open when it was written. ``xact_id >= xmin`` holds for all of them (a row written
-    after ``since`` belongs to a transaction open after its snapshot) and lets the
-    ``log_xact_id_brin`` index skip the old rows."""
+    still open when it was written, other than its own. The second kind are recent
+    transactions (``xact_id`` at or above the snapshot's ``xmin``), which the
+    ``log_xact_id_brin`` index finds without reading the old rows."""
     mark = ExecutionLog.objects.filter(id=since).values_list("xact_id", "snapshot").first()
     if mark is None or mark[1] is None:  # no such row, or one older than these columns
         return Q(id__gt=since)
@@ -73,4 +72,4 @@ def missed_since(since: int) -> Q:
     # not started in its own snapshot: a statement's snapshot is taken before its first write
     # assigns the transaction its id.)
     concurrent = (Q(xact_id__gte=snapshot.xmax) | Q(xact_id__in=snapshot.running)) & ~Q(xact_id=own)
-    return Q(xact_id__gte=snapshot.xmin) & (Q(id__gt=since) | concurrent)
+    return Q(id__gt=since) | concurrent
