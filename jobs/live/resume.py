@@ -6,7 +6,8 @@ come from a sequence when a row is *inserted*; a row becomes visible when its tr
 committing is invisible while row 200, written by a quicker transaction, is already seen. A
 client that saw 200 and later asked for "rows after 200" would never get 100-199.
 
-The fix here is exact and costs the write path nothing but two column defaults. PostgreSQL
+The fix here is exact and costs the write path two column defaults and a BRIN index entry
+(no statement changes, no round trip; docs/performance.md). PostgreSQL
 records, on every log row, the transaction that wrote it (``xact_id``,
 ``pg_current_xact_id()``) and the snapshot of the statement that wrote it (``snapshot``,
 ``pg_current_snapshot()``: ``xmin:xmax:running``). A transaction that snapshot saw as finished
@@ -32,6 +33,13 @@ together (their events were sent together).
 
 A cursor that names no row (0, or a line of a deleted job), or a row written before these
 columns existed, falls back to ``id > c``.
+
+What the database cannot see is the step after the commit: each process publishes its events
+right after its own commit. A change that committed before ``c`` was written, but whose
+process was slower to publish than ``c``'s (a stall of that process, or a publish lost while
+Redis was unreachable), can reach a live client after ``c`` or not at all, and resuming from
+``c`` does not bring it back. That window is the publisher's commit-to-PUBLISH delay, not a
+transaction's length.
 """
 
 from __future__ import annotations
