@@ -1,8 +1,8 @@
 """``python -m draconic.supervise NAME -- COMMAND...``: keep one process of ``make run`` alive.
 
 honcho stops every process of the Procfile when one of them exits, so one crashed worker
-(kombu's Redis transport can crash one while it reconnects after a Redis restart) would stop
-the whole platform. Each Procfile line runs its command under this supervisor instead: a
+(as kombu 5.7's Redis transport did while reconnecting after a Redis restart, before
+``draconic/broker.py`` guarded it) would stop the whole platform. Each Procfile line runs its command under this supervisor instead: a
 command that exits by itself is started again after a pause that doubles from one second up
 to thirty (back to one once it has run for a minute), and the log says so; SIGTERM or SIGINT
 is passed to the command, and the supervisor then exits with it, as honcho expects.
