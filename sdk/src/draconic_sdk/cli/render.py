@@ -54,8 +54,19 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
+def _table(*columns: str, ids: tuple[str, ...] = ("id", "job")) -> Table:
+    """A plain table whose id columns are never cut (a script may copy them)."""
+    table = Table(box=None)
+    for name in columns:
+        if name in ids:
+            table.add_column(name, no_wrap=True, min_width=36)
+        else:
+            table.add_column(name, overflow="fold")
+    return table
+
+
 def jobs_table(jobs: Iterable[Job]) -> Table:
-    table = Table("id", "type", "priority", "status", "attempt", "created", box=None)
+    table = _table("id", "type", "priority", "status", "attempt", "created")
     for job in jobs:
         table.add_row(
             job.id, job.type, job.priority, styled(job.status), str(job.attempt), _when(job.created_at)
@@ -88,7 +99,7 @@ def job_detail(job: Job) -> Table:
 
 
 def logs_table(lines: Iterable[LogEntry]) -> Table:
-    table = Table("id", "time", "attempt", "level", "change", "message", box=None)
+    table = _table("id", "time", "attempt", "level", "change", "message", ids=())
     for line in lines:
         change = f"{line.from_status or '-'} -> {line.to_status}" if line.to_status else ""
         table.add_row(str(line.id), _when(line.created_at), str(line.attempt), line.level, change, line.message)
@@ -96,7 +107,7 @@ def logs_table(lines: Iterable[LogEntry]) -> Table:
 
 
 def events_table(events: Iterable[Event]) -> Table:
-    table = Table("cursor", "time", "job", "type", "change", "attempt", box=None)
+    table = _table("cursor", "time", "job", "type", "change", "attempt")
     for e in events:
         change = f"{e.previous_status or '-'} -> {styled(e.status)}"
         table.add_row(str(e.cursor), _when(e.timestamp), e.job_id, e.job_type, change, str(e.attempt))
@@ -104,14 +115,14 @@ def events_table(events: Iterable[Event]) -> Table:
 
 
 def dead_letters_table(letters: Iterable[DeadLetter]) -> Table:
-    table = Table("job", "type", "reason", "attempts", "failed at", "error", box=None)
+    table = _table("job", "type", "reason", "attempts", "failed at", "error")
     for d in letters:
         table.add_row(d.job.id, d.job.type, d.reason, str(d.attempts), _when(d.created_at), d.error[:80])
     return table
 
 
 def health_table(health: Health) -> Table:
-    table = Table("check", "ok", "latency ms", "details", box=None)
+    table = _table("check", "ok", "latency ms", "details")
     for name, check in health.checks.items():
         ok = "[green]ok[/]" if check.get("ok") else "[red]FAIL[/]"
         details = check.get("error") or ", ".join(
