@@ -13,13 +13,17 @@ import pytest
 from click.testing import CliRunner, Result
 
 from draconic_sdk.cli import cli
-from tests.e2e.sdk_live import Live, live  # noqa: F401  (the fixture)
+from tests.e2e import sdk_live
+from tests.e2e.sdk_live import Live
 from tests.harness import free_port
 
 pytestmark = pytest.mark.e2e
+live = sdk_live.live  # the fixture
 
 
-def draconic(live: Live, *args: str, token: str | None = None, env: dict[str, str] | None = None) -> Result:
+def draconic(
+    live: Live, *args: str, token: str | None = None, env: dict[str, str] | None = None
+) -> Result:
     environment = {**live.env(token), **(env or {})}
     return CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
 
@@ -48,7 +52,11 @@ def test_submit_wait_get_ls_logs_and_cancel(live: Live, tmp_path: Path) -> None:
     logs = draconic(live, "logs", job_id, "--follow")
     assert logs.exit_code == 0 and "running -> failed" in logs.stdout
 
-    slow = as_json(draconic(live, "--json", "submit", "noop", "--payload", '{"seconds": 60}', "--priority", "low"))
+    slow = as_json(
+        draconic(
+            live, "--json", "submit", "noop", "--payload", '{"seconds": 60}', "--priority", "low"
+        )
+    )
     cancelled = draconic(live, "--json", "cancel", slow["id"])
     assert cancelled.exit_code == 0, cancelled.output
     again = draconic(live, "cancel", slow["id"])
@@ -85,7 +93,18 @@ def test_watch_prints_a_jobs_events_as_json_lines(live: Live) -> None:
 
 def test_the_operator_commands(live: Live) -> None:
     staff = live.staff_token
-    job = as_json(draconic(live, "--json", "submit", "fail", "--payload", '{"permanent": true}', "--wait", token=staff))
+    job = as_json(
+        draconic(
+            live,
+            "--json",
+            "submit",
+            "fail",
+            "--payload",
+            '{"permanent": true}',
+            "--wait",
+            token=staff,
+        )
+    )
     listed = draconic(live, "--json", "dlq", "ls", "--reason", "non_retryable", token=staff)
     assert [d["job"]["id"] for d in as_json(listed)] == [job["id"]]
     dry = draconic(live, "dlq", "retry-all", "--type", "fail", "--dry-run", token=staff)
@@ -117,7 +136,9 @@ def test_shell_completion_is_clicks(live: Live) -> None:
     script = draconic(live, "completion", "bash")
     assert script.exit_code == 0 and "_DRACONIC_COMPLETE" in script.stdout
     words = CliRunner().invoke(
-        cli, [], env={"_DRACONIC_COMPLETE": "bash_complete", "COMP_WORDS": "draconic dl", "COMP_CWORD": "1"},
+        cli,
+        [],
+        env={"_DRACONIC_COMPLETE": "bash_complete", "COMP_WORDS": "draconic dl", "COMP_CWORD": "1"},
         prog_name="draconic",
     )
     assert "dlq" in words.stdout

@@ -29,10 +29,12 @@ from draconic_sdk import (
 )
 from jobs.models import ExecutionLog
 from jobs.models import Job as JobRow
-from tests.e2e.sdk_live import Live, live, start_live  # noqa: F401  (live: the fixture)
+from tests.e2e import sdk_live
+from tests.e2e.sdk_live import Live, start_live
 from tests.harness import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
+live = sdk_live.live  # the fixture
 
 TIMEOUT = 120  # a hang guard for a broken platform, not a performance assertion
 
@@ -94,7 +96,9 @@ def test_wait_follows_100_jobs_to_their_end(live: Live) -> None:
     assert {j.status for j in final} == {"completed"}
 
 
-def test_wait_polls_when_the_server_has_no_websocket(platform: Any, user: Any, staff_user: Any) -> None:
+def test_wait_polls_when_the_server_has_no_websocket(
+    platform: Any, user: Any, staff_user: Any
+) -> None:
     """gunicorn serves REST but no WebSocket (as the compose file's ``api`` does)."""
     live = start_live(platform, user, staff_user)
     port = free_port()
@@ -241,7 +245,9 @@ def test_the_operator_calls_health_metrics_and_the_dead_letter_queue(live: Live)
         with pytest.raises(NotFound):
             client.dlq.retry(str(uuid.uuid4()))
 
-        export = client.submit("data_export", {"format": "csv", "rows": [{"a": 1}], "filename": "n"})
+        export = client.submit(
+            "data_export", {"format": "csv", "rows": [{"a": 1}], "filename": "n"}
+        )
         client.wait(export, timeout=TIMEOUT)
         assert client.export(export).decode().splitlines() == ["a", "1"]
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.sdk_live import Live, live  # noqa: F401  (the fixture)
+from tests.e2e import sdk_live
+from tests.e2e.sdk_live import Live
 from tests.harness import ROOT
 
 pytestmark = pytest.mark.e2e
+live = sdk_live.live  # the fixture
 
 
 def _run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +56,15 @@ def test_the_sdk_installs_and_runs_without_django_or_celery(live: Live, tmp_path
     assert helped.returncode == 0 and "submit" in helped.stdout, helped.stderr
 
     ran = _run(
-        [str(bin_ / "draconic"), "--json", "submit", "noop", "--payload", '{"seconds": 0.1}', "--wait"],
+        [
+            str(bin_ / "draconic"),
+            "--json",
+            "submit",
+            "noop",
+            "--payload",
+            '{"seconds": 0.1}',
+            "--wait",
+        ],
         tmp_path,
         **live.env(),
     )

@@ -152,11 +152,7 @@ def test_every_response_field_has_a_model_field(anon_api: APIClient) -> None:
 def test_every_request_field_is_a_parameter(anon_api: APIClient) -> None:
     schema = _schema(anon_api)
     components = schema["components"]["schemas"]
-    requested = {
-        ref
-        for op in _operations(schema)
-        for ref in _refs(op.get("requestBody", {}))
-    }
+    requested = {ref for op in _operations(schema) for ref in _refs(op.get("requestBody", {}))}
     requested |= {r for name in set(requested) for r in _refs(components[name])}
     requested = {name for name in requested if "properties" in components[name]}
     problems = [f"request schema {name} is not mapped" for name in requested - set(REQUESTS)]

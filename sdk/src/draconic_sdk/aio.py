@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, overload
@@ -18,8 +19,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from draconic_sdk import calls, feed
 from draconic_sdk.calls import Page, job_id_of
-from draconic_sdk.client import SAFETY_POLL_SECONDS, SOCKET_ERRORS, StatusCallback
-from draconic_sdk.client import _check_deadline, _deadline, _left
+from draconic_sdk.client import (
+    SAFETY_POLL_SECONDS,
+    SOCKET_ERRORS,
+    StatusCallback,
+    _check_deadline,
+    _deadline,
+    _left,
+)
 from draconic_sdk.config import Settings, settings
 from draconic_sdk.errors import ServerUnavailable
 from draconic_sdk.graph import Graph
@@ -182,7 +189,7 @@ class AsyncClient:
     async def cancel(self, job: str | Job) -> Job:
         return await self.transport.run(calls.cancel(job))
 
-    async def logs(self, job: str | Job, *, since: int | None = None) -> list[LogEntry]:
+    async def logs(self, job: str | Job, *, since: int | None = None) -> builtins.list[LogEntry]:
         def fetch(page: int) -> Awaitable[Page[LogEntry]]:
             return self.transport.run(calls.logs_page(job, since=since, page=page))
 
@@ -201,8 +208,12 @@ class AsyncClient:
         return await self.transport.run(calls.metrics())
 
     @overload
-    async def wait(
-        self, jobs: str | Job, *, timeout: float | None = ..., on_status: StatusCallback | None = ...
+    async def wait(  # type: ignore[overload-overlap]  # a str is one id, not many
+        self,
+        jobs: str | Job,
+        *,
+        timeout: float | None = ...,
+        on_status: StatusCallback | None = ...,
     ) -> Job: ...
     @overload
     async def wait(
@@ -211,7 +222,7 @@ class AsyncClient:
         *,
         timeout: float | None = ...,
         on_status: StatusCallback | None = ...,
-    ) -> list[Job]: ...
+    ) -> builtins.list[Job]: ...
 
     async def wait(
         self,
@@ -219,10 +230,10 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         on_status: StatusCallback | None = None,
-    ) -> Job | list[Job]:
+    ) -> Job | builtins.list[Job]:
         """As ``Client.wait``: the final Job(s), over the feed, polling without a socket."""
         single = isinstance(jobs, (str, Job))
-        given = [jobs] if single else list(jobs)  # type: ignore[list-item]
+        given: builtins.list[str | Job] = [jobs] if isinstance(jobs, (str, Job)) else [*jobs]
         waiter = feed.Waiter([job_id_of(j) for j in given])
         deadline = _deadline(timeout)
         if not await self._wait_socket(waiter, deadline, on_status):

@@ -190,6 +190,4 @@ def dlq_retry_bulk(
     if all:
         body["all"] = True
     body.update(dry_run=dry_run, descendants=descendants)
-    return Call(
-        "POST", "/admin/dlq/retry/", BulkRequeued.from_json, json=body, idempotent=dry_run
-    )
+    return Call("POST", "/admin/dlq/retry/", BulkRequeued.from_json, json=body, idempotent=dry_run)

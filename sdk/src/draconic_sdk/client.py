@@ -9,6 +9,7 @@ the transport; ``stream`` and ``wait`` follow the WebSocket feed (``feed``).
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, overload
@@ -74,7 +75,12 @@ class DeadLetters:
     ) -> Iterator[DeadLetter]:
         """Every open dead letter matching the filters, newest first, page after page."""
         run = self._client.transport.run
-        return _pages(lambda page: run(calls.dlq_page(page=page, page_size=page_size, type=type, reason=reason)), key=lambda d: d.id)
+        return _pages(
+            lambda page: run(
+                calls.dlq_page(page=page, page_size=page_size, type=type, reason=reason)
+            ),
+            key=lambda d: d.id,
+        )
 
     def retry(self, job: str | Job, *, descendants: bool = True) -> Requeued:
         """Send a dead-lettered job back to pending, with the descendants its failure
@@ -98,7 +104,9 @@ class DeadLetters:
         return self._client.transport.run(call)
 
 
-def _pages(fetch: Callable[[int], calls.Page[Any]], *, key: Callable[[Any], Any], limit: int | None = None) -> Iterator[Any]:
+def _pages(
+    fetch: Callable[[int], calls.Page[Any]], *, key: Callable[[Any], Any], limit: int | None = None
+) -> Iterator[Any]:
     """Every item of pages 1, 2, ... until the last (or ``limit`` items). An item seen on an
     earlier page is skipped: new rows at the head of a newest-first list shift the pages."""
     seen: set[Any] = set()
@@ -211,7 +219,7 @@ class Client:
         """Cancel a job: at once unless it runs (then ``cancel_requested``); 409 if ended."""
         return self.transport.run(calls.cancel(job))
 
-    def logs(self, job: str | Job, *, since: int | None = None) -> list[LogEntry]:
+    def logs(self, job: str | Job, *, since: int | None = None) -> builtins.list[LogEntry]:
         """The job's log lines after log id ``since`` (all of them by default), oldest first."""
         fetch = lambda page: self.transport.run(calls.logs_page(job, since=since, page=page))  # noqa: E731
         return [*_pages(fetch, key=lambda line: line.id)]
@@ -233,8 +241,12 @@ class Client:
         return self.transport.run(calls.metrics())
 
     @overload
-    def wait(
-        self, jobs: str | Job, *, timeout: float | None = ..., on_status: StatusCallback | None = ...
+    def wait(  # type: ignore[overload-overlap]  # a str is one id, not many
+        self,
+        jobs: str | Job,
+        *,
+        timeout: float | None = ...,
+        on_status: StatusCallback | None = ...,
     ) -> Job: ...
     @overload
     def wait(
@@ -243,7 +255,7 @@ class Client:
         *,
         timeout: float | None = ...,
         on_status: StatusCallback | None = ...,
-    ) -> list[Job]: ...
+    ) -> builtins.list[Job]: ...
 
     def wait(
         self,
@@ -251,14 +263,14 @@ class Client:
         *,
         timeout: float | None = None,
         on_status: StatusCallback | None = None,
-    ) -> Job | list[Job]:
+    ) -> Job | builtins.list[Job]:
         """Block until every job has ended; the final Job (or Jobs, in the order given).
 
         Follows the WebSocket feed, and polls over REST when no socket can be opened.
         ``on_status(job_id, status)`` hears each change seen. Raises ``Timeout`` (naming the
         jobs still running) after ``timeout`` seconds."""
         single = isinstance(jobs, (str, Job))
-        given = [jobs] if single else list(jobs)  # type: ignore[list-item]
+        given: builtins.list[str | Job] = [jobs] if isinstance(jobs, (str, Job)) else [*jobs]
         waiter = feed.Waiter([job_id_of(j) for j in given])
         deadline = _deadline(timeout)
         if not self._wait_socket(waiter, deadline, on_status):

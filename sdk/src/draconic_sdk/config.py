@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Told to whoever has no token (the CLI prints it; AuthenticationError carries it).
-TOKEN_HELP = (
+HOW_TO_AUTHENTICATE = (
     "set DRACONIC_TOKEN (or pass --token): `make run` prints the development superuser's "
     "token; for any user, run `python manage.py createapitoken USERNAME` on the server "
     "(`docker compose exec api python manage.py createapitoken USERNAME` under compose)"

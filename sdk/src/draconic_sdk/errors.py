@@ -100,9 +100,7 @@ def parse_retry_after(value: str | None, default: float = 1.0) -> float:
         return default
 
 
-def error_for(
-    *, status: int, body: Any, url: str, retry_after: str | None = None
-) -> DraconicError:
+def error_for(*, status: int, body: Any, url: str, retry_after: str | None = None) -> DraconicError:
     """The error of an HTTP answer with a status of 400 or more."""
     message = _message(body) or f"HTTP {status}"
     if status == 429:

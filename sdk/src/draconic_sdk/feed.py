@@ -75,9 +75,7 @@ class FeedState:
         return max(floor, self.highest - REWIND)
 
     def url(self, ws_url: str, token: str | None) -> str:
-        return socket_url(
-            ws_url, token, job=self.job, batch=self.batch, since=self.resume_since()
-        )
+        return socket_url(ws_url, token, job=self.job, batch=self.batch, since=self.resume_since())
 
     def accept(self, message: dict[str, Any]) -> Event | None:
         """The event to yield for ``message``, or None (a control message or a repeat);

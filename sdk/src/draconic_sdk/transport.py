@@ -19,7 +19,7 @@ import httpx
 
 from draconic_sdk._version import __version__
 from draconic_sdk.calls import Call
-from draconic_sdk.config import TOKEN_HELP, Settings
+from draconic_sdk.config import HOW_TO_AUTHENTICATE, Settings
 from draconic_sdk.errors import (
     AuthenticationError,
     DraconicError,
@@ -42,7 +42,13 @@ def headers(settings: Settings) -> dict[str, str]:
 
 
 def read_answer(
-    call: Call[T], *, status: int, content: bytes, content_type: str, url: str, retry_after: str | None
+    call: Call[T],
+    *,
+    status: int,
+    content: bytes,
+    content_type: str,
+    url: str,
+    retry_after: str | None,
 ) -> T:
     """The value of an answer, or the typed error it stands for."""
     body: Any = content
@@ -51,7 +57,7 @@ def read_answer(
     if status >= 400 and status not in call.ok_statuses:
         error = error_for(status=status, body=body, url=url, retry_after=retry_after)
         if isinstance(error, AuthenticationError):
-            error.message = f"{error.message}. {TOKEN_HELP}"
+            error.message = f"{error.message}. {HOW_TO_AUTHENTICATE}"
             error.args = (error.message,)
         raise error
     return call.parse(body)
@@ -75,7 +81,9 @@ def unreachable(settings: Settings, exc: Exception) -> ServerUnavailable:
     )
 
 
-def retry_delay(call: Call[Any], error: DraconicError, attempt: int, settings: Settings) -> float | None:
+def retry_delay(
+    call: Call[Any], error: DraconicError, attempt: int, settings: Settings
+) -> float | None:
     """Seconds to wait before repeating ``call`` after ``error`` on try ``attempt`` (0 is the
     first), or None to give up and raise."""
     if not call.idempotent or attempt >= settings.retries:

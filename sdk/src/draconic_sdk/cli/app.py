@@ -57,13 +57,19 @@ class DraconicGroup(click.Group):
 
 
 @click.group(cls=DraconicGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", envvar="DRACONIC_URL", help="The server [env DRACONIC_URL; default http://127.0.0.1:8000].")
+@click.option(
+    "--url",
+    envvar="DRACONIC_URL",
+    help="The server [env DRACONIC_URL; default http://127.0.0.1:8000].",
+)
 @click.option("--token", envvar="DRACONIC_TOKEN", help="Your API token [env DRACONIC_TOKEN].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables (for scripts).")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per HTTP request.")
 @click.version_option(__version__, prog_name="draconic")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool, timeout: float) -> None:
+def cli(
+    ctx: click.Context, url: str | None, token: str | None, as_json: bool, timeout: float
+) -> None:
     """Submit, follow and operate Draconic jobs.
 
     \b
@@ -74,7 +80,6 @@ def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool, t
     logging.getLogger("httpx").setLevel(logging.WARNING)
     state = ctx.obj = State(url, token, as_json, timeout)
     ctx.call_on_close(state.close)
-
 
 
 pass_state = click.make_pass_decorator(State)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from draconic_sdk.config import TOKEN_HELP
+from draconic_sdk.config import HOW_TO_AUTHENTICATE
 from draconic_sdk.errors import (
     AuthenticationError,
     Conflict,
@@ -31,7 +31,7 @@ TIMED_OUT = 8
 
 _CODES: list[tuple[type[DraconicError], int, str]] = [
     (ValidationError, INVALID, "fix the fields named above and run the command again"),
-    (AuthenticationError, AUTH, TOKEN_HELP),
+    (AuthenticationError, AUTH, HOW_TO_AUTHENTICATE),
     (
         PermissionDenied,
         AUTH,
@@ -55,7 +55,7 @@ def exit_code(error: DraconicError) -> int:
 def hint(error: DraconicError) -> str:
     for kind, _, text in _CODES:
         if isinstance(error, kind):
-            if isinstance(error, AuthenticationError) and TOKEN_HELP in error.message:
+            if isinstance(error, AuthenticationError) and HOW_TO_AUTHENTICATE in error.message:
                 return ""  # the message already says it
             return text
     return ""

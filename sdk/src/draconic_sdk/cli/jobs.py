@@ -26,7 +26,9 @@ def read_json(value: str, what: str) -> Any:
         try:
             text = Path(value[1:]).read_text()
         except OSError as exc:
-            raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}", param_hint=what) from exc
+            raise click.BadParameter(
+                f"cannot read {value[1:]}: {exc.strerror}", param_hint=what
+            ) from exc
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -60,10 +62,14 @@ def _wait_one(state: State, job: Job, timeout: float | None) -> Job:
 @click.option("--max-attempts", type=int)
 @click.option("--timeout-seconds", type=int, help="How long one attempt may run.")
 @click.option("--idempotency-key", help="Makes the submit safe to repeat (default: generated).")
-@click.option("--wait", is_flag=True, help="Follow the job until it ends; exit 1 unless it completed.")
+@click.option(
+    "--wait", is_flag=True, help="Follow the job until it ends; exit 1 unless it completed."
+)
 @click.option("--wait-timeout", type=float, help="With --wait: give up after this many seconds.")
 @pass_state
-def submit(state: State, type: str, payload: str, wait: bool, wait_timeout: float | None, **options: Any) -> None:
+def submit(
+    state: State, /, type: str, payload: str, wait: bool, wait_timeout: float | None, **options: Any
+) -> None:
     """Submit a job of TYPE."""
     body = read_json(payload, "--payload")
     if not isinstance(body, dict):
@@ -91,11 +97,17 @@ def get(state: State, job_id: str) -> None:
 @click.option("--priority", type=click.Choice(PRIORITIES))
 @click.option("--limit", default=20, show_default=True, help="At most this many (0: all).")
 @pass_state
-def list_jobs(state: State, status: str | None, type_: str | None, priority: str | None, limit: int) -> None:
+def list_jobs(
+    state: State, status: str | None, type_: str | None, priority: str | None, limit: int
+) -> None:
     """List your jobs, newest first."""
     jobs = list(
         state.client.list(
-            status=status, type=type_, priority=priority, limit=limit or None, page_size=min(limit or 100, 100)
+            status=status,
+            type=type_,
+            priority=priority,
+            limit=limit or None,
+            page_size=min(limit or 100, 100),
         )
     )
     state.show(jobs, render.jobs_table(jobs))
@@ -146,7 +158,11 @@ def graph() -> None:
 
 @graph.command(name="submit")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--wait", is_flag=True, help="Show a live tree until every job ends; exit 1 unless all completed.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Show a live tree until every job ends; exit 1 unless all completed.",
+)
 @click.option("--wait-timeout", type=float, help="With --wait: give up after this many seconds.")
 @pass_state
 def graph_submit(state: State, file: str, wait: bool, wait_timeout: float | None) -> None:
@@ -167,7 +183,11 @@ def graph_submit(state: State, file: str, wait: bool, wait_timeout: float | None
 
             jobs = state.client.wait(jobs, timeout=wait_timeout, on_status=update)
     final = {job.id: job.status for job in jobs}
-    body = {"batch_id": result.batch_id, "keys": {k: j.id for k, j in result.jobs.items()}, "jobs": jobs}
+    body = {
+        "batch_id": result.batch_id,
+        "keys": {k: j.id for k, j in result.jobs.items()},
+        "jobs": jobs,
+    }
     state.show(body, render.graph_tree(result, final))
     if wait:
         _finish(state, jobs)
@@ -179,7 +199,9 @@ def graph_submit(state: State, file: str, wait: bool, wait_timeout: float | None
 @click.option("--since", type=int, help="Replay the changes after this cursor first (0: all).")
 @click.option("--until-done", is_flag=True, help="With --job: stop once the job has ended.")
 @pass_state
-def watch(state: State, job_id: str | None, batch_id: str | None, since: int | None, until_done: bool) -> None:
+def watch(
+    state: State, job_id: str | None, batch_id: str | None, since: int | None, until_done: bool
+) -> None:
     """A live table of job events (JSON lines with --json). Ctrl-C stops."""
     events: deque[Event] = deque(maxlen=30)
     stream = state.client.stream(job=job_id, batch=batch_id, since=since)

@@ -48,7 +48,12 @@ def dlq_retry(state: State, job_id: str, no_descendants: bool) -> None:
 @click.option("--no-descendants", is_flag=True)
 @pass_state
 def dlq_retry_all(
-    state: State, type_: str | None, reason: str | None, all_: bool, dry_run: bool, no_descendants: bool
+    state: State,
+    type_: str | None,
+    reason: str | None,
+    all_: bool,
+    dry_run: bool,
+    no_descendants: bool,
 ) -> None:
     """Re-drive the dead letters matching --type/--reason (or --all); 10,000 at most a call."""
     if not (type_ or reason or all_):

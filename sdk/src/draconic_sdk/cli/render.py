@@ -69,7 +69,12 @@ def jobs_table(jobs: Iterable[Job]) -> Table:
     table = _table("id", "type", "priority", "status", "attempt", "created")
     for job in jobs:
         table.add_row(
-            job.id, job.type, job.priority, styled(job.status), str(job.attempt), _when(job.created_at)
+            job.id,
+            job.type,
+            job.priority,
+            styled(job.status),
+            str(job.attempt),
+            _when(job.created_at),
         )
     return table
 
@@ -102,7 +107,14 @@ def logs_table(lines: Iterable[LogEntry]) -> Table:
     table = _table("id", "time", "attempt", "level", "change", "message", ids=())
     for line in lines:
         change = f"{line.from_status or '-'} -> {line.to_status}" if line.to_status else ""
-        table.add_row(str(line.id), _when(line.created_at), str(line.attempt), line.level, change, line.message)
+        table.add_row(
+            str(line.id),
+            _when(line.created_at),
+            str(line.attempt),
+            line.level,
+            change,
+            line.message,
+        )
     return table
 
 
@@ -110,14 +122,18 @@ def events_table(events: Iterable[Event]) -> Table:
     table = _table("cursor", "time", "job", "type", "change", "attempt")
     for e in events:
         change = f"{e.previous_status or '-'} -> {styled(e.status)}"
-        table.add_row(str(e.cursor), _when(e.timestamp), e.job_id, e.job_type, change, str(e.attempt))
+        table.add_row(
+            str(e.cursor), _when(e.timestamp), e.job_id, e.job_type, change, str(e.attempt)
+        )
     return table
 
 
 def dead_letters_table(letters: Iterable[DeadLetter]) -> Table:
     table = _table("job", "type", "reason", "attempts", "failed at", "error")
     for d in letters:
-        table.add_row(d.job.id, d.job.type, d.reason, str(d.attempts), _when(d.created_at), d.error[:80])
+        table.add_row(
+            d.job.id, d.job.type, d.reason, str(d.attempts), _when(d.created_at), d.error[:80]
+        )
     return table
 
 
