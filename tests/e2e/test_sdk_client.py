@@ -24,6 +24,7 @@ from draconic_sdk import (
     Job,
     NotFound,
     PermissionDenied,
+    RateLimited,
     ServerUnavailable,
     ValidationError,
 )
@@ -277,3 +278,18 @@ def test_the_async_client_submits_waits_streams_and_raises_typed_errors(live: Li
                     pass
 
     asyncio.run(scenario())
+
+
+def test_a_rate_limited_call_is_retried_after_the_servers_retry_after(
+    platform: Any, user: Any, staff_user: Any
+) -> None:
+    live = start_live(platform, user, staff_user, worker=False)
+    url = platform.start_web("strict-web", DRACONIC_THROTTLE_USER="4/s")
+    job = Client(live.url, live.token).submit("noop")
+    with Client(url, live.token, retries=0) as client:
+        with pytest.raises(RateLimited) as limited:
+            for _ in range(200):  # a fixed window of 4 a second: soon refused
+                client.get(job)
+        assert 0 < limited.value.retry_after <= 1
+    with Client(url, live.token, retries=5) as client:
+        assert all(client.get(job).id == job.id for _ in range(20))

@@ -12,10 +12,10 @@ import pytest
 
 from draconic_sdk import calls, errors, feed
 from draconic_sdk.calls import Page
-from draconic_sdk.client import _pages
 from draconic_sdk.config import HOW_TO_AUTHENTICATE, settings
 from draconic_sdk.graph import Graph
 from draconic_sdk.models import Job
+from draconic_sdk.namespaces import pages as _pages
 from draconic_sdk.transport import read_answer, retry_delay
 from tests.harness import ROOT
 

@@ -25,14 +25,12 @@ from draconic_sdk.errors import ServerUnavailable, Timeout
 from draconic_sdk.graph import Graph
 from draconic_sdk.models import (
     BatchResult,
-    BulkRequeued,
-    DeadLetter,
     Event,
     Health,
     Job,
     LogEntry,
-    Requeued,
 )
+from draconic_sdk.namespaces import DeadLetters, Dependencies, pages
 from draconic_sdk.transport import SyncTransport, headers
 
 #: Socket failures after which ``stream`` reconnects and ``wait`` reconnects or polls.
@@ -51,78 +49,6 @@ def _left(deadline: float | None, cap: float) -> float:
     if deadline is None:
         return cap
     return max(0.0, min(cap, deadline - time.monotonic()))
-
-
-class Dependencies:
-    """``client.dependencies.add(job, [parents])``: ``POST /jobs/{id}/dependencies/``."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def add(self, job: str | Job, parents: Iterable[str | Job]) -> Job:
-        """Make ``job`` wait for ``parents`` too (it must not have started); the updated job."""
-        return self._client.transport.run(calls.add_dependencies(job, parents))
-
-
-class DeadLetters:
-    """The dead-letter queue (staff): ``client.dlq.list()``, ``.retry(id)``, ``.retry_all()``."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def list(
-        self, *, type: str | None = None, reason: str | None = None, page_size: int = 100
-    ) -> Iterator[DeadLetter]:
-        """Every open dead letter matching the filters, newest first, page after page."""
-        run = self._client.transport.run
-        return _pages(
-            lambda page: run(
-                calls.dlq_page(page=page, page_size=page_size, type=type, reason=reason)
-            ),
-            key=lambda d: d.id,
-        )
-
-    def retry(self, job: str | Job, *, descendants: bool = True) -> Requeued:
-        """Send a dead-lettered job back to pending, with the descendants its failure
-        cancelled unless ``descendants`` is False."""
-        return self._client.transport.run(calls.dlq_retry(job, descendants=descendants))
-
-    def retry_all(
-        self,
-        *,
-        type: str | None = None,
-        reason: str | None = None,
-        all: bool = False,
-        dry_run: bool = False,
-        descendants: bool = True,
-    ) -> BulkRequeued:
-        """Re-drive the open dead letters matching ``type``/``reason`` (or ``all=True``); with
-        ``dry_run`` only count them. At most 10,000 per call: repeat until ``requeued`` is 0."""
-        call = calls.dlq_retry_bulk(
-            type=type, reason=reason, all=all, dry_run=dry_run, descendants=descendants
-        )
-        return self._client.transport.run(call)
-
-
-def _pages(
-    fetch: Callable[[int], calls.Page[Any]], *, key: Callable[[Any], Any], limit: int | None = None
-) -> Iterator[Any]:
-    """Every item of pages 1, 2, ... until the last (or ``limit`` items). An item seen on an
-    earlier page is skipped: new rows at the head of a newest-first list shift the pages."""
-    seen: set[Any] = set()
-    page = 1
-    while True:
-        batch = fetch(page)
-        for item in batch.items:
-            if key(item) in seen:
-                continue
-            seen.add(key(item))
-            yield item
-            if limit is not None and len(seen) >= limit:
-                return
-        if not batch.has_next:
-            return
-        page += 1
 
 
 class Client:
@@ -213,7 +139,7 @@ class Client:
             )
             return self.transport.run(call)
 
-        return _pages(fetch, key=lambda j: j.id, limit=limit)
+        return pages(fetch, key=lambda j: j.id, limit=limit)
 
     def cancel(self, job: str | Job) -> Job:
         """Cancel a job: at once unless it runs (then ``cancel_requested``); 409 if ended."""
@@ -222,7 +148,7 @@ class Client:
     def logs(self, job: str | Job, *, since: int | None = None) -> builtins.list[LogEntry]:
         """The job's log lines after log id ``since`` (all of them by default), oldest first."""
         fetch = lambda page: self.transport.run(calls.logs_page(job, since=since, page=page))  # noqa: E731
-        return [*_pages(fetch, key=lambda line: line.id)]
+        return [*pages(fetch, key=lambda line: line.id)]
 
     def export(self, job: str | Job) -> bytes:
         """The file a completed ``data_export`` job wrote."""
