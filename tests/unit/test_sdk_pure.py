@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from draconic_sdk import calls, errors, feed
 from draconic_sdk.calls import Page
 from draconic_sdk.config import HOW_TO_AUTHENTICATE, settings
-from draconic_sdk.graph import Graph
+from draconic_sdk.graph import Graph, JobOptions
 from draconic_sdk.models import Job
 from draconic_sdk.namespaces import pages as _pages
 from draconic_sdk.transport import read_answer, retry_delay
@@ -95,7 +96,9 @@ def test_a_submit_carries_one_generated_idempotency_key_or_the_callers() -> None
     first, second = calls.submit("noop"), calls.submit("noop")
     assert first.json["idempotency_key"] != second.json["idempotency_key"]
     assert calls.submit("noop", idempotency_key="k").json["idempotency_key"] == "k"
-    body = calls.submit("noop", {"a": 1}, cpu_units=2, depends_on=[Job.from_json(JOB)]).json
+    options = JobOptions(cpu_units=2, run_at=datetime(2030, 1, 1, tzinfo=UTC))
+    body = calls.submit("noop", {"a": 1}, options=options, depends_on=[Job.from_json(JOB)]).json
+    assert body["run_at"] == "2030-01-01T00:00:00+00:00"
     assert body["resource_requirements"] == {"cpu_units": 2} and body["depends_on"] == ["j1"]
     assert "priority" not in body  # the type's default
 

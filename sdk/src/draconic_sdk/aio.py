@@ -12,6 +12,7 @@ import asyncio
 import builtins
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, overload
 
 import httpx
@@ -29,7 +30,7 @@ from draconic_sdk.client import (
 )
 from draconic_sdk.config import Settings, settings
 from draconic_sdk.errors import ServerUnavailable
-from draconic_sdk.graph import Graph
+from draconic_sdk.graph import Graph, JobOptions
 from draconic_sdk.models import (
     BatchResult,
     BulkRequeued,
@@ -147,17 +148,26 @@ class AsyncClient:
         max_attempts: int | None = None,
         timeout_seconds: int | None = None,
         idempotency_key: str | None = None,
+        run_at: datetime | str | None = None,
+        delay_seconds: float | None = None,
+        concurrency_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
-        call = calls.submit(
-            type,
-            payload,
+        options = JobOptions(
             priority=priority,
             cpu_units=cpu_units,
             memory_mb=memory_mb,
-            depends_on=depends_on,
             max_attempts=max_attempts,
             timeout_seconds=timeout_seconds,
+            run_at=run_at,
+            delay_seconds=delay_seconds,
+            concurrency_key=concurrency_key,
+        )
+        call = calls.submit(
+            type,
+            payload,
+            options=options,
+            depends_on=depends_on,
             idempotency_key=idempotency_key,
             extra=extra,
         )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from draconic_sdk.graph import Graph, job_options
+from draconic_sdk.graph import Graph, JobOptions
 from draconic_sdk.models import (
     BatchResult,
     BulkRequeued,
@@ -68,18 +68,14 @@ def submit(
     type: str,
     payload: Mapping[str, Any] | None = None,
     *,
-    priority: str | None = None,
-    cpu_units: int | None = None,
-    memory_mb: int | None = None,
+    options: JobOptions | None = None,
     depends_on: Iterable[str | Job] = (),
-    max_attempts: int | None = None,
-    timeout_seconds: int | None = None,
     idempotency_key: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Call[Job]:
     """``POST /jobs/``. ``extra``: fields of the body this client does not name yet."""
     body: dict[str, Any] = {"type": type, "payload": dict(payload or {})}
-    body.update(job_options(priority, cpu_units, memory_mb, max_attempts, timeout_seconds))
+    body.update((options or JobOptions()).to_json())
     parents = [job_id_of(p) for p in depends_on]
     if parents:
         body["depends_on"] = parents

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, overload
 
 import httpx
@@ -22,7 +23,7 @@ from draconic_sdk import calls, feed
 from draconic_sdk.calls import job_id_of
 from draconic_sdk.config import Settings, settings
 from draconic_sdk.errors import ServerUnavailable, Timeout
-from draconic_sdk.graph import Graph
+from draconic_sdk.graph import Graph, JobOptions
 from draconic_sdk.models import (
     BatchResult,
     Event,
@@ -97,19 +98,28 @@ class Client:
         max_attempts: int | None = None,
         timeout_seconds: int | None = None,
         idempotency_key: str | None = None,
+        run_at: datetime | str | None = None,
+        delay_seconds: float | None = None,
+        concurrency_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
         """Store a job (``POST /jobs/``); unset options take the type's defaults. Without an
         ``idempotency_key`` one is generated, and every automatic retry reuses it."""
-        call = calls.submit(
-            type,
-            payload,
+        options = JobOptions(
             priority=priority,
             cpu_units=cpu_units,
             memory_mb=memory_mb,
-            depends_on=depends_on,
             max_attempts=max_attempts,
             timeout_seconds=timeout_seconds,
+            run_at=run_at,
+            delay_seconds=delay_seconds,
+            concurrency_key=concurrency_key,
+        )
+        call = calls.submit(
+            type,
+            payload,
+            options=options,
+            depends_on=depends_on,
             idempotency_key=idempotency_key,
             extra=extra,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from draconic_sdk.models import Job
@@ -37,6 +38,9 @@ class Graph:
         memory_mb: int | None = None,
         max_attempts: int | None = None,
         timeout_seconds: int | None = None,
+        run_at: datetime | str | None = None,
+        delay_seconds: float | None = None,
+        concurrency_key: str | None = None,
     ) -> str:
         """Add a job; returns its key. Unset options take the server's defaults."""
         key = key or f"{type}-{len(self.nodes) + 1}"
@@ -46,7 +50,17 @@ class Graph:
         parents = [p.id if isinstance(p, Job) else p for p in depends_on]
         if parents:
             node["depends_on"] = parents
-        node.update(job_options(priority, cpu_units, memory_mb, max_attempts, timeout_seconds))
+        options = JobOptions(
+            priority=priority,
+            cpu_units=cpu_units,
+            memory_mb=memory_mb,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            run_at=run_at,
+            delay_seconds=delay_seconds,
+            concurrency_key=concurrency_key,
+        )
+        node.update(options.to_json())
         self.nodes.append(node)
         return key
 
@@ -64,22 +78,33 @@ class Graph:
         return cls(nodes=[dict(job) for job in jobs])
 
 
-def job_options(
-    priority: str | None,
-    cpu_units: int | None,
-    memory_mb: int | None,
-    max_attempts: int | None,
-    timeout_seconds: int | None,
-) -> dict[str, Any]:
-    """The optional fields of a job's body; what is None is left out (the server's default)."""
-    body: dict[str, Any] = {}
-    if priority is not None:
-        body["priority"] = priority
-    if cpu_units is not None or memory_mb is not None:
-        resources = {"cpu_units": cpu_units, "memory_mb": memory_mb}
-        body["resource_requirements"] = {k: v for k, v in resources.items() if v is not None}
-    if max_attempts is not None:
-        body["max_attempts"] = max_attempts
-    if timeout_seconds is not None:
-        body["timeout_seconds"] = timeout_seconds
-    return body
+@dataclass(frozen=True)
+class JobOptions:
+    """The optional fields of a job (None: the job type's default, left out of the body).
+    ``run_at``/``delay_seconds`` (not before then) and ``concurrency_key`` (the key its
+    limits count it under) need a server that knows them; an older one answers a 400
+    naming the field."""
+
+    priority: str | None = None
+    cpu_units: int | None = None
+    memory_mb: int | None = None
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    run_at: datetime | str | None = None
+    delay_seconds: float | None = None
+    concurrency_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.cpu_units is not None or self.memory_mb is not None:
+            resources = {"cpu_units": self.cpu_units, "memory_mb": self.memory_mb}
+            body["resource_requirements"] = {k: v for k, v in resources.items() if v is not None}
+        for name in ("priority", "max_attempts", "timeout_seconds", "delay_seconds"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        if self.concurrency_key is not None:
+            body["concurrency_key"] = self.concurrency_key
+        if self.run_at is not None:
+            run_at = self.run_at
+            body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+        return body

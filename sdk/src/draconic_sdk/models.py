@@ -53,6 +53,9 @@ class Job:
     completed_at: datetime | None
     next_attempt_at: datetime | None
     updated_at: datetime | None
+    #: Shown by servers that have them (delayed jobs, limits); None from older ones.
+    run_at: datetime | None = None
+    concurrency_key: str | None = None
 
     @property
     def done(self) -> bool:
@@ -82,6 +85,8 @@ class Job:
             cancel_requested=bool(data.get("cancel_requested")),
             worker=data.get("worker") or "",
             **{name: _when(data.get(name)) for name in _JOB_TIMESTAMPS},
+            run_at=_when(data.get("run_at")),
+            concurrency_key=data.get("concurrency_key"),
         )
 
 
