@@ -91,6 +91,17 @@ def test_watch_prints_a_jobs_events_as_json_lines(live: Live) -> None:
     assert statuses == ["pending", "queued", "running", "completed"]
 
 
+def test_watch_shows_a_table_and_logs_follow_a_running_job_to_its_end(live: Live) -> None:
+    job = as_json(draconic(live, "--json", "submit", "noop", "--payload", '{"seconds": 2}'))
+    followed = draconic(live, "--json", "logs", job["id"], "--follow")
+    assert followed.exit_code == 0, followed.output
+    lines = [json.loads(line) for line in followed.stdout.splitlines()]
+    assert lines[-1]["to_status"] == "completed"  # it followed the job to its end
+    assert len({line["id"] for line in lines}) == len(lines)  # each line once
+    table = draconic(live, "watch", "--job", job["id"], "--since", "0", "--until-done")
+    assert table.exit_code == 0 and "running -> completed" in table.stdout
+
+
 def test_the_operator_commands(live: Live) -> None:
     staff = live.staff_token
     job = as_json(

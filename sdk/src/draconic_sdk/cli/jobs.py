@@ -212,6 +212,12 @@ def watch(
                 if until_done and event.job_id == job_id and event.status in TERMINAL_STATUSES:
                     return
             return
+        if not render.out.is_terminal:  # piped: one line per event, nothing redrawn
+            for event in stream:
+                click.echo(render.event_line(event))
+                if until_done and event.job_id == job_id and event.status in TERMINAL_STATUSES:
+                    return
+            return
         with Live(render.events_table(events), console=render.out) as live:
             for event in stream:
                 events.append(event)

@@ -128,6 +128,12 @@ def events_table(events: Iterable[Event]) -> Table:
     return table
 
 
+def event_line(e: Event) -> str:
+    """One event as a plain line (for a pipe): cursor, time, job, type, change, attempt."""
+    change = f"{e.previous_status or '-'} -> {e.status}"
+    return f"{e.cursor}\t{_when(e.timestamp)}\t{e.job_id}\t{e.job_type}\t{change}\t{e.attempt}"
+
+
 def dead_letters_table(letters: Iterable[DeadLetter]) -> Table:
     table = _table("job", "type", "reason", "attempts", "failed at", "error")
     for d in letters:
