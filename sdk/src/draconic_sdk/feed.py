@@ -3,11 +3,11 @@ itself: which URL to connect to, how to resume after a drop, and what each messa
 The blocking and asyncio loops (``client``, ``aio``) only move frames through these.
 
 Resuming: the server replays the logged changes after ``since`` and then sends live ones; it
-never sends a cursor twice on one socket. Across sockets ``FeedState`` drops every cursor it
-already yielded. It resumes from ``REWIND`` cursors before the highest one it saw, not from the
-highest: cursors are log ids, and the transactions of different jobs commit out of order, so
-an event with a smaller cursor than one already seen can commit (and be missed) during the
-drop. Rewinding re-reads a short stretch of the log and the dedupe hides what it re-reads.
+never sends a cursor twice on one socket. A new socket resumes from the highest cursor seen:
+the server's replay also returns the changes of transactions that were still open when that
+cursor's change was written, which may carry smaller cursors (log ids are taken at insert,
+and transactions commit out of order; ``jobs/live/resume.py`` on the server). Those may have
+reached us already, so ``FeedState`` drops every cursor it already yielded.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from urllib.parse import urlencode
 from draconic_sdk.errors import AuthenticationError, DraconicError, NotFound, PermissionDenied
 from draconic_sdk.models import Event
 
-#: How far behind the highest cursor seen a resumed socket starts replaying.
-REWIND = 1000
 #: Most cursors remembered for the dedupe (those far below the resume point are forgotten).
 MEMORY = 50_000
 #: Pauses between reconnection attempts; the last one repeats.
@@ -72,7 +70,7 @@ class FeedState:
         if self.highest is None:
             return self.since
         floor = self.since if self.since is not None else 0
-        return max(floor, self.highest - REWIND)
+        return max(floor, self.highest)
 
     def url(self, ws_url: str, token: str | None) -> str:
         return socket_url(ws_url, token, job=self.job, batch=self.batch, since=self.resume_since())
