@@ -4,11 +4,14 @@ of its answers are in ``output``)."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, NoReturn, TypeGuard
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 from jobs.api.submit import JobSpec
@@ -20,6 +23,13 @@ MAX_DEPENDENCIES = 100
 MAX_JSON_DEPTH = 32
 #: The resource columns' range; the capacity rule bounds a request further.
 MAX_UNITS = 2**31 - 1
+#: How far ahead a job may be delayed: further is more likely a unit mistake than a plan.
+MAX_DELAY = timedelta(days=366)
+#: RFC 3339's date-time (section 5.6): a full date, a full time, and an offset or ``Z``.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,
+)
 
 
 def json_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -85,6 +95,41 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
+
+
+class StrictNumberField(serializers.FloatField):
+    """A number given as a JSON number (integer or not); strings and booleans are refused."""
+
+    default_error_messages = {"invalid": "A valid number is required (a JSON number)."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return float(super().to_internal_value(data))
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An RFC 3339 date-time with its offset (``2026-12-01T14:00:00+01:00`` or ``...Z``). A
+    time without one is refused rather than read in the server's zone: the client meant some
+    zone, and guessing it runs the job hours early or late."""
+
+    default_error_messages = {
+        "invalid": "Not an RFC 3339 date-time (e.g. 2026-12-01T14:00:00Z or ...+01:00).",
+        "naive": "Has no UTC offset; add Z or an offset such as +01:00 (a time without one is"
+        " ambiguous).",
+    }
+
+    def to_internal_value(self, value: Any) -> datetime:
+        match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            self.fail("invalid")
+        if match.group("offset") is None:
+            self.fail("naive")
+        try:
+            parsed = datetime.fromisoformat(value.upper().replace(" ", "T"))
+        except ValueError:  # the shape is right, the values are not (month 13, hour 25)
+            self.fail("invalid")
+        return parsed
 
 
 class StrictChoiceField(serializers.ChoiceField):
@@ -158,6 +203,15 @@ class JobInputSerializer(StrictSerializer):
     idempotency_key = StrictCharField(
         max_length=255, required=False, allow_null=True, allow_blank=False
     )
+    run_at = AwareDateTimeField(
+        required=False, help_text="Not started before this time (RFC 3339, with its offset)."
+    )
+    delay_seconds = StrictNumberField(
+        min_value=0,
+        max_value=MAX_DELAY.total_seconds(),
+        required=False,
+        help_text="Not started before this many seconds from now (instead of run_at).",
+    )
 
     def validate_type(self, value: str) -> str:
         if get_handler(value) is None:
@@ -180,6 +234,13 @@ class JobInputSerializer(StrictSerializer):
             )
         return value
 
+    def validate_run_at(self, value: datetime) -> datetime:
+        if value - timezone.now() > MAX_DELAY:
+            raise serializers.ValidationError(
+                f"is more than {MAX_DELAY.days} days ahead; a job may wait at most that long"
+            )
+        return value
+
     def validate_depends_on(self, value: list[Any]) -> list[str]:
         ids = [str(v) for v in value]
         duplicates = _repeated(ids)
@@ -188,6 +249,9 @@ class JobInputSerializer(StrictSerializer):
         return ids
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "run_at" in attrs and "delay_seconds" in attrs:
+            both = "give run_at or delay_seconds, not both"
+            raise serializers.ValidationError({"run_at": [both], "delay_seconds": [both]})
         handler = get_handler(attrs["type"])
         if handler is not None:
             errors = handler.validate_payload(attrs.get("payload") or {})
@@ -211,7 +275,17 @@ class JobInputSerializer(StrictSerializer):
             depends_on=list(data["depends_on"]),
             idempotency_key=data.get("idempotency_key"),
             key=data.get("key"),
+            run_at=due_time(data),
         )
+
+
+def due_time(data: Mapping[str, Any]) -> datetime | None:
+    """When a validated job may start: its ``run_at``, or now plus its ``delay_seconds``;
+    None when it gave neither (as soon as it is ready)."""
+    if "delay_seconds" in data:
+        return timezone.now() + timedelta(seconds=data["delay_seconds"])
+    run_at: datetime | None = data.get("run_at")
+    return run_at
 
 
 class BatchJobInputSerializer(JobInputSerializer):
@@ -278,11 +352,15 @@ def plain_batch_specs(data: Any) -> list[JobSpec] | None:
 
 
 _BATCH_FIELDS = frozenset(BatchJobInputSerializer().fields)
+#: Fields the plain path leaves to the serializer (a due time to parse and bound).
+_TIMED_FIELDS = frozenset({"run_at", "delay_seconds"})
 _PRIORITIES = frozenset(Priority.labels)
 
 
 def _plain_spec(item: Any) -> JobSpec | None:
     if not isinstance(item, dict) or not item.keys() <= _BATCH_FIELDS:
+        return None
+    if item.keys() & _TIMED_FIELDS:
         return None
     type_, priority = item.get("type"), item.get("priority", "normal")
     payload, depends_on = item.get("payload", {}), item.get("depends_on", [])
