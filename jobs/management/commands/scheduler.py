@@ -68,7 +68,10 @@ class Command(BaseCommand):
             scheduler_tick()
             self.next_tick = now + tick
         elif now >= self.due:
-            admission.dispatch()  # on time: no lingering for company
+            # A job's time came. Others come due right after it (a burst, a batch): linger as
+            # for a request, so that one pass admits them all instead of one pass each.
+            time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
+            admission.dispatch()
         elif wakeup.wait_for_request(min(self.next_tick, self.due, now + 1.0) - now):
             # Let the requests of jobs ending together pile up: one pass admits
             # them all (dependency release does not wait: workers do it).
