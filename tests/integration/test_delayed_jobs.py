@@ -65,6 +65,7 @@ def test_a_job_without_a_time_has_none(api: APIClient) -> None:
         ({"run_at": 1893499200}, "run_at", "RFC 3339"),
         ({"run_at": "2030-01-01T12:00:00\u0661Z"}, "run_at", "RFC 3339"),
         ({"run_at": "2999-01-01T12:00:00Z"}, "run_at", "366 days"),
+        ({"run_at": "0001-01-01T00:00:00+01:00"}, "run_at", "out of range"),
         ({"delay_seconds": -1}, "delay_seconds", "greater than or equal to 0"),
         ({"delay_seconds": "60"}, "delay_seconds", "JSON number"),
         ({"delay_seconds": True}, "delay_seconds", "JSON number"),
