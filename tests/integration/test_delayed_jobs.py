@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -201,3 +202,13 @@ def test_seconds_until_due_is_the_earliest_future_delay_or_backoff(job_factory: 
         context={},
     )
     assert 590 < (wakeup.seconds_until_due() or 0) < 610
+
+
+def test_a_due_delayed_job_has_waited_since_its_run_at_not_its_submit(job_factory: Any) -> None:
+    """The starvation guard counts a delayed job's wait from its due time: a job delayed for an
+    hour is not "starving" the moment it comes due."""
+    due_at = timezone.now() - timedelta(seconds=1)
+    job = job_factory(run_at=due_at)
+    with transaction.atomic():
+        (ready,) = admission.ready_page(after=None, limit=10)
+    assert ready.id == job.id and ready.waiting_since == due_at
