@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,11 +90,14 @@ class Bench:
         wait_http(port)
         return port
 
-    def start_worker(self, *, baseline: bool = False) -> int:
-        """A Celery worker with the shipped options; returns the main process's pid."""
+    def start_worker(
+        self, *, baseline: bool = False, settings: Mapping[str, str] | None = None
+    ) -> int:
+        """A Celery worker with the shipped options (and ``settings`` over the bench's);
+        returns the main process's pid."""
         app = "bench.celery_baseline" if baseline else "draconic"
         name = "celery-baseline" if baseline else "worker"
-        env = process_env(self.opts)
+        env = {**process_env(self.opts), **(settings or {})}
         if baseline:  # raw Celery: without it, Celery's Django fix-up would load Django
             del env["DJANGO_SETTINGS_MODULE"]
         proc = self.procs.start(
@@ -119,12 +122,11 @@ class Bench:
         )
         return proc.pid
 
-    def start_scheduler(self) -> None:
+    def start_scheduler(self, settings: Mapping[str, str] | None = None) -> None:
         import sys
 
-        self.procs.start(
-            "scheduler", [sys.executable, "manage.py", "scheduler"], process_env(self.opts)
-        )
+        env = {**process_env(self.opts), **(settings or {})}
+        self.procs.start("scheduler", [sys.executable, "manage.py", "scheduler"], env)
 
     def stop(self, *names: str) -> None:
         for name in names:

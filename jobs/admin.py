@@ -173,6 +173,7 @@ class JobAdmin(UuidSearchMixin, admin.ModelAdmin):  # type: ignore[type-arg]
                     "attempt_offset",
                     "max_attempts",
                     "timeout_seconds",
+                    "run_at",
                     "next_attempt_at",
                     "cancel_requested",
                     "worker",

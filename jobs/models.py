@@ -14,7 +14,7 @@ from django.db.models.functions import Cast
 
 class JobStatus(models.TextChoices):
     PENDING = "pending", "pending"
-    """Waiting for its parents, for resources, or (after a retry) for its next attempt time."""
+    """Waiting for its parents, for its time (``run_at``), or for resources."""
     QUEUED = "queued", "queued"
     """Admitted: resources reserved in the ledger and its message published to Celery."""
     RUNNING = "running", "running"
@@ -81,7 +81,12 @@ class Job(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The one gate of time admission reads: not admitted before it. A delayed job's run_at,
+    # then a retry's backoff; admission clears it. run_at keeps what the client asked for.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    run_at = models.DateTimeField(
+        null=True, blank=True, help_text="A delayed job's due time: not started before it."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     dependencies = models.ManyToManyField(
@@ -100,6 +105,13 @@ class Job(models.Model):
                 fields=["priority", "created_at", "id"],
                 condition=Q(status__in=["pending", "retrying"], pending_parents=0),
                 name="job_ready_idx",
+            ),
+            # When the next waiting job's time comes (statements.NEXT_DUE): delayed jobs and
+            # retries, the only rows with a next_attempt_at.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "retrying"], next_attempt_at__isnull=False),
+                name="job_due_idx",
             ),
             # The scheduler's sweeps of leased jobs.
             models.Index(

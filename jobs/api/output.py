@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.engine import waiting
 from jobs.models import DeadLetter, ExecutionLog, Job, Priority
 
 
@@ -23,7 +24,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
 
     class Meta:
         model = Job
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "type",
             "priority",
@@ -45,9 +46,10 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "started_at",
             "completed_at",
             "next_attempt_at",
+            "run_at",
             "updated_at",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
     @extend_schema_field(serializers.ChoiceField(choices=list(Priority.labels)))
     def get_priority(self, job: Job) -> str:
@@ -107,8 +109,41 @@ _TIMESTAMPS = (
     "started_at",
     "completed_at",
     "next_attempt_at",
+    "run_at",
     "updated_at",
 )
+
+
+class JobDetailOutputSerializer(JobOutputSerializer):
+    """One job as ``GET /jobs/{id}`` shows it: with ``waiting_on``, which costs a query or a
+    Redis call, so the lists leave it out."""
+
+    waiting_on = serializers.SerializerMethodField(
+        help_text=(
+            'Why a pending or retrying job is waiting, e.g. [{"reason": "parents", '
+            '"job_ids": [...]}], [{"reason": "run_at", "at": ...}], '
+            '[{"reason": "retry_backoff", "at": ..., "next_attempt": 2}], '
+            '[{"reason": "capacity", "cpu_units_free": 0, "memory_mb_free": ..., '
+            '"needs": {...}}]; [] when nothing holds it; null when it is not waiting.'
+        )
+    )
+
+    class Meta(JobOutputSerializer.Meta):
+        fields = (*JobOutputSerializer.Meta.fields, "waiting_on")
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField(), allow_null=True))
+    def get_waiting_on(self, job: Job) -> list[dict[str, Any]] | None:
+        reasons = waiting.waiting_on(job)
+        if reasons is None:
+            return None
+        return [
+            {k: _iso(v) if isinstance(v, datetime) else v for k, v in reason.items()}
+            for reason in reasons
+        ]
+
+    def to_representation(self, job: Job) -> dict[str, Any]:
+        return {**super().to_representation(job), "waiting_on": self.get_waiting_on(job)}
 
 
 class ExecutionLogOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]

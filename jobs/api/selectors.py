@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from jobs.ids import parse_uuid
 from jobs.live import resume
-from jobs.models import DeadLetter, ExecutionLog, Job, Priority
+from jobs.models import ADMITTABLE_STATUSES, DeadLetter, ExecutionLog, Job, Priority
 
 
 def job_get(*, user: User, job_id: Any) -> Job | None:
@@ -26,9 +27,14 @@ def job_list(
     status: str | None = None,
     priority: str | None = None,
     type: str | None = None,
+    scheduled: str | None = None,
 ) -> QuerySet[Job]:
-    """The user's jobs, newest first, optionally filtered."""
+    """The user's jobs, newest first, optionally filtered. ``scheduled`` ("true" or "false")
+    keeps only the jobs waiting for their time, or only the others."""
     qs = Job.objects.filter(owner=user)
+    if scheduled:
+        waits_for_time = Q(status__in=ADMITTABLE_STATUSES, next_attempt_at__gt=timezone.now())
+        qs = qs.filter(waits_for_time) if scheduled == "true" else qs.exclude(waits_for_time)
     if status:
         qs = qs.filter(status=status)
     if priority:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar, NoReturn, TypeGuard
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
+from jobs.api.due import MAX_DELAY, AwareDateTimeField, StrictNumberField, due_time
 from jobs.api.submit import JobSpec
 from jobs.engine.capacity import capacity_errors
 from jobs.models import Priority
@@ -158,6 +161,15 @@ class JobInputSerializer(StrictSerializer):
     idempotency_key = StrictCharField(
         max_length=255, required=False, allow_null=True, allow_blank=False
     )
+    run_at = AwareDateTimeField(
+        required=False, help_text="Not started before this time (RFC 3339, with its offset)."
+    )
+    delay_seconds = StrictNumberField(
+        min_value=0,
+        max_value=MAX_DELAY.total_seconds(),
+        required=False,
+        help_text="Not started before this many seconds from now (instead of run_at).",
+    )
 
     def validate_type(self, value: str) -> str:
         if get_handler(value) is None:
@@ -180,6 +192,13 @@ class JobInputSerializer(StrictSerializer):
             )
         return value
 
+    def validate_run_at(self, value: datetime) -> datetime:
+        if value - timezone.now() > MAX_DELAY:
+            raise serializers.ValidationError(
+                f"is more than {MAX_DELAY.days} days ahead; a job may wait at most that long"
+            )
+        return value
+
     def validate_depends_on(self, value: list[Any]) -> list[str]:
         ids = [str(v) for v in value]
         duplicates = _repeated(ids)
@@ -188,6 +207,9 @@ class JobInputSerializer(StrictSerializer):
         return ids
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "run_at" in attrs and "delay_seconds" in attrs:
+            both = "give run_at or delay_seconds, not both"
+            raise serializers.ValidationError({"run_at": [both], "delay_seconds": [both]})
         handler = get_handler(attrs["type"])
         if handler is not None:
             errors = handler.validate_payload(attrs.get("payload") or {})
@@ -211,6 +233,7 @@ class JobInputSerializer(StrictSerializer):
             depends_on=list(data["depends_on"]),
             idempotency_key=data.get("idempotency_key"),
             key=data.get("key"),
+            run_at=due_time(data),
         )
 
 
@@ -278,11 +301,15 @@ def plain_batch_specs(data: Any) -> list[JobSpec] | None:
 
 
 _BATCH_FIELDS = frozenset(BatchJobInputSerializer().fields)
+#: Fields the plain path leaves to the serializer (a due time to parse and bound).
+_TIMED_FIELDS = frozenset({"run_at", "delay_seconds"})
 _PRIORITIES = frozenset(Priority.labels)
 
 
 def _plain_spec(item: Any) -> JobSpec | None:
     if not isinstance(item, dict) or not item.keys() <= _BATCH_FIELDS:
+        return None
+    if item.keys() & _TIMED_FIELDS:
         return None
     type_, priority = item.get("type"), item.get("priority", "normal")
     payload, depends_on = item.get("payload", {}), item.get("depends_on", [])

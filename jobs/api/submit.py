@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +41,8 @@ class JobSpec:
     depends_on: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
     key: str | None = None
+    run_at: datetime | None = None
+    """Not started before this time (aware); None: as soon as it is ready."""
 
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
@@ -88,7 +90,9 @@ def _job_with_key(owner: User, spec: JobSpec) -> Job | None:
 
 def _differences(job: Job, spec: JobSpec) -> list[str]:
     """The request fields in which ``spec`` differs from the stored ``job`` (defaults already
-    applied on both sides; parents compared as a set, as order means nothing there)."""
+    applied on both sides; parents compared as a set, as order means nothing there). The due
+    time is not compared: a client repeating a request with ``delay_seconds`` sends the same
+    request, though its ``run_at`` comes out later."""
     stored = {
         "type": (job.type, spec.type),
         "priority": (job.priority, spec.priority),
@@ -202,6 +206,9 @@ def _new_job(
         idempotency_key=spec.idempotency_key,
         pending_parents=pending,
         batch_id=batch,
+        # Held in PostgreSQL until due: next_attempt_at is the time gate admission reads.
+        run_at=spec.run_at,
+        next_attempt_at=spec.run_at,
     )
 
 

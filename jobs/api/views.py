@@ -22,7 +22,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api import selectors, submit
-from jobs.api.output import ExecutionLogOutputSerializer, JobOutputSerializer
+from jobs.api.output import (
+    ExecutionLogOutputSerializer,
+    JobDetailOutputSerializer,
+    JobOutputSerializer,
+)
 from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
@@ -95,6 +99,15 @@ class JobFilterSerializer(QueryFilterSerializer):
     status = StrictChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
     priority = StrictChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
     type = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    scheduled = StrictChoiceField(
+        choices=["true", "false"],
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "true: only jobs waiting for their time (a delayed job before its run_at, a retry"
+            " in its backoff); false: all the others."
+        ),
+    )
 
 
 class JobListCreateApi(APIView):
@@ -183,10 +196,10 @@ class JobBatchApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(
         operation_id="jobs_retrieve",
-        responses={200: JobOutputSerializer, 404: NOT_FOUND, 401: UNAUTHORIZED},
+        responses={200: JobDetailOutputSerializer, 404: NOT_FOUND, 401: UNAUTHORIZED},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobOutputSerializer(_get_job_or_404(request, job_id)).data)
+        return Response(JobDetailOutputSerializer(_get_job_or_404(request, job_id)).data)
 
 
 class JobCancelApi(APIView):

@@ -43,6 +43,16 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 
+# How long until the next waiting job's time comes (a delayed job's run_at or a retry's
+# backoff, both in next_attempt_at), by the database's clock, the one READY_JOBS compares
+# with; NULL when none waits for a time. Locks nothing. One probe of job_due_idx. A job
+# already due is left out: it waits for capacity or parents, whose release asks again.
+NEXT_DUE = """
+SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8 AS due_in
+FROM jobs_job
+WHERE status IN ('pending', 'retrying') AND next_attempt_at > now()
+"""
+
 # admit_jobs: pending | retrying -> queued, for the jobs whose resources the ledger granted.
 # The admission already holds their rows; the new attempt number is the lease's.
 ADMIT_JOBS = """

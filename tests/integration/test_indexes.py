@@ -126,3 +126,19 @@ def test_a_users_filtered_list_uses_an_owner_index(big_table: list[Any], status:
         assert "Seq Scan on jobs_job" not in plan, plan
     expected = Job.objects.filter(owner=owner, status=status).count()
     assert len(rows) == min(Pagination.page_size, expected)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("big_table")
+def test_index_scan_for_next_due() -> None:
+    """The scheduler asks when the next job is due after every wake-up: one probe of the
+    partial ``job_due_idx``, whatever the size of the history."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Job._meta.db_table} SET next_attempt_at = now() + random() * interval '1 day'"
+            " WHERE status = 'pending'"
+        )
+        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+    plan = explain(statements.NEXT_DUE, [])
+    assert "job_due_idx" in plan, plan
+    assert "Seq Scan on jobs_job" not in plan, plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from types import FrameType
@@ -23,8 +24,8 @@ logger = logging.getLogger("draconic.scheduler")
 
 class Command(BaseCommand):
     help = (
-        "Run the scheduler: admits jobs as soon as a dispatch is requested, and every tick "
-        "re-drives due retries, settles attempts of lost workers, re-publishes lost messages "
+        "Run the scheduler: admits jobs as soon as a dispatch is requested or a delayed job or "
+        "a retry is due, and every tick settles attempts of lost workers, re-publishes lost messages "
         "and reconciles the resource ledger. Safe to run more than one."
     )
 
@@ -41,19 +42,11 @@ class Command(BaseCommand):
             self.stdout.write(str(scheduler_tick()))
             return
         self.stdout.write(f"scheduler started (tick {tick}s)")
-        next_tick = 0.0
+        self.next_tick = 0.0
+        self.due = math.inf  # when the next waiting job's time comes (monotonic clock)
         while self.running:
             try:
-                now = time.monotonic()
-                if now >= next_tick:
-                    scheduler_tick()
-                    next_tick = now + tick
-                elif wakeup.wait_for_request(min(next_tick - now, 1.0)):
-                    # Let the requests of jobs ending together pile up: one pass admits
-                    # them all (dependency release does not wait: workers do it).
-                    time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
-                    admission.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
-                    admission.dispatch()
+                self._turn(tick)
             except (DBError, redis.RedisError) as exc:
                 # PostgreSQL or Redis is down: say so once a second and carry on when back.
                 logger.warning("scheduler waiting for its services: %s", exc)
@@ -65,6 +58,30 @@ class Command(BaseCommand):
                 connections.close_all()
                 time.sleep(1)
         self.stdout.write("scheduler stopped")
+
+    def _turn(self, tick: float) -> None:
+        """The tick when its time comes; a dispatch when a waiting job's time came or one is
+        requested; otherwise block on the requests until the earlier of those two times
+        (at most a second, to see a stop). After each, read when the next job is due."""
+        now = time.monotonic()
+        if now >= self.next_tick:
+            scheduler_tick()
+            self.next_tick = now + tick
+        elif now >= self.due:
+            # A job's time came. Others come due right after it (a burst, a batch): linger as
+            # for a request, so that one pass admits them all instead of one pass each.
+            time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
+            admission.dispatch()
+        elif wakeup.wait_for_request(min(self.next_tick, self.due, now + 1.0) - now):
+            # Let the requests of jobs ending together pile up: one pass admits
+            # them all (dependency release does not wait: workers do it).
+            time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
+            admission.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
+            admission.dispatch()
+        else:
+            return  # no request came: the next turn sees which time has come
+        due_in = wakeup.seconds_until_due()
+        self.due = math.inf if due_in is None else time.monotonic() + due_in
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.running = False

@@ -1,0 +1,113 @@
+"""``waiting_on`` on ``GET /jobs/{id}``: one case per reason a job waits (its parents, its
+run_at, its retry backoff, the cluster's capacity), nothing for a job that fits, null for a
+job that is not waiting, and none of it in the lists."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from jobs.engine import admission, transitions
+from jobs.models import JobStatus
+from tests.factories import move_to
+
+pytestmark = pytest.mark.django_db
+
+
+def waiting_on(api: APIClient, job: Any) -> Any:
+    response = api.get(f"/jobs/{job.id}")
+    assert response.status_code == 200, response.content
+    return response.json()["waiting_on"]
+
+
+def test_a_job_waits_on_the_parents_that_have_not_completed(
+    api: APIClient, job_factory: Any
+) -> None:
+    done, running, pending = job_factory(), job_factory(), job_factory()
+    move_to(done, JobStatus.COMPLETED)
+    move_to(running, JobStatus.RUNNING)
+    child = job_factory(depends_on=[done, running, pending])
+    assert waiting_on(api, child) == [
+        {"reason": "parents", "job_ids": sorted([str(running.id), str(pending.id)])}
+    ]
+
+
+def test_a_delayed_job_waits_on_its_run_at(api: APIClient, job_factory: Any) -> None:
+    job = job_factory(run_at=timezone.now() + timedelta(hours=1))
+    body = api.get(f"/jobs/{job.id}").json()
+    assert body["waiting_on"] == [{"reason": "run_at", "at": body["run_at"]}]
+
+
+def test_a_delayed_child_waits_on_both_its_parent_and_its_time(
+    api: APIClient, job_factory: Any
+) -> None:
+    parent = job_factory()
+    child = job_factory(depends_on=[parent], run_at=timezone.now() + timedelta(hours=1))
+    assert [r["reason"] for r in waiting_on(api, child)] == ["parents", "run_at"]
+
+
+def test_a_retrying_job_waits_on_its_backoff(api: APIClient, job_factory: Any) -> None:
+    job = move_to(job_factory(), JobStatus.RUNNING)
+    assert transitions.retry_attempt(
+        job_id=job.id,
+        attempt=job.attempt,
+        error="boom",
+        next_attempt_at=timezone.now() + timedelta(minutes=5),
+        message="test set-up",
+        context={},
+    )
+    body = api.get(f"/jobs/{job.id}").json()
+    assert body["status"] == "retrying"
+    assert body["waiting_on"] == [
+        {"reason": "retry_backoff", "at": body["next_attempt_at"], "next_attempt": 2}
+    ]
+
+
+def test_a_ready_job_that_does_not_fit_waits_on_capacity(
+    api: APIClient, job_factory: Any, settings: Any
+) -> None:
+    settings.MAX_CPU_UNITS = 4
+    settings.MAX_MEMORY_MB = 1000
+    big = job_factory(cpu_units=3, memory_mb=100)
+    assert admission.dispatch() == 1  # the ledger now holds 3 of 4 CPU units
+    waiting = job_factory(cpu_units=2, memory_mb=200)
+    assert waiting_on(api, waiting) == [
+        {
+            "reason": "capacity",
+            "cpu_units_free": 1,
+            "memory_mb_free": 900,
+            "needs": {"cpu_units": 2, "memory_mb": 200},
+        }
+    ]
+    assert waiting_on(api, big) is None  # queued: not waiting
+
+
+def test_capacity_is_not_a_reason_while_the_job_waits_for_its_own(
+    api: APIClient, job_factory: Any, settings: Any
+) -> None:
+    settings.MAX_CPU_UNITS = 2
+    job_factory(cpu_units=2)
+    admission.dispatch()  # the cluster is full
+    later = job_factory(run_at=timezone.now() + timedelta(hours=1))
+    assert [r["reason"] for r in waiting_on(api, later)] == ["run_at"]
+
+
+def test_a_ready_job_that_fits_waits_on_nothing(api: APIClient, job_factory: Any) -> None:
+    assert waiting_on(api, job_factory()) == []
+
+
+@pytest.mark.parametrize("status", [JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.CANCELLED])
+def test_a_job_that_is_not_waiting_has_null(
+    api: APIClient, job_factory: Any, status: JobStatus
+) -> None:
+    assert waiting_on(api, move_to(job_factory(), status)) is None
+
+
+def test_the_list_leaves_waiting_on_out(api: APIClient, job_factory: Any) -> None:
+    job_factory(run_at=timezone.now() + timedelta(hours=1))
+    (listed,) = api.get("/jobs/").json()["results"]
+    assert "waiting_on" not in listed and listed["run_at"] is not None
