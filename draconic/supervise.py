@@ -4,8 +4,14 @@ honcho stops every process of the Procfile when one of them exits, so one crashe
 (kombu's Redis transport can crash one while it reconnects after a Redis restart) would stop
 the whole platform. Each Procfile line runs its command under this supervisor instead: a
 command that exits by itself is started again after a pause that doubles from one second up
-to thirty (back to one once it has run for a minute), and the log says so; SIGTERM or SIGINT
-is passed to the command, and the supervisor then exits with it, as honcho expects.
+to thirty (back to one once it has run for a minute), and the log says so.
+
+Stopping: the command runs in a session (and process group) of its own, and the supervisor
+turns the first SIGTERM or SIGINT it gets into one SIGTERM to the command's main process only,
+then exits with it, as honcho expects. honcho signals the supervisor's whole process group
+(and Ctrl-C reaches a whole foreground group); a Celery worker's pool processes, which reset
+SIGTERM to its default, would otherwise die with their jobs at once instead of the worker's
+warm shutdown letting them finish (``workers.shutdown``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,11 @@ class Supervisor:
         pause, restarts = FIRST_PAUSE, 0
         while True:
             started = time.monotonic()
-            self.child = subprocess.Popen(self.argv)  # noqa: S603  (our own Procfile line)
+            # Its own session: a signal to our process group does not reach the command's
+            # processes, only the one SIGTERM that _stop forwards to its main process.
+            self.child = subprocess.Popen(self.argv, start_new_session=True)  # noqa: S603
+            if self.stopping:  # told to stop while it was being started
+                self.child.send_signal(signal.SIGTERM)
             code = self.child.wait()
             if self.stopping:
                 return code
@@ -55,9 +65,13 @@ class Supervisor:
         return self.stopping
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: forward one SIGTERM (a warm shutdown for Celery); ignore repeats
+        (honcho, then Ctrl-C again) so that the command's grace period is not cut short."""
+        if self.stopping:
+            return
         self.stopping = True
         if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signum)
+            self.child.send_signal(signal.SIGTERM)
 
 
 def say(message: str, restarts: int) -> None:

@@ -34,3 +34,22 @@ class BusyWaitHandler(Handler):
 
         time.sleep(float(ctx.payload.get("seconds", 1)))
         return {"slept": ctx.payload.get("seconds", 1)}
+
+
+@register("slow_first_attempt")
+class SlowFirstAttemptHandler(Handler):
+    """Appends ``job_id:attempt`` to ``payload.path``; its first attempt then sleeps
+    ``payload.seconds`` (ignoring cancellation and lost leases if ``payload.stubborn``), later
+    attempts return at once: a job that an interrupted first attempt leaves to a second one."""
+
+    def run(self, ctx: JobContext) -> Any:
+        import time
+
+        with open(ctx.payload["path"], "a") as out:
+            out.write(f"{ctx.job.id}:{ctx.attempt}\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if ctx.attempt == 1:
+            seconds = float(ctx.payload.get("seconds", 0))
+            time.sleep(seconds) if ctx.payload.get("stubborn") else ctx.wait(seconds)
+        return {"attempt": ctx.attempt}
