@@ -11,7 +11,7 @@ turns the first SIGTERM or SIGINT it gets into one SIGTERM to the command's main
 then exits with it, as honcho expects. honcho signals the supervisor's whole process group
 (and Ctrl-C reaches a whole foreground group); a Celery worker's pool processes, which reset
 SIGTERM to its default, would otherwise die with their jobs at once instead of the worker's
-warm shutdown letting them finish (``workers.shutdown``).
+warm shutdown letting them finish (``workers.lifecycle``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import celeryd_init, task_failure, worker_process_init
 
 from draconic.processes import use_persistent_db_connections
-from workers import liveness, shutdown  # noqa: F401  (connect the lifecycle receivers)
+from workers import lifecycle, liveness  # noqa: F401  (connect the lifecycle receivers)
 
 logger = logging.getLogger("draconic.worker")
 

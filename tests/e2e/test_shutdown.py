@@ -61,7 +61,7 @@ def test_a_job_shorter_than_the_grace_completes_during_a_sigterm_shutdown(platfo
     job_id = submit(
         api, type="count_runs", payload={"path": str(path), "seconds": 2}, max_attempts=1
     )["id"]
-    wait_until(lambda: running(job_id), message=platform.logs())
+    wait_until(lambda: running(job_id) and runs(path), message=platform.logs())
     stop_and_wait(platform, "worker", "group-SIGTERM")
     job = Job.objects.get(id=job_id)
     assert (job.status, job.attempt, runs(path)) == (JobStatus.COMPLETED, 1, [f"{job_id}:1"])
@@ -91,7 +91,7 @@ def test_a_job_longer_than_the_grace_is_handed_back_uncharged_and_runs_again(
         )["id"]
         for stubborn in (False, True)  # one handler waits on its context, one ignores it
     ]
-    wait_until(lambda: running(*ids), message=platform.logs())
+    wait_until(lambda: running(*ids) and len(runs(path)) == 2, message=platform.logs())
     stop_and_wait(platform, "worker", how)
 
     for job in Job.objects.filter(id__in=ids):
@@ -124,7 +124,7 @@ def test_a_worker_killed_and_restarted_under_its_name_frees_its_leases_at_once(
     job_id = submit(
         api, type="slow_first_attempt", payload={"path": str(path), "seconds": 600}, max_attempts=2
     )["id"]
-    wait_until(lambda: running(job_id), message=platform.logs())
+    wait_until(lambda: running(job_id) and runs(path), message=platform.logs())
     assert f"{job_id}:1" in ledger.ledger_leases()
     platform.restart("phoenix", signal.SIGKILL)  # the same command: the same worker name
 
@@ -135,4 +135,25 @@ def test_a_worker_killed_and_restarted_under_its_name_frees_its_leases_at_once(
     assert "the worker was restarted" in lost.message
     assert lost.context["reason"] == "worker_lost"
     assert runs(path) == [f"{job_id}:1", f"{job_id}:2"]
+    wait_until(lambda: ledger.ledger_usage().leases == 0, message="ledger to drain")
+
+
+def test_a_pool_process_that_dies_under_its_job_settles_the_attempt_at_once(
+    platform, api, tmp_path, settings
+):
+    settings.DRACONIC_LEASE_SECONDS = 600  # only the worker's main process can settle it in time
+    env = {"DRACONIC_LEASE_SECONDS": "600", **TEST_TYPES}
+    platform.start_worker("worker", **env)
+    platform.start_scheduler(**env)
+    path, pid_path = tmp_path / "runs.txt", tmp_path / "pid"
+    payload = {"path": str(path), "pid_path": str(pid_path), "seconds": 600}
+    job_id = submit(api, type="slow_first_attempt", payload=payload, max_attempts=2)["id"]
+    wait_until(lambda: running(job_id) and pid_path.exists(), message=platform.logs())
+    os.kill(int(pid_path.read_text()), signal.SIGKILL)  # the pool process, as the OOM killer would
+
+    (job,) = wait_terminal([job_id], platform)
+    assert (job.status, job.attempt, job.attempt_offset) == (JobStatus.COMPLETED, 2, 0)
+    lost = ExecutionLog.objects.get(job=job, attempt=1, to_status=JobStatus.RETRYING)
+    assert "its pool process exited" in lost.message
+    assert lost.context["reason"] == "worker_lost"
     wait_until(lambda: ledger.ledger_usage().leases == 0, message="ledger to drain")

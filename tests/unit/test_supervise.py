@@ -5,6 +5,7 @@ good. Hang guards only; no durations asserted."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,13 +14,16 @@ from pathlib import Path
 from tests.harness import ROOT, wait_until
 
 
-def supervise(name: str, code: str) -> subprocess.Popen[str]:
+def supervise(name: str, code: str, *, session: bool = False) -> subprocess.Popen[str]:
+    """The supervisor of ``python -c code``; with ``session``, in a session of its own (the
+    process group of its own that honcho gives each Procfile line)."""
     return subprocess.Popen(
         [sys.executable, "-m", "draconic.supervise", name, "--", sys.executable, "-c", code],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=session,
     )
 
 
@@ -73,3 +77,34 @@ def test_it_explains_how_to_call_it() -> None:
     )
     assert done.returncode == 2
     assert "usage: python -m draconic.supervise NAME -- COMMAND" in done.stderr
+
+
+def test_a_signal_to_its_process_group_reaches_the_command_as_one_sigterm_only(
+    tmp_path: Path,
+) -> None:
+    """honcho signals the supervisor's whole process group, and Ctrl-C a whole foreground
+    group; a Celery worker's pool processes must not get that signal (they would die with their
+    jobs), only the worker's main process, and once: a warm shutdown."""
+    got = tmp_path / "signals"
+    code = (
+        "import os, pathlib, signal, sys, time\n"
+        f"p = pathlib.Path({str(got)!r})\n"
+        "def note(signum, frame):\n"
+        "    p.open('a').write(signal.Signals(signum).name + '\\n')\n"
+        "signal.signal(signal.SIGTERM, note)\n"
+        "signal.signal(signal.SIGINT, note)\n"
+        "print(os.getpgid(0), os.getsid(0), flush=True)\n"
+        "while 'SIGTERM' not in (p.read_text() if p.exists() else ''):\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(1)\n"  # a second signal to the group would arrive meanwhile
+        "sys.exit(0)\n"
+    )
+    proc = supervise("worker", code, session=True)
+    assert proc.stdout is not None
+    pgid, sid = (int(n) for n in proc.stdout.readline().split())
+    assert proc.pid not in (pgid, sid)  # the command is in a session of its own
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    wait_until(lambda: got.exists() and "SIGTERM" in got.read_text(), timeout=30)
+    os.killpg(proc.pid, signal.SIGTERM)  # then honcho
+    assert proc.wait(timeout=30) == 0
+    assert got.read_text().splitlines() == ["SIGTERM"]

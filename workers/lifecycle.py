@@ -13,6 +13,10 @@ only (SIGTERM needs ``REMAP_SIGTERM=SIGQUIT`` in every launcher's environment), 
 the whole timeout inside the signal handler, blocking the event loop, even when the tasks
 end in the first second.
 
+A pool process that dies while it runs an attempt (killed, out of memory) is reported to the
+main process as a ``WorkerLostError`` of that delivery (``AttemptRequest``): the attempt is
+settled as lost at once (charged, as a lease expiry would settle it), not a lease later.
+
 On ``worker_ready``, before its first delivery, a worker frees what an earlier process of
 the same name left running (``jobs.engine.interrupted.worker_restarted``): that process
 died without a shutdown, so those attempts are lost (charged), just settled sooner than
@@ -29,12 +33,19 @@ import threading
 import time
 from typing import Any
 
+from billiard.exceptions import WorkerLostError
 from celery.signals import task_revoked, worker_ready, worker_shutting_down
 from celery.worker import state
+from celery.worker.request import Request
 from django.conf import settings
 from django.db import connections
 
-from jobs.engine.interrupted import job_hand_back, release_if_settled, worker_restarted
+from jobs.engine.interrupted import (
+    job_hand_back,
+    job_settle_lost,
+    release_if_settled,
+    worker_restarted,
+)
 from jobs.models import Job, JobStatus
 
 logger = logging.getLogger("draconic.worker")
@@ -119,7 +130,9 @@ def _running_in_database(hostname: str) -> set[tuple[str, int]]:
 
 def _attempt_of(request: Any) -> tuple[str, int] | None:
     args: Any = getattr(request, "args", None) or ()
-    name = getattr(request, "name", None) or getattr(request, "task", None)
+    # The task's own name (a Request's ``type``, a Context's ``task``): ``name`` is the job
+    # type's, Celery's shadow name for Flower.
+    name = getattr(request, "type", None) or getattr(request, "task", None)
     if name != "draconic.execute_job" or len(args) != 2:
         return None
     return str(args[0]), int(args[1])
@@ -132,6 +145,26 @@ def _end_process_of(request: Any) -> None:
         return
     with contextlib.suppress(NotImplementedError, OSError):  # a pool without processes
         pool.terminate_job(pid, signal.SIGKILL)
+
+
+class AttemptRequest(Request):
+    """A delivery of ``draconic.execute_job`` as the worker's main process tracks it."""
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)  # ExceptionWithTraceback
+        attempt = _attempt_of(self)
+        if not isinstance(exc, WorkerLostError) or attempt is None:
+            return
+        why = f"its pool process exited ({exc})"[:300]
+        try:
+            job_settle_lost(job_id=attempt[0], attempt=attempt[1], why=why)
+        except Exception:  # the lease sweep settles it later
+            logger.warning("could not settle %s:%s now", *attempt, exc_info=True)
+        finally:
+            connections.close_all()
 
 
 @task_revoked.connect
