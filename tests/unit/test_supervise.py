@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from draconic import run_honcho
+from draconic.supervise import STOP_SLACK, stop_timeout
 from tests.harness import ROOT, wait_until
 
 
@@ -108,3 +110,46 @@ def test_a_signal_to_its_process_group_reaches_the_command_as_one_sigterm_only(
     os.killpg(proc.pid, signal.SIGTERM)  # then honcho
     assert proc.wait(timeout=30) == 0
     assert got.read_text().splitlines() == ["SIGTERM"]
+
+
+def test_a_command_that_ignores_sigterm_is_killed_with_its_group_after_the_stop_timeout() -> None:
+    code = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('up', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "DRACONIC_SHUTDOWN_GRACE_SECONDS": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "draconic.supervise", "web", "--", sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) != 0  # the command died of the SIGKILL
+    err = proc.stderr.read() if proc.stderr else ""
+    assert f"web did not stop within {STOP_SLACK:g}s of SIGTERM; killing it" in err
+
+
+def test_make_runs_honcho_waits_for_the_supervisors_before_it_kills(tmp_path: Path) -> None:
+    """Stock honcho SIGKILLs what still runs 5 s after the first process stopped; under
+    draconic.run_honcho a process that takes longer to stop (a worker's grace) is not killed."""
+    done = tmp_path / "done"
+    slow = f"trap 'sleep 7; echo done > {done}; exit 0' TERM; while true; do sleep 0.1; done"
+    (tmp_path / "Procfile").write_text(f"quick: sleep 1\nslow: {slow}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "draconic.run_honcho", "-e", "/dev/null", "start"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.exists(), proc.stdout
+    assert "sending SIGKILL" not in proc.stdout
+    assert run_honcho.kill_wait() > stop_timeout() > 0
