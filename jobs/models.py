@@ -12,7 +12,8 @@ from django.db.models import Q
 
 class JobStatus(models.TextChoices):
     PENDING = "pending", "pending"
-    """Waiting for its parents, for resources, or (after a retry) for its next attempt time."""
+    """Waiting for its parents, for resources, or (after a retry) for its next attempt time;
+    also where a stopping worker hands back an attempt it did not finish (uncharged)."""
     QUEUED = "queued", "queued"
     """Admitted: resources reserved in the ledger and its message published to Celery."""
     RUNNING = "running", "running"

@@ -81,7 +81,9 @@ def _shutting_down(sender: Any = None, how: str = "Warm", **_: Any) -> None:
         target=_grace_then_hand_back,
         args=(str(sender or ""), grace),
         name="draconic-shutdown",
-        daemon=True,
+        # Not a daemon: a cold shutdown ends the worker without waiting for anything, and the
+        # interpreter then still waits for this thread to finish handing back.
+        daemon=False,
     ).start()
 
 

@@ -37,6 +37,10 @@ def stop_and_wait(platform: Supervisor, name: str, how: str) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     elif how == "group-SIGINT":  # Ctrl-C reaching the supervisor's process group
         os.killpg(proc.pid, signal.SIGINT)
+    elif how == "lone-SIGINT-twice":  # Ctrl-C twice on a lone `make worker`: a cold shutdown
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "shutting down" in platform.log_tail(name), message=platform.logs())
+        proc.send_signal(signal.SIGINT)
     else:  # a lone `make worker` or a container: SIGTERM to the worker itself
         proc.send_signal(signal.SIGTERM)
     try:
@@ -71,12 +75,16 @@ def test_a_job_shorter_than_the_grace_completes_during_a_sigterm_shutdown(platfo
     wait_until(lambda: ledger.ledger_usage().leases == 0, message="ledger to drain")
 
 
-@pytest.mark.parametrize("how", ["group-SIGTERM", "group-SIGINT", "lone-SIGTERM"])
+@pytest.mark.parametrize(
+    "how", ["group-SIGTERM", "group-SIGINT", "lone-SIGTERM", "lone-SIGINT-twice"]
+)
 def test_a_job_longer_than_the_grace_is_handed_back_uncharged_and_runs_again(
     platform, api, tmp_path, how
 ):
-    grace = {"DRACONIC_SHUTDOWN_GRACE_SECONDS": "1"}
-    if how == "lone-SIGTERM":
+    # A cold shutdown (the second Ctrl-C) hands back at once, without waiting out the grace.
+    seconds = "600" if how == "lone-SIGINT-twice" else "1"
+    grace = {"DRACONIC_SHUTDOWN_GRACE_SECONDS": seconds}
+    if how.startswith("lone"):
         platform.start_worker("worker", **TEST_TYPES, **grace)
     else:
         start_supervised_worker(platform, "worker", **grace)
