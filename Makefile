@@ -9,8 +9,8 @@ export PORT FLOWER_PORT
 
 .PHONY: run test test-fast test-unit bench chaos lint fmt worker beat scheduler flower venv migrate clean
 
-# The virtualenv is rebuilt whenever a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The virtualenv is rebuilt whenever a requirements file (or the SDK's pyproject.toml) changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml
 	@test -x $(PY) || { echo "creating virtualenv $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	@echo "installing requirements into $(VENV) ..."
 	@$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
@@ -51,7 +51,7 @@ chaos: migrate  ## the fault-injection run, printing its summary
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy draconic jobs admin_api workers bench
+	$(VENV)/bin/mypy draconic jobs admin_api workers bench sdk/src/draconic_sdk
 
 fmt: venv
 	$(VENV)/bin/ruff format .

@@ -7,12 +7,17 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from draconic.broker import install_closed_transport_guard
 from draconic.logging import install_celery_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "draconic.settings")
 
 #: Celery queues, one per job priority, consumed in this order (queue_order_strategy=priority).
 PRIORITY_QUEUES = ("critical", "high", "normal", "low")
+
+# kombu 5.7's Redis transport can crash a worker that reconnects after losing Redis
+# (draconic/broker.py says how); the guard turns that into the connection error it handles.
+install_closed_transport_guard()
 
 app = Celery("draconic")
 app.config_from_object("django.conf:settings", namespace="CELERY")

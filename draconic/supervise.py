@@ -1,19 +1,21 @@
 """``python -m draconic.supervise NAME -- COMMAND...``: keep one process of ``make run`` alive.
 
 honcho stops every process of the Procfile when one of them exits, so one crashed worker
-(kombu's Redis transport can crash one while it reconnects after a Redis restart) would stop
-the whole platform. Each Procfile line runs its command under this supervisor instead: a
-command that exits by itself is started again after a pause that doubles from one second up
-to thirty (back to one once it has run for a minute), and the log says so.
+(as kombu 5.7's Redis transport did while reconnecting after a Redis restart, before
+``draconic/broker.py`` guarded it) would stop the whole platform. Each Procfile line runs its
+command under this supervisor instead: a command that exits by itself is started again after
+a pause that doubles from one second up to thirty (back to one once it has run for a minute),
+and the log says so.
 
 Stopping: the command runs in a session (and process group) of its own, and the supervisor
 turns the first SIGTERM or SIGINT it gets into one SIGTERM to the command's main process only,
-then exits with it, as honcho expects. A command still running ``DRACONIC_SHUTDOWN_GRACE_SECONDS``
-plus STOP_SLACK seconds after that SIGTERM is killed with its whole process group, so nothing
-of it outlives ``make run`` (``draconic.run_honcho`` waits that long before it kills us). honcho signals the supervisor's whole process group
+then exits with it, as honcho expects. honcho signals the supervisor's whole process group
 (and Ctrl-C reaches a whole foreground group); a Celery worker's pool processes, which reset
 SIGTERM to its default, would otherwise die with their jobs at once instead of the worker's
-warm shutdown letting them finish (``workers.lifecycle``).
+warm shutdown letting them finish (``workers.lifecycle``). A command still running
+``DRACONIC_SHUTDOWN_GRACE_SECONDS`` plus STOP_SLACK seconds after that SIGTERM is killed with
+its whole process group, so nothing of it outlives ``make run`` (``draconic.run_honcho``
+waits that long and more before honcho kills anything).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ import uuid
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Cast
 
 
 class JobStatus(models.TextChoices):
@@ -174,6 +176,23 @@ class LogLevel(models.TextChoices):
     ERROR = "error", "error"
 
 
+#: ``pg_current_xact_id()::text::bigint``: the id of the transaction writing the row (xid8
+#: has no cast to bigint; its text form is the number).
+CURRENT_XACT_ID = Cast(
+    Cast(
+        models.Func(function="pg_current_xact_id", output_field=models.TextField()),
+        models.TextField(),
+    ),
+    models.BigIntegerField(),
+)
+#: ``pg_current_snapshot()::text``, as ``xmin:xmax:xip,...``: the transactions the writing
+#: statement saw as still running (xip), or not started yet (>= xmax).
+CURRENT_SNAPSHOT = Cast(
+    models.Func(function="pg_current_snapshot", output_field=models.TextField()),
+    models.TextField(),
+)
+
+
 class ExecutionLog(models.Model):
     """One line of a job's history: every state change writes one; handlers log through it."""
 
@@ -193,10 +212,22 @@ class ExecutionLog(models.Model):
     to_status = models.CharField(max_length=16, blank=True, default="")
     context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Filled in by PostgreSQL on every insert (the engine's statements name neither column):
+    # the transaction that wrote the row, and what that statement's snapshot saw as finished.
+    # A cursor names a row; they say which rows could still commit after it (jobs.live.resume).
+    # NULL only in rows written before the columns existed (adding them rewrote nothing).
+    xact_id = models.BigIntegerField(db_default=CURRENT_XACT_ID, null=True, editable=False)
+    snapshot = models.TextField(db_default=CURRENT_SNAPSHOT, null=True, editable=False)
 
     class Meta:
         ordering: ClassVar = ["id"]
-        indexes: ClassVar = [models.Index(fields=["job", "id"], name="log_job_id_idx")]
+        indexes: ClassVar = [
+            models.Index(fields=["job", "id"], name="log_job_id_idx"),
+            # Resuming a feed reads the rows of recent transactions (xact_id >= a cursor's
+            # xmin). Rows are appended in roughly xact_id order, so a BRIN index finds them
+            # for almost nothing on the insert path (a B-tree would be one more per row).
+            BrinIndex(fields=["xact_id"], name="log_xact_id_brin"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_id} #{self.attempt} {self.level}: {self.message[:60]}"

@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from jobs.ids import parse_uuid
+from jobs.live import resume
 from jobs.models import DeadLetter, ExecutionLog, Job, Priority
 
 
@@ -38,9 +39,12 @@ def job_list(
 
 
 def job_logs(*, job: Job, since: int | None = None) -> QuerySet[ExecutionLog]:
+    """The job's log lines in id order; with ``since`` (a line's id, or an event's cursor)
+    the ones a reader who had that line may lack: the later lines, and the lines of
+    transactions still open when it was written (``jobs.live.resume``)."""
     qs = ExecutionLog.objects.filter(job=job)
     if since is not None:
-        qs = qs.filter(id__gt=since)
+        qs = qs.filter(resume.missed_since(since))
     return qs.order_by("id")
 
 

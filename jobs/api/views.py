@@ -218,7 +218,14 @@ class JobLogsApi(APIView):
     @extend_schema(
         operation_id="jobs_logs",
         parameters=[
-            OpenApiParameter("since", int, description="Only lines after this log id (a cursor).")
+            OpenApiParameter(
+                "since",
+                int,
+                description="A log id (or a WebSocket event's cursor): the lines a reader who "
+                "had it may lack. Those after it, and those written by transactions still open "
+                "when it was written, which commit later with lower ids; so a line can come "
+                "again (drop the ids you have). Resume from the highest id you have seen.",
+            )
         ],
         responses={
             200: ExecutionLogOutputSerializer(many=True),

@@ -19,18 +19,24 @@ Subscribing
     ``unsubscribed``); events flow from then on.
 
 Resuming
-    ``?since=<cursor>`` (or ``"since"`` in a subscribe message) first replays, oldest first,
-    the logged state changes after that cursor for what was just subscribed, each with
-    ``"replay": true``, then ``{"type": "replay_done", "count", "cursor"}``. At most
+    ``?since=<cursor>`` (or ``"since"`` in a subscribe message) first replays, in log order,
+    the logged state changes the client may have missed since it saw that cursor, for what
+    was just subscribed, each with ``"replay": true``, then ``{"type": "replay_done", "count",
+    "cursor"}``; ``cursor`` there is the one to resume from next (the highest sent, or
+    ``since``). What "may have missed" means is ``jobs.live.resume``: the changes after the
+    cursor, and those of transactions that were still open when it was written, which commit
+    later with *lower* cursors (a big batch). So a change the client already had can come
+    again, with ``"replay": true`` and the same cursor: a client keeps the highest cursor it
+    has seen and drops events whose cursor it has already handled. At most
     ``REPLAY_LIMIT`` rows are replayed; past that the client gets ``replay_truncated`` and pages
-    the rest through ``GET /jobs/{id}/logs?since=<cursor>``.
+    the rest through ``GET /jobs/{id}/logs?since=<cursor>`` (the same cursors, the same rule).
 
     No gap: the socket is in its group before the log is read, and live events that arrive
     meanwhile wait in the channel layer (a consumer handles one message at a time), so they
-    come after the replay. No duplicate: a live event whose cursor was already sent (recently:
-    the last ``DEDUP_WINDOW`` cursors) is dropped. Cursors are compared as a set, not with
-    ``<=``, because ids of different jobs commit out of order: a live event with a smaller
-    cursor than the last replayed one can still be new.
+    come after the replay. No duplicate on one socket: a live event whose cursor was already
+    sent (recently: the last ``DEDUP_WINDOW`` cursors) is dropped. Cursors are compared as a
+    set, not with ``<=``, because ids of different jobs commit out of order: a live event with
+    a smaller cursor than the last replayed one can still be new.
 
 Live events cost no database work here: the owner and the filters are checked against the
 message itself. The layer is channels-redis's pub/sub layer: a server process subscribes to
@@ -233,7 +239,10 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
         for event in rows:
             if self.sent.add(event["cursor"]):
                 await self.send_json(event)
-        cursor = rows[-1]["cursor"] if rows else since
+        # The highest id sent, or ``since``: rows of transactions still open when ``since``
+        # was written may come back with lower ids, and resuming from one of those would
+        # replay what followed it again.
+        cursor = max([since, *(event["cursor"] for event in rows)])
         if truncated:
             await self.send_json(
                 {

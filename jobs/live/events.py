@@ -1,7 +1,8 @@
 """Job events: published to the Channels layer after the transaction that made them commits.
 
 Events are a live view, not the record: the ExecutionLog rows are. A client that missed an
-event replays the log from its cursor (the ``log_id`` of the last event it saw). So a
+event replays the log from its cursor (the ``log_id`` of the last event it saw; what that
+replays, exactly, is ``jobs.live.resume``'s to say). So a
 broadcast that fails (Redis down, a full channel) is logged and dropped, never raised into the
 code path that changed the job.
 """
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from jobs.live import resume
 from jobs.models import ExecutionLog, Priority
 from jobs.redis_client import get_redis
 
@@ -99,11 +101,13 @@ def replay(
     batch_ids: Collection[UUID] = (),
     limit: int,
 ) -> list[dict[str, Any]]:
-    """The events of the state changes logged after cursor ``since``, oldest first, at most
-    ``limit`` of them: the ExecutionLog rows with a ``to_status``, shaped like live events plus
-    ``"replay": true``. ``owner_id`` None means every owner's jobs (staff); empty ``job_ids``
-    and ``batch_ids`` mean all the jobs of that scope, otherwise the jobs of either set."""
-    rows = ExecutionLog.objects.filter(id__gt=since).exclude(to_status="")
+    """The events of the state changes a client that saw cursor ``since`` may have missed
+    (``resume.missed_since``: the later ones, and those of transactions still open when it was
+    written), in log id order, at most ``limit`` of them: the ExecutionLog rows with a
+    ``to_status``, shaped like live events plus ``"replay": true``. ``owner_id`` None means
+    every owner's jobs (staff); empty ``job_ids`` and ``batch_ids`` mean all the jobs of that
+    scope, otherwise the jobs of either set."""
+    rows = ExecutionLog.objects.filter(resume.missed_since(since)).exclude(to_status="")
     if owner_id is not None:
         rows = rows.filter(job__owner_id=owner_id)
     if job_ids or batch_ids:

@@ -47,7 +47,11 @@ PLACEHOLDER_ID = re.compile(r"\{job_id\}|\{id\}|<job_id>|<id>")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Commands the examples contain that this test does not run, and why: building, installing,
 #: starting, and the seed's FastAPI-era development setup (uvicorn, pip, pytest in docker).
-NOT_HTTP = {"make", "docker", "docker-compose", "git", "cd", "cat", "pip", "python", "uvicorn"}
+# draconic: the client's command, whose README lines tests/e2e/test_sdk_docs.py runs.
+NOT_HTTP = {
+    *("make", "docker", "docker-compose", "git", "cd", "cat", "pip", "python", "uvicorn"),
+    "draconic",
+}
 TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 #: A stand-in for a parent the seed README names by placeholder.
 STAND_IN_PARENT = {"type": "data_processing", "payload": {"data": [3, 1, 4, 1, 5]}}

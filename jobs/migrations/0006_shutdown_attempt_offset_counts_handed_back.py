@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0004_log_job_without_db_constraint'),
+        ('jobs', '0005_cursor_log_xact_snapshot'),
     ]
 
     operations = [

@@ -1,0 +1,56 @@
+"""The Python client of the Draconic job platform: ``Client``, ``AsyncClient``, ``Graph``,
+the typed models and errors. It talks to the server over HTTP and WebSocket only."""
+
+from __future__ import annotations
+
+from draconic_sdk._version import __version__
+from draconic_sdk.aio import AsyncClient
+from draconic_sdk.client import Client
+from draconic_sdk.errors import (
+    AuthenticationError,
+    Conflict,
+    DraconicError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerUnavailable,
+    Timeout,
+    ValidationError,
+)
+from draconic_sdk.graph import Graph
+from draconic_sdk.models import (
+    BatchResult,
+    BulkRequeued,
+    DeadLetter,
+    Event,
+    Health,
+    Job,
+    LogEntry,
+    Requeued,
+    ResourceRequirements,
+)
+
+__all__ = [
+    "AsyncClient",
+    "AuthenticationError",
+    "BatchResult",
+    "BulkRequeued",
+    "Client",
+    "Conflict",
+    "DeadLetter",
+    "DraconicError",
+    "Event",
+    "Graph",
+    "Health",
+    "Job",
+    "LogEntry",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "Requeued",
+    "ResourceRequirements",
+    "ServerUnavailable",
+    "Timeout",
+    "ValidationError",
+    "__version__",
+]
