@@ -4,6 +4,7 @@ good. Hang guards only; no durations asserted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -104,12 +105,17 @@ def test_a_signal_to_its_process_group_reaches_the_command_as_one_sigterm_only(
     proc = supervise("worker", code, session=True)
     assert proc.stdout is not None
     pgid, sid = (int(n) for n in proc.stdout.readline().split())
-    assert proc.pid not in (pgid, sid)  # the command is in a session of its own
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
-    wait_until(lambda: got.exists() and "SIGTERM" in got.read_text(), timeout=30)
-    os.killpg(proc.pid, signal.SIGTERM)  # then honcho
-    assert proc.wait(timeout=30) == 0
-    assert got.read_text().splitlines() == ["SIGTERM"]
+    try:
+        assert proc.pid not in (pgid, sid)  # the command is in a session of its own
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        wait_until(lambda: got.exists() and "SIGTERM" in got.read_text(), timeout=30)
+        os.killpg(proc.pid, signal.SIGTERM)  # then honcho
+        assert proc.wait(timeout=30) == 0
+        assert got.read_text().splitlines() == ["SIGTERM"]
+    finally:  # nothing left behind when it fails
+        for group in {proc.pid, pgid}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
 
 
 def test_a_command_that_ignores_sigterm_is_killed_with_its_group_after_the_stop_timeout() -> None:
