@@ -27,8 +27,9 @@ run: migrate  ## the whole platform in the foreground: API + WebSocket, worker, 
 	@# -e /dev/null: the processes see the same environment as migrate and devsetup above
 	@# (honcho would otherwise load .env over it; .env is docker compose's file). Flower's API
 	@# needs credentials: the development ones devsetup printed, unless FLOWER_BASIC_AUTH is set.
+	@# draconic.run_honcho is honcho waiting out the worker's shutdown grace before it kills.
 	@FLOWER_BASIC_AUTH="$${FLOWER_BASIC_AUTH:-$$(cat var/dev-flower-auth)}" \
-	  exec $(VENV)/bin/honcho --no-prefix -e /dev/null -f Procfile start -p $(PORT) 2>&1 || true
+	  exec $(PY) -m draconic.run_honcho --no-prefix -e /dev/null -f Procfile start -p $(PORT) 2>&1 || true
 
 test: venv  ## installs what is missing, then runs the whole suite
 	@$(PY) manage.py waitforservices --timeout 60

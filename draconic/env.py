@@ -114,3 +114,14 @@ def env_json(name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ImproperlyConfigured(f"{name} must be a JSON object, got {raw[:100]!r}")
     return value
+
+
+#: The default of ``DRACONIC_SHUTDOWN_GRACE_SECONDS``.
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+def shutdown_grace_seconds() -> float:
+    """``DRACONIC_SHUTDOWN_GRACE_SECONDS``: how long a stopping worker lets its running jobs
+    finish. Read here too, not only in settings, because ``make run``'s process managers
+    (``draconic.supervise``, ``draconic.run_honcho``) bound their stop on it without Django."""
+    return env_float("DRACONIC_SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=0)

@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.connection import parse_url
 
 from draconic.env import (
+    SHUTDOWN_GRACE_SECONDS,
     env_bool,
     env_choice,
     env_float,
@@ -183,6 +184,11 @@ DRACONIC_REQUEUE_AFTER_SECONDS = env_float("DRACONIC_REQUEUE_AFTER_SECONDS", 300
 DRACONIC_STARVATION_SECONDS = env_float("DRACONIC_STARVATION_SECONDS", 30.0, minimum=0)
 DRACONIC_CANCEL_GRACE_SECONDS = env_float("DRACONIC_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
 DRACONIC_CANCEL_POLL_SECONDS = env_float("DRACONIC_CANCEL_POLL_SECONDS", 1.0, minimum=0.05)
+# SIGTERM is a warm shutdown: running jobs get this long to finish, then are handed back
+# (pending again, not charged an attempt). Keep a supervisor's stop timeout above it.
+DRACONIC_SHUTDOWN_GRACE_SECONDS = env_float(
+    "DRACONIC_SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=0
+)
 DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1.0, minimum=0.05)
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
 DRACONIC_DISPATCH_LINGER_SECONDS = env_float("DRACONIC_DISPATCH_LINGER_SECONDS", 0.01, minimum=0)

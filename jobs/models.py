@@ -14,7 +14,8 @@ from django.db.models.functions import Cast
 
 class JobStatus(models.TextChoices):
     PENDING = "pending", "pending"
-    """Waiting for its parents, for its time (``run_at``), or for resources."""
+    """Waiting for its parents, for its time (``run_at``), or for resources; also where a
+    stopping worker hands back an attempt it did not finish (uncharged)."""
     QUEUED = "queued", "queued"
     """Admitted: resources reserved in the ledger and its message published to Celery."""
     RUNNING = "running", "running"
@@ -64,8 +65,12 @@ class Job(models.Model):
     attempt = models.PositiveSmallIntegerField(
         default=0, help_text="Attempts admitted so far; the current attempt's number."
     )
+    # max_attempts counts only charged attempts: attempt - attempt_offset. The attempt number
+    # itself only grows (it is the fencing token), so the uncharged ones are counted here.
     attempt_offset = models.PositiveSmallIntegerField(
-        default=0, help_text="Attempts spent before the last re-drive from the dead-letter queue."
+        default=0,
+        help_text="Attempts not charged against max_attempts: those spent before the last "
+        "re-drive from the dead-letter queue, and those handed back by a stopping worker.",
     )
     timeout_seconds = models.PositiveIntegerField(default=3600)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)

@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import celeryd_init, task_failure, worker_process_init
 
 from draconic.processes import use_persistent_db_connections
-from workers import liveness  # noqa: F401  (connects worker_ready/worker_shutdown)
+from workers import lifecycle, liveness  # noqa: F401  (connect the lifecycle receivers)
 
 logger = logging.getLogger("draconic.worker")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import Retry
 
 from jobs.models import JobStatus
@@ -22,12 +22,19 @@ class AttemptFailed(Exception):
     """The attempt failed and the failure is recorded; raised so Celery counts it failed."""
 
 
+class AttemptTask(Task):  # type: ignore[type-arg]
+    #: The main process's view of each delivery: it settles the attempt of a pool process
+    #: that died running it (``workers.lifecycle``).
+    Request = "workers.lifecycle:AttemptRequest"
+
+
 @shared_task(
     name="draconic.execute_job",
     bind=True,
     acks_late=True,
     ignore_result=True,
     throws=(AttemptFailed,),  # expected: logged as a line, not as an unexpected error
+    base=AttemptTask,
 )
 def execute_job(self: Any, job_id: str, attempt: int) -> str:
     """Run attempt ``attempt`` of job ``job_id``. Idempotent: a repeated delivery does nothing.

@@ -191,6 +191,34 @@ SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
 FROM moved JOIN log ON log.job_id = moved.id
 """
 
+# hand_back_attempt: running -> pending, fenced by the attempt: its worker is stopping (a warm
+# shutdown whose grace ran out) and gives the attempt back unfinished. Not charged: the retry
+# policy counts attempt - attempt_offset, and attempt_offset grows by one here; the attempt
+# number itself still grows at the next admission, so this attempt's late outcome is refused.
+# A job whose cancel was requested is not matched (it ends cancelled). The caller releases the
+# lease after the commit.
+HAND_BACK_ATTEMPT = """
+WITH old AS (
+    SELECT id, status FROM jobs_job
+    WHERE id = %(job_id)s AND status = 'running' AND attempt = %(attempt)s
+      AND NOT cancel_requested
+    FOR UPDATE),
+moved AS (
+    UPDATE jobs_job AS j
+    SET status = 'pending', updated_at = now(), attempt_offset = j.attempt_offset + 1,
+        started_at = NULL, next_attempt_at = NULL
+    FROM old WHERE j.id = old.id
+    RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,
+              j.attempt, j.batch_id),
+log AS (
+    INSERT INTO jobs_executionlog
+        (job_id, attempt, level, message, from_status, to_status, context, created_at)
+    SELECT id, attempt, 'info', %(message)s, previous_status, status, %(context)s, now()
+    FROM moved RETURNING id, job_id, created_at)
+SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
+FROM moved JOIN log ON log.job_id = moved.id
+"""
+
 # fail_waiting: pending | retrying -> failed, for a job that can never be admitted (it needs
 # more than the whole cluster, which shrank since it was submitted). Not fenced by attempt:
 # no attempt of it is out.

@@ -16,6 +16,7 @@ from django.utils import timezone
 from jobs.engine import admission, ledger, recovery
 from jobs.engine.attempts import job_fail_attempt
 from jobs.engine.cancel import cancel_running_attempt
+from jobs.engine.interrupted import job_settle_lost
 from jobs.engine.publish import Delivery, celery_task_id, publish
 from jobs.models import DeadLetterReason, Job, JobStatus
 
@@ -57,28 +58,9 @@ def sweep_expired_leases() -> int:
     (or killed by the hard time limit). Returns how many attempts it settled."""
     arm_unrenewed_leases()
     settled = 0
-    now = timezone.now()
     for lease in ledger.ledger_expired():
         job_id, attempt = ledger.parse_lease(lease)
-        job = Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING).first()
-        if job is None:
-            ledger.ledger_release([lease])
-            continue
-        if job.cancel_requested:
-            settled += int(cancel_running_attempt(job_id=job_id, attempt=attempt))
-            continue
-        timed_out = (
-            job.started_at is not None
-            and job.started_at + timedelta(seconds=job.timeout_seconds) <= now
-        )
-        reason = DeadLetterReason.TIMEOUT if timed_out else DeadLetterReason.WORKER_LOST
-        error = (
-            f"attempt {attempt} exceeded its timeout of {job.timeout_seconds}s"
-            if timed_out
-            else f"attempt {attempt} lost its worker {job.worker or '(unknown)'}: lease expired"
-        )
-        if job_fail_attempt(job_id=job_id, attempt=attempt, error=error, reason=reason):
-            settled += 1
+        settled += int(job_settle_lost(job_id=job_id, attempt=attempt, why="lease expired"))
     return settled
 
 

@@ -30,7 +30,8 @@ S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     S.PENDING: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
-    S.RUNNING: frozenset({S.COMPLETED, S.RETRYING, S.FAILED, S.CANCELLED}),
+    # -> pending: handed back, uncharged, by a worker that stops before the attempt ends.
+    S.RUNNING: frozenset({S.COMPLETED, S.RETRYING, S.FAILED, S.CANCELLED, S.PENDING}),
     S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
     S.FAILED: frozenset({S.PENDING}),  # re-drive from the dead-letter queue
     S.COMPLETED: frozenset(),
@@ -65,6 +66,7 @@ MOVES = {
         Move("complete_attempt", (S.RUNNING,), S.COMPLETED, statements.COMPLETE_ATTEMPT),
         Move("retry_attempt", (S.RUNNING,), S.RETRYING, statements.RETRY_ATTEMPT),
         Move("fail_attempt", (S.RUNNING,), S.FAILED, statements.FAIL_ATTEMPT),
+        Move("hand_back_attempt", (S.RUNNING,), S.PENDING, statements.HAND_BACK_ATTEMPT),
         Move("fail_waiting", (S.PENDING, S.RETRYING), S.FAILED, statements.FAIL_WAITING),
         Move("cancel_attempt", (S.RUNNING,), S.CANCELLED, statements.CANCEL_ATTEMPT),
         Move(
@@ -174,6 +176,22 @@ def fail_attempt(
             job_id=str(job_id),
             attempt=attempt,
             error=error,
+            message=message,
+            context=Json(dict(context)),
+        )
+    )
+
+
+def hand_back_attempt(
+    *, job_id: UUID | str, attempt: int, message: str, context: Mapping[str, Any]
+) -> Change | None:
+    """running -> pending, not charged against ``max_attempts``: the worker gives the attempt
+    back unfinished. None if the attempt is not running any more, or its cancel was requested."""
+    return _first(
+        _move(
+            "hand_back_attempt",
+            job_id=str(job_id),
+            attempt=attempt,
             message=message,
             context=Json(dict(context)),
         )

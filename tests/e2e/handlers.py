@@ -34,3 +34,28 @@ class BusyWaitHandler(Handler):
 
         time.sleep(float(ctx.payload.get("seconds", 1)))
         return {"slept": ctx.payload.get("seconds", 1)}
+
+
+@register("slow_first_attempt")
+class SlowFirstAttemptHandler(Handler):
+    """Appends ``job_id:attempt`` to ``payload.path`` (and its process id to
+    ``payload.pid_path``, if given); its first attempt then sleeps ``payload.seconds``
+    (ignoring cancellation and lost leases if ``payload.stubborn``), later attempts return at
+    once: a job that an interrupted first attempt leaves to a second one."""
+
+    def run(self, ctx: JobContext) -> Any:
+        import time
+
+        if "pid_path" in ctx.payload:
+            with open(ctx.payload["pid_path"], "w") as out:
+                out.write(str(os.getpid()))
+        with open(ctx.payload["path"], "a") as out:
+            out.write(f"{ctx.job.id}:{ctx.attempt}\n")
+            out.flush()
+            os.fsync(out.fileno())
+        seconds = float(ctx.payload.get("seconds", 0)) if ctx.attempt == 1 else 0
+        if ctx.payload.get("stubborn"):
+            time.sleep(seconds)
+        else:
+            ctx.wait(seconds)
+        return {"attempt": ctx.attempt}

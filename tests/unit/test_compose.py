@@ -287,3 +287,17 @@ def test_each_env_example_variable_has_a_comment_above_it():
     for index, line in enumerate(lines):
         if re.match(r"^#?[A-Z][A-Z0-9_]*=", line):
             assert lines[index - 1].startswith("# "), f"no comment above {line!r}"
+
+
+def test_docker_compose_stop_gives_the_worker_a_warm_shutdown_longer_than_its_grace():
+    """``docker compose stop`` sends stop_signal to the container's first process and SIGKILLs
+    after stop_grace_period: celery itself must get SIGTERM (exec form, no shell that would
+    swallow it), and the grace the worker gives its jobs must end before Docker's kill."""
+    worker = SERVICES["worker"]
+    assert isinstance(worker["command"], list) and worker["command"][0] == "celery"
+    assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
+    docker_grace = float(str(worker["stop_grace_period"]).removesuffix("s"))
+    assert docker_grace > settings.DRACONIC_SHUTDOWN_GRACE_SECONDS + 10
+    value = COMPOSE["x-draconic"]["environment"]["DRACONIC_SHUTDOWN_GRACE_SECONDS"]
+    assert value == "${DRACONIC_SHUTDOWN_GRACE_SECONDS:-30}"
+    assert float(value.split(":-")[1].rstrip("}")) == settings.DRACONIC_SHUTDOWN_GRACE_SECONDS

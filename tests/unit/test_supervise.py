@@ -4,22 +4,29 @@ good. Hang guards only; no durations asserted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from draconic import run_honcho
+from draconic.supervise import STOP_SLACK, stop_timeout
 from tests.harness import ROOT, wait_until
 
 
-def supervise(name: str, code: str) -> subprocess.Popen[str]:
+def supervise(name: str, code: str, *, session: bool = False) -> subprocess.Popen[str]:
+    """The supervisor of ``python -c code``; with ``session``, in a session of its own (the
+    process group of its own that honcho gives each Procfile line)."""
     return subprocess.Popen(
         [sys.executable, "-m", "draconic.supervise", name, "--", sys.executable, "-c", code],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=session,
     )
 
 
@@ -73,3 +80,82 @@ def test_it_explains_how_to_call_it() -> None:
     )
     assert done.returncode == 2
     assert "usage: python -m draconic.supervise NAME -- COMMAND" in done.stderr
+
+
+def test_a_signal_to_its_process_group_reaches_the_command_as_one_sigterm_only(
+    tmp_path: Path,
+) -> None:
+    """honcho signals the supervisor's whole process group, and Ctrl-C a whole foreground
+    group; a Celery worker's pool processes must not get that signal (they would die with their
+    jobs), only the worker's main process, and once: a warm shutdown."""
+    got = tmp_path / "signals"
+    code = (
+        "import os, pathlib, signal, sys, time\n"
+        f"p = pathlib.Path({str(got)!r})\n"
+        "def note(signum, frame):\n"
+        "    p.open('a').write(signal.Signals(signum).name + '\\n')\n"
+        "signal.signal(signal.SIGTERM, note)\n"
+        "signal.signal(signal.SIGINT, note)\n"
+        "print(os.getpgid(0), os.getsid(0), flush=True)\n"
+        "while 'SIGTERM' not in (p.read_text() if p.exists() else ''):\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(1)\n"  # a second signal to the group would arrive meanwhile
+        "sys.exit(0)\n"
+    )
+    proc = supervise("worker", code, session=True)
+    assert proc.stdout is not None
+    pgid, sid = (int(n) for n in proc.stdout.readline().split())
+    try:
+        assert proc.pid not in (pgid, sid)  # the command is in a session of its own
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        wait_until(lambda: got.exists() and "SIGTERM" in got.read_text(), timeout=30)
+        os.killpg(proc.pid, signal.SIGTERM)  # then honcho
+        assert proc.wait(timeout=30) == 0
+        assert got.read_text().splitlines() == ["SIGTERM"]
+    finally:  # nothing left behind when it fails
+        for group in {proc.pid, pgid}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+
+def test_a_command_that_ignores_sigterm_is_killed_with_its_group_after_the_stop_timeout() -> None:
+    code = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('up', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "DRACONIC_SHUTDOWN_GRACE_SECONDS": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "draconic.supervise", "web", "--", sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) != 0  # the command died of the SIGKILL
+    err = proc.stderr.read() if proc.stderr else ""
+    assert f"web did not stop within {STOP_SLACK:g}s of SIGTERM; killing it" in err
+
+
+def test_make_runs_honcho_waits_for_the_supervisors_before_it_kills(tmp_path: Path) -> None:
+    """Stock honcho SIGKILLs what still runs 5 s after the first process stopped; under
+    draconic.run_honcho a process that takes longer to stop (a worker's grace) is not killed."""
+    done = tmp_path / "done"
+    slow = f"trap 'sleep 7; echo done > {done}; exit 0' TERM; while true; do sleep 0.1; done"
+    (tmp_path / "Procfile").write_text(f"quick: sleep 1\nslow: {slow}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "draconic.run_honcho", "-e", "/dev/null", "start"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.exists(), proc.stdout
+    assert "sending SIGKILL" not in proc.stdout
+    assert run_honcho.kill_wait() > stop_timeout() > 0
