@@ -256,8 +256,8 @@ def _procfile() -> dict[str, list[str]]:
     for name, command in entries:
         argv = _argv(command.strip())
         assert argv[:3] == SUPERVISE, f"{name} must run under draconic.supervise"
-        assert argv[3:5] == [name.strip(), "--"], argv
-        commands[name.strip()] = argv[5:]
+        assert argv[3] == name.strip(), argv
+        commands[name.strip()] = argv[argv.index("--") + 1 :]
     return commands
 
 
@@ -287,3 +287,18 @@ def test_each_env_example_variable_has_a_comment_above_it():
     for index, line in enumerate(lines):
         if re.match(r"^#?[A-Z][A-Z0-9_]*=", line):
             assert lines[index - 1].startswith("# "), f"no comment above {line!r}"
+
+
+def test_make_runs_web_line_serves_one_port_from_daphne_copies_on_the_supervisors_sockets():
+    line = next(
+        text
+        for name, _, text in (
+            ln.partition(":") for ln in (ROOT / "Procfile").read_text().splitlines()
+        )
+        if name == "web"
+    )
+    argv = _argv(line.strip())
+    options = argv[4 : argv.index("--")]
+    assert _option(options, "--listen") == "${BIND_HOST:-127.0.0.1}:$PORT"
+    assert _option(options, "--processes") == "${WEB_PROCESSES:-auto}"
+    assert _option(_procfile()["web"], "--fd") == "{fd}", "each daphne copy takes its socket"
