@@ -90,8 +90,9 @@ class Bench:
         wait_http(port)
         return port
 
-    def start_worker(self, *, baseline: bool = False) -> int:
-        """A Celery worker with the shipped options; returns the main process's pid."""
+    def start_worker(self, *, baseline: bool = False, concurrency: int = 2) -> int:
+        """A Celery worker with the shipped options and ``concurrency`` pool processes;
+        returns the main process's pid."""
         app = "bench.celery_baseline" if baseline else "draconic"
         name = "celery-baseline" if baseline else "worker"
         env = process_env(self.opts)
@@ -107,7 +108,7 @@ class Bench:
                 "-Q",
                 QUEUES,
                 "-c",
-                "2",
+                str(concurrency),
                 "--without-gossip",
                 "--without-mingle",
                 "-l",
