@@ -20,20 +20,26 @@ from bench.worker_phases import wait_for
 from tests.harness import ROOT, VENV_BIN, free_port, wait_http
 
 #: Settings the bench gives its production processes that ``make run`` leaves at their
-#: defaults (DEBUG on, INFO logs, the laptop's capacity, persistent connections' default).
-PRODUCTION_ONLY = ("DEBUG", "SECRET_KEY", "DB_CONN_MAX_AGE", "LOG_LEVEL")
-CAPACITY = ("MAX_CPU_UNITS", "MAX_MEMORY_MB")
+#: defaults (DEBUG on, INFO logs, persistent connections' default, the laptop's capacity).
+PRODUCTION_ONLY = (
+    "DEBUG",
+    "SECRET_KEY",
+    "DB_CONN_MAX_AGE",
+    "LOG_LEVEL",
+    "MAX_CPU_UNITS",
+    "MAX_MEMORY_MB",
+)
 #: The 2-second jobs of the end-to-end figure, and the production worker's slots for them
 #: (the default capacity's 8 CPU units, so both sides may run as many at once).
 SLOW_JOB = {"type": "noop", "payload": {"seconds": 2}}
 PRODUCTION_SLOTS = 8
 
 
-def make_run_env(opts: Options, *, capacity: bool, **extra: str) -> dict[str, str]:
+def make_run_env(opts: Options, **extra: str) -> dict[str, str]:
     """``make run``'s environment: the bench's database and Redis, its rate limit (else the
     load would measure the 6,000/min throttle), and ``make run``'s defaults for the rest."""
     env = process_env(opts)
-    for name in PRODUCTION_ONLY + (CAPACITY if capacity else ()):
+    for name in PRODUCTION_ONLY:
         env.pop(name, None)
     return {**env, **extra}
 
@@ -52,7 +58,7 @@ def start_web(bench: Bench) -> int:
     bench.procs.start(
         "make-run-web",
         procfile_line("web"),
-        make_run_env(bench.opts, capacity=False, PORT=str(port)),
+        make_run_env(bench.opts, PORT=str(port)),
     )
     wait_http(port, timeout=120)
     return port
@@ -62,7 +68,7 @@ def start_make_run(bench: Bench) -> int:
     """Every process of ``make run``: honcho with the Procfile, as the Makefile runs it."""
     port, flower = bench.api_port, free_port(bench.opts.port + 2)
     argv = [str(VENV_BIN / "honcho"), "--no-prefix", "-e", "/dev/null", "-f", "Procfile"]
-    env = make_run_env(bench.opts, capacity=True, FLOWER_PORT=str(flower))
+    env = make_run_env(bench.opts, FLOWER_PORT=str(flower))
     bench.procs.start("make-run", [*argv, "start", "-p", str(port)], env)
     wait_http(port, timeout=180)
     return port
