@@ -39,15 +39,29 @@ class _Run:
     growth: float | None  # RSS growth over counts.memory submissions (first round only)
 
 
-def _single(bench: Bench, *, baseline: bool, first: bool) -> _Run:
+#: The servers of the single-job figures: production's gunicorn, the DRF baseline's, and
+#: make run's daphne (the Procfile's web line).
+SIDES = ("Draconic", "baseline", "make run")
+
+
+def _start(bench: Bench, label: str) -> tuple[str, str, int]:
+    """Start ``label``'s server: its process name, the path to post to, and its port."""
+    if label == "make run":
+        from bench.make_run import start_web
+
+        return "make-run-web", "/jobs/", start_web(bench)
+    baseline = label == "baseline"
+    port = bench.start_api(baseline=baseline)
+    return ("baseline-api", "/baseline/", port) if baseline else ("api", "/jobs/", port)
+
+
+def _single(bench: Bench, label: str, *, first: bool) -> _Run:
     """Run the single-job load on one server. The first round also profiles (``--profile``)
     and measures RSS growth over ``counts.memory`` submissions after the warm-up (summed
-    over the gunicorn workers)."""
+    over the gunicorn workers; not for make run's daphne)."""
     counts = bench.opts.counts
-    label = "baseline" if baseline else "Draconic"
-    name = "baseline-api" if baseline else "api"
-    path = "/baseline/" if baseline else "/jobs/"
-    port = bench.start_api(baseline=baseline)
+    name, path, port = _start(bench, label)
+    first = first and label != "make run"
     bench.load(
         port, path, NOOP, total=counts.warmup, clients=counts.clients, label=f"{label} warm-up"
     )
@@ -104,22 +118,21 @@ def _best(runs: list[_Run]) -> _Run:
 
 def submission(bench: Bench) -> None:
     rounds = bench.opts.counts.rounds
-    runs: dict[bool, list[_Run]] = {False: [], True: []}
+    runs: dict[str, list[_Run]] = {label: [] for label in SIDES}
     for index in range(rounds):
-        for is_baseline in (False, True):
-            runs[is_baseline].append(_single(bench, baseline=is_baseline, first=index == 0))
+        for label in SIDES:
+            runs[label].append(_single(bench, label, first=index == 0))
     if rounds > 1:
         bench.report.notes.append(
             f"single-job submission: best of {rounds} alternating rounds per side; "
             + "; ".join(
-                f"{'baseline' if b else 'Draconic'} "
-                + ", ".join(f"{r.timed.rate:,.0f}" for r in rs)
-                + " jobs/s"
-                for b, rs in runs.items()
+                f"{label} " + ", ".join(f"{r.timed.rate:,.0f}" for r in rs) + " jobs/s"
+                for label, rs in runs.items()
             )
         )
-    best_platform, best_baseline = _best(runs[False]), _best(runs[True])
-    platform_growth, baseline_growth = runs[False][0].growth or 0.0, runs[True][0].growth or 0.0
+    best_platform, best_baseline = _best(runs["Draconic"]), _best(runs["baseline"])
+    platform_growth = runs["Draconic"][0].growth or 0.0
+    baseline_growth = runs["baseline"][0].growth or 0.0
     platform_cpu, baseline_cpu = best_platform.cpu_ms, best_baseline.cpu_ms
     platform, baseline = best_platform.timed, best_baseline.timed
     clients = bench.opts.counts.clients
@@ -147,6 +160,7 @@ def submission(bench: Bench) -> None:
         )
     )
     add(Figure("  API CPU per submission (gunicorn workers)", platform_cpu, baseline_cpu, "ms"))
+    _make_run_figures(bench, _best(runs["make run"]), best_platform)
     add(
         Figure(
             f"API RSS growth over {bench.opts.counts.memory:,} submits",
@@ -158,6 +172,38 @@ def submission(bench: Bench) -> None:
         )
     )
     bench.between_phases()
+
+
+def _make_run_figures(bench: Bench, make_run: _Run, production: _Run) -> None:
+    """make run's daphne beside production's gunicorn, measured in the same rounds."""
+    clients, add = bench.opts.counts.clients, bench.report.add
+    timed, prod = make_run.timed, production.timed
+    label = "production"
+    add(
+        Figure(
+            f"make run submit (daphne, REST + WebSocket on one port), {clients} clients",
+            timed.rate,
+            prod.rate,
+            "jobs/s",
+            ">= 80% of production",
+            ratio_at_least(0.8),
+            baseline_label=label,
+        )
+    )
+    add(
+        Figure(
+            "  latency p99", timed.percentile(99), prod.percentile(99), "ms", baseline_label=label
+        )
+    )
+    add(
+        Figure(
+            "  API CPU per submission",
+            make_run.cpu_ms,
+            production.cpu_ms,
+            "ms",
+            baseline_label=label,
+        )
+    )
 
 
 def _batch_rate(bench: Bench, body: dict[str, Any], *, baseline: bool) -> float:

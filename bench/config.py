@@ -36,6 +36,7 @@ class Counts:
     scale_large: int = 1_000_000
     scale_requests: int = 2_000
     scale_dispatch: int = 2_000
+    slow: int = 32  # 2-second jobs of the make run end-to-end figure
 
 
 QUICK = Counts(
@@ -49,6 +50,7 @@ QUICK = Counts(
     scale_large=100_000,
     scale_requests=500,
     scale_dispatch=1_000,
+    slow=16,
 )
 
 
@@ -110,7 +112,8 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated subset of: submit, batch, e2e (with raw Celery), scale, delayed",
+        help="comma-separated subset of: submit, batch, e2e (with raw Celery), scale, delayed, "
+        "slow (2-second jobs under make run's defaults)",
     )
     ns = parser.parse_args(argv)
     opts = Options(
@@ -123,7 +126,7 @@ def parse_args(argv: list[str] | None) -> Options:
         settings=tuple(_setting(parser, s) for s in ns.set),
         only=tuple(p for p in ns.only.split(",") if p),
     )
-    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale", "delayed"}
+    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale", "delayed", "slow"}
     if unknown:
         parser.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     if "bench" not in opts.database_name:

@@ -91,9 +91,14 @@ class Bench:
         return port
 
     def start_worker(
-        self, *, baseline: bool = False, settings: Mapping[str, str] | None = None
+        self,
+        *,
+        baseline: bool = False,
+        concurrency: int = 2,
+        settings: Mapping[str, str] | None = None,
     ) -> int:
-        """A Celery worker with the shipped options (and ``settings`` over the bench's);
+        """A Celery worker with the shipped options, ``concurrency`` pool processes (and
+        ``settings`` over the bench's);
         returns the main process's pid."""
         app = "bench.celery_baseline" if baseline else "draconic"
         name = "celery-baseline" if baseline else "worker"
@@ -110,7 +115,7 @@ class Bench:
                 "-Q",
                 QUEUES,
                 "-c",
-                "2",
+                str(concurrency),
                 "--without-gossip",
                 "--without-mingle",
                 "-l",

@@ -8,9 +8,9 @@ from django.conf import settings
 def use_persistent_db_connections() -> None:
     """Keep PostgreSQL connections between jobs in a long-running process.
 
-    Web processes keep ``DB_CONN_MAX_AGE`` (0 by default: persistent connections leak under an
-    ASGI server), but a worker or the scheduler runs one thread that would otherwise reconnect
-    for every job. Connections are recycled after ``WORKER_DB_CONN_MAX_AGE`` seconds. They
+    Web processes keep ``DB_CONN_MAX_AGE`` (60 by default; daphne runs requests on a few
+    long-lived threads, ``draconic.asgi_wsgi``); a worker or the scheduler keeps its connection
+    for ``WORKER_DB_CONN_MAX_AGE`` instead, longer, as it runs one job after another. Connections are recycled after ``WORKER_DB_CONN_MAX_AGE`` seconds. They
     are not health-checked with a ``SELECT 1`` before each job: the worker retries its first
     statement once on a fresh connection instead (``workers.runner._start``), and the
     scheduler reconnects after an error.

@@ -105,7 +105,7 @@ DATABASE_URL = env_url(
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
 }
@@ -160,11 +160,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True)
 CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # draconic.logging owns the workers' log lines
-CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
 
 # --- The engine: capacity, job defaults, retries, leases, the scheduler --------------------
 MAX_CPU_UNITS = env_int("MAX_CPU_UNITS", 8, minimum=1)
 MAX_MEMORY_MB = env_int("MAX_MEMORY_MB", 4096, minimum=1)
+# A worker's slots (prefork pool processes) default to the capacity: every job takes at least
+# one CPU unit, so one worker (make run's) can run all that the ledger admits at once. The
+# prefork pool stays: it enforces timeout_seconds (Celery's soft and hard time limits) and a
+# forced cancel (terminate), which the threads pool cannot, and each job runs in its own
+# process (the lease keeper starts on worker_process_init). See README "Sizing".
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", MAX_CPU_UNITS, minimum=1)
 DRACONIC_MAX_PAYLOAD_BYTES = env_int("DRACONIC_MAX_PAYLOAD_BYTES", 64 * 1024, minimum=2)
 DRACONIC_MAX_BATCH_SIZE = env_int("DRACONIC_MAX_BATCH_SIZE", 1000, minimum=1)
 DRACONIC_DEFAULT_MAX_ATTEMPTS = env_int("DRACONIC_DEFAULT_MAX_ATTEMPTS", 3, minimum=1)

@@ -299,3 +299,53 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
         message=f"every process of make run to exit\n{run.output()}",
     )
     assert "stopped" in run.output()
+
+
+def _count_jobs(status: str) -> int:
+    with contextlib.closing(psycopg2.connect(_database_url())) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM jobs_job WHERE status = %s", [status])
+        return int(cursor.fetchone()[0])
+
+
+def test_make_runs_defaults_run_every_job_the_capacity_admits_at_once(make_run):
+    """The default capacity (MAX_CPU_UNITS) admits that many one-unit jobs, and the default
+    worker has a slot for each: they all run at once (sampled from the database)."""
+    run = make_run
+    wait_until(
+        lambda: run.proc.poll() is not None or run.answers("/healthz"),
+        timeout=600,
+        interval=0.5,
+        message="make run to answer /healthz",
+    )
+    assert run.proc.poll() is None, f"make run exited early:\n{run.output()}"
+    capacity = settings.MAX_CPU_UNITS  # make run's too: it inherits this environment
+    job = {"type": "noop", "payload": {"seconds": 5}}
+    job["resource_requirements"] = {"cpu_units": 1, "memory_mb": 128}
+    status, body = run.request("POST", "/jobs/batch/", {"jobs": [job] * capacity})
+    assert status == 201, body
+    peak = 0
+
+    def all_running_or_done() -> bool:
+        nonlocal peak
+        peak = max(peak, _count_jobs("running"))
+        return peak == capacity or _count_jobs("completed") == capacity
+
+    wait_until(all_running_or_done, timeout=300, message=f"jobs to run\n{run.output()}")
+    assert peak == capacity, f"at most {peak} of {capacity} admitted jobs ran at once"
+    wait_until(lambda: _count_jobs("completed") == capacity, timeout=300, message="jobs to end")
+
+    # REST and the WebSocket on one port, from one daphne per core.
+    cmdlines = [
+        (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace").split("\0")
+        for pid, _ in still_alive(descendants(run.proc.pid))
+    ]
+    daphnes = [
+        c
+        for c in cmdlines
+        if any(a.endswith("bin/daphne") for a in c)
+        and "--fd" in c
+        and "draconic.supervise" not in c
+    ]
+    assert len(daphnes) == (os.cpu_count() or 1), cmdlines
+    os.killpg(run.proc.pid, signal.SIGTERM)
+    run.proc.wait(timeout=120)

@@ -256,8 +256,8 @@ def _procfile() -> dict[str, list[str]]:
     for name, command in entries:
         argv = _argv(command.strip())
         assert argv[:3] == SUPERVISE, f"{name} must run under draconic.supervise"
-        assert argv[3:5] == [name.strip(), "--"], argv
-        commands[name.strip()] = argv[5:]
+        assert argv[3] == name.strip(), argv
+        commands[name.strip()] = argv[argv.index("--") + 1 :]
     return commands
 
 
@@ -301,3 +301,18 @@ def test_docker_compose_stop_gives_the_worker_a_warm_shutdown_longer_than_its_gr
     value = COMPOSE["x-draconic"]["environment"]["DRACONIC_SHUTDOWN_GRACE_SECONDS"]
     assert value == "${DRACONIC_SHUTDOWN_GRACE_SECONDS:-30}"
     assert float(value.split(":-")[1].rstrip("}")) == settings.DRACONIC_SHUTDOWN_GRACE_SECONDS
+
+
+def test_make_runs_web_line_serves_one_port_from_daphne_copies_on_the_supervisors_sockets():
+    line = next(
+        text
+        for name, _, text in (
+            ln.partition(":") for ln in (ROOT / "Procfile").read_text().splitlines()
+        )
+        if name == "web"
+    )
+    argv = _argv(line.strip())
+    options = argv[4 : argv.index("--")]
+    assert _option(options, "--listen") == "${BIND_HOST:-127.0.0.1}:$PORT"
+    assert _option(options, "--processes") == "${WEB_PROCESSES:-auto}"
+    assert _option(_procfile()["web"], "--fd") == "{fd}", "each daphne copy takes its socket"

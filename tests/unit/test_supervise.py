@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,52 @@ def test_make_runs_honcho_waits_for_the_supervisors_before_it_kills(tmp_path: Pa
     assert done.exists(), proc.stdout
     assert "sending SIGKILL" not in proc.stdout
     assert run_honcho.kill_wait() > stop_timeout() > 0
+
+
+#: A server for ``--listen``: answers each connection with its pid on the socket it was given.
+SERVE_FD = (
+    "import os, socket, sys\n"
+    "sock = socket.socket(fileno=int(sys.argv[1]))\n"
+    "while True:\n"
+    "    conn, _ = sock.accept()\n"
+    "    conn.sendall(str(os.getpid()).encode())\n"
+    "    conn.close()\n"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answer(port: int) -> int | None:
+    """The pid of the copy that answered a connection to ``port``, None if none did."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            return int(conn.recv(64).decode())
+    except (OSError, ValueError):
+        return None
+
+
+def test_listen_serves_one_port_from_every_copy_and_restarts_one_that_dies() -> None:
+    port = _free_port()
+    argv = [sys.executable, "-m", "draconic.supervise", "web", "--listen", f"127.0.0.1:{port}"]
+    argv += ["--processes", "2", "--", sys.executable, "-c", SERVE_FD, "{fd}"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        seen: set[int] = set()
+        # Both copies answer on the one port (the kernel spreads connections over them).
+        wait_until(lambda: seen.add(_answer(port) or 0) or len(seen - {0}) == 2, timeout=60)
+        first, second = sorted(seen - {0})
+        os.kill(first, signal.SIGKILL)
+        # The port keeps answering while the dead copy is restarted: from a new process.
+        wait_until(lambda: _answer(port) not in (None, first, second), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode is not None
+    lines = [json.loads(line)["message"] for line in err.splitlines() if line.startswith("{")]
+    assert len(lines) == 1 and lines[0].endswith("exited with code -9; restarting it in 1s")
+    assert lines[0].startswith(("web[1] ", "web[2] "))
+    assert _answer(port) is None, "the copies and the sockets are gone after SIGTERM"
