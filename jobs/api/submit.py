@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +41,9 @@ class JobSpec:
     depends_on: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
     key: str | None = None
+    #: Set by a schedule's fire: the schedule and the due time the job is for.
+    schedule_id: UUID | None = None
+    scheduled_for: datetime | None = None
 
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
@@ -202,6 +205,8 @@ def _new_job(
         idempotency_key=spec.idempotency_key,
         pending_parents=pending,
         batch_id=batch,
+        schedule_id=spec.schedule_id,
+        scheduled_for=spec.scheduled_for,
     )
 
 
