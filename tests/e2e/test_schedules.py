@@ -1,0 +1,88 @@
+"""Schedules fired by real scheduler processes: two of them at once, one SIGKILLed in the
+middle of a fire. Every due time ends with exactly one job. Timeouts are hang guards only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import psycopg2
+import pytest
+from django.db import connection
+
+from jobs.models import Job, Schedule, ScheduleFire
+from jobs.schedules import services
+from tests.harness import process_env, wait_until
+
+pytestmark = pytest.mark.e2e
+
+# The backend of a scheduler that has claimed a due time (its fire row is inserted, not
+# committed) and waits to insert the job: it is in the middle of a fire.
+MID_FIRE = """
+SELECT a.application_name FROM pg_stat_activity AS a JOIN pg_locks AS l ON l.pid = a.pid
+WHERE l.relation = 'jobs_schedulefire'::regclass AND l.mode = 'RowExclusiveLock'
+  AND l.granted AND a.wait_event_type = 'Lock' AND a.application_name LIKE 'scheduler-%%'
+"""
+
+
+def raw_connection() -> Any:
+    db = connection.settings_dict
+    return psycopg2.connect(
+        dbname=db["NAME"], user=db["USER"] or "postgres", host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+    )
+
+
+def start_schedulers(platform: Any, *names: str) -> None:
+    for name in names:
+        url = process_env()["DATABASE_URL"] + f"?application_name={name}"
+        platform.start_scheduler(name, DATABASE_URL=url)
+
+
+def test_two_schedulers_one_killed_mid_fire_fire_each_due_time_exactly_once(platform, user):
+    schedule = services.schedule_create(
+        owner=user,
+        data={"name": "every second", "interval_seconds": 1, "catchup": "all",
+              "catchup_limit": 1000, "job": {"type": "noop"}},
+    )
+    start_schedulers(platform, "scheduler-a", "scheduler-b")
+    wait_until(lambda: Job.objects.filter(schedule=schedule).count() >= 3, timeout=90,
+               message=platform.logs())
+
+    # Hold every job insert back, catch one scheduler between its claim and its job, kill it.
+    blocker = raw_connection()
+    with blocker.cursor() as cursor:
+        cursor.execute("LOCK TABLE jobs_job IN SHARE MODE")
+        victim = wait_until(lambda: _mid_fire(cursor), timeout=60, message=platform.logs())
+        cursor.execute("SELECT next_fire_at FROM jobs_schedule WHERE id = %s", [schedule.id])
+        (interrupted,) = cursor.fetchone()
+        platform.kill(victim)
+    blocker.rollback()  # its backend finishes the insert, finds its client gone, rolls back
+    blocker.close()
+
+    # The survivor fires the interrupted due time; then both run again for a while.
+    wait_until(
+        lambda: Job.objects.filter(schedule=schedule, scheduled_for=interrupted).exists(),
+        timeout=60, message=platform.logs(),
+    )
+    platform.restart(victim)
+    fired = Job.objects.filter(schedule=schedule).count()
+    wait_until(lambda: Job.objects.filter(schedule=schedule).count() >= fired + 4, timeout=90,
+               message=platform.logs())
+    platform.stop_all()
+
+    due = list(Job.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True))
+    assert [t for t, n in Counter(due).items() if n > 1] == []  # no due time fired twice
+    first, last = min(due), max(due)
+    every = [first + timedelta(seconds=k) for k in range(int((last - first).total_seconds()) + 1)]
+    assert sorted(due) == every  # and none missed (catch-up "all")
+    fires = ScheduleFire.objects.filter(schedule=schedule)
+    assert fires.count() == len(due) and not fires.filter(job__isnull=True).exists()
+    assert Schedule.objects.get(id=schedule.id).next_fire_at > last
+
+
+def _mid_fire(cursor: Any) -> str | None:
+    cursor.execute(MID_FIRE)
+    row = cursor.fetchone()
+    return row[0] if row else None
