@@ -17,19 +17,21 @@ from tests.harness import process_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
-# The backend of a scheduler that has claimed a due time (its fire row is inserted, not
-# committed) and waits to insert the job: it is in the middle of a fire.
+# The backend of a scheduler in the middle of a fire: it has claimed a due time (its fire row
+# is inserted, not committed) and waits for a lock: the job insert, which the test holds back.
 MID_FIRE = """
 SELECT a.application_name FROM pg_stat_activity AS a JOIN pg_locks AS l ON l.pid = a.pid
 WHERE l.relation = 'jobs_schedulefire'::regclass AND l.mode = 'RowExclusiveLock'
-  AND l.granted AND a.wait_event_type = 'Lock' AND a.application_name LIKE 'scheduler-%%'
+  AND l.granted AND a.wait_event_type = 'Lock' AND a.application_name LIKE 'scheduler-%'
 """
 
 
 def raw_connection() -> Any:
     db = connection.settings_dict
     return psycopg2.connect(
-        dbname=db["NAME"], user=db["USER"] or "postgres", host=db["HOST"] or "127.0.0.1",
+        dbname=db["NAME"],
+        user=db["USER"] or "postgres",
+        host=db["HOST"] or "127.0.0.1",
         port=db["PORT"] or 5432,
     )
 
@@ -43,33 +45,49 @@ def start_schedulers(platform: Any, *names: str) -> None:
 def test_two_schedulers_one_killed_mid_fire_fire_each_due_time_exactly_once(platform, user):
     schedule = services.schedule_create(
         owner=user,
-        data={"name": "every second", "interval_seconds": 1, "catchup": "all",
-              "catchup_limit": 1000, "job": {"type": "noop"}},
+        data={
+            "name": "every second",
+            "interval_seconds": 1,
+            "catchup": "all",
+            "catchup_limit": 1000,
+            "job": {"type": "noop"},
+        },
     )
     start_schedulers(platform, "scheduler-a", "scheduler-b")
-    wait_until(lambda: Job.objects.filter(schedule=schedule).count() >= 3, timeout=90,
-               message=platform.logs())
+    wait_until(
+        lambda: Job.objects.filter(schedule=schedule).count() >= 3,
+        timeout=90,
+        message=platform.logs(),
+    )
 
     # Hold every job insert back, catch one scheduler between its claim and its job, kill it.
-    blocker = raw_connection()
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE jobs_job IN SHARE MODE")
-        victim = wait_until(lambda: _mid_fire(cursor), timeout=60, message=platform.logs())
-        cursor.execute("SELECT next_fire_at FROM jobs_schedule WHERE id = %s", [schedule.id])
-        (interrupted,) = cursor.fetchone()
-        platform.kill(victim)
-    blocker.rollback()  # its backend finishes the insert, finds its client gone, rolls back
-    blocker.close()
+    blocker, watcher = raw_connection(), raw_connection()
+    watcher.autocommit = True  # each look at pg_stat_activity is a fresh snapshot
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("LOCK TABLE jobs_job IN SHARE MODE")
+            victim = wait_until(lambda: _mid_fire(watcher), timeout=60, message=platform.logs())
+            cursor.execute("SELECT next_fire_at FROM jobs_schedule WHERE id = %s", [schedule.id])
+            (interrupted,) = cursor.fetchone()
+            platform.kill(victim)
+    finally:
+        blocker.rollback()  # the victim's backend finishes its insert, finds its client gone
+        blocker.close()  # and rolls back: none of its fire is committed
+        watcher.close()
 
     # The survivor fires the interrupted due time; then both run again for a while.
     wait_until(
         lambda: Job.objects.filter(schedule=schedule, scheduled_for=interrupted).exists(),
-        timeout=60, message=platform.logs(),
+        timeout=60,
+        message=platform.logs(),
     )
     platform.restart(victim)
     fired = Job.objects.filter(schedule=schedule).count()
-    wait_until(lambda: Job.objects.filter(schedule=schedule).count() >= fired + 4, timeout=90,
-               message=platform.logs())
+    wait_until(
+        lambda: Job.objects.filter(schedule=schedule).count() >= fired + 4,
+        timeout=90,
+        message=platform.logs(),
+    )
     platform.stop_all()
 
     due = list(Job.objects.filter(schedule=schedule).values_list("scheduled_for", flat=True))
@@ -82,7 +100,8 @@ def test_two_schedulers_one_killed_mid_fire_fire_each_due_time_exactly_once(plat
     assert Schedule.objects.get(id=schedule.id).next_fire_at > last
 
 
-def _mid_fire(cursor: Any) -> str | None:
-    cursor.execute(MID_FIRE)
-    row = cursor.fetchone()
+def _mid_fire(watcher: Any) -> str | None:
+    with watcher.cursor() as cursor:
+        cursor.execute(MID_FIRE)
+        row = cursor.fetchone()
     return row[0] if row else None

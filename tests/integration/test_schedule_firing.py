@@ -32,9 +32,9 @@ def set_next_fire(s: Schedule, when: datetime) -> None:
 
 def fired_for(s: Schedule) -> list[datetime]:
     return list(
-        Job.objects.filter(schedule=s).order_by("scheduled_for").values_list(
-            "scheduled_for", flat=True
-        )
+        Job.objects.filter(schedule=s)
+        .order_by("scheduled_for")
+        .values_list("scheduled_for", flat=True)
     )
 
 

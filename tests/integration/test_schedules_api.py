@@ -36,9 +36,7 @@ def test_create_answers_the_schedule_with_its_next_fire_times(api):
 
 
 def test_cron_schedule_in_a_time_zone(api):
-    body = create(
-        api, interval_seconds=None, cron="30  2 * * *", timezone="Europe/Amsterdam"
-    )
+    body = create(api, interval_seconds=None, cron="30  2 * * *", timezone="Europe/Amsterdam")
     assert body["cron"] == "30 2 * * *"
     first = Schedule.objects.get(id=body["id"]).next_fire_at
     local = first.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Amsterdam"))
@@ -78,13 +76,20 @@ def test_bad_fields_are_400_naming_them_and_store_nothing(api, body, field, says
 @pytest.mark.parametrize(
     ("job", "path", "says"),
     [
-        ({"type": "send_email", "payload": {"subject": "hi"}}, ("payload",), "payload.to: is required"),
+        (
+            {"type": "send_email", "payload": {"subject": "hi"}},
+            ("payload",),
+            "payload.to: is required",
+        ),
         ({"type": "nope"}, ("type",), "unknown job type"),
         ({"type": "noop", "priority": "urgent"}, ("priority",), "valid: critical, high"),
         ({"type": "noop", "idempotency_key": "k"}, ("idempotency_key",), "unknown field"),
         ({"type": "noop", "depends_on": []}, ("depends_on",), "unknown field"),
-        ({"type": "noop", "resource_requirements": {"cpu_units": 0}}, ("resource_requirements",
-                                                                         "cpu_units"), "greater than or equal to 1"),
+        (
+            {"type": "noop", "resource_requirements": {"cpu_units": 0}},
+            ("resource_requirements", "cpu_units"),
+            "greater than or equal to 1",
+        ),
     ],
 )
 def test_the_job_template_is_validated_like_post_jobs(api, job, path, says):
@@ -104,7 +109,10 @@ def test_list_get_update_delete_are_the_owners_only(api, other_api):
     assert [s["id"] for s in listed["results"]] == [mine["id"]]
     assert api.get(f"/schedules/{mine['id']}").json()["name"] == "tick"
     for method in ("get", "patch", "delete"):
-        assert getattr(other_api, method)(f"/schedules/{mine['id']}", {}, format="json").status_code == 404
+        assert (
+            getattr(other_api, method)(f"/schedules/{mine['id']}", {}, format="json").status_code
+            == 404
+        )
     for action in ("trigger", "pause", "resume"):
         assert other_api.post(f"/schedules/{mine['id']}/{action}").status_code == 404
     assert api.get("/schedules/not-a-uuid").status_code == 404
@@ -163,7 +171,9 @@ def test_trigger_fires_one_job_that_records_its_schedule(api):
             "job_status": "pending",
         }
     ]
-    assert api.post(f"/schedules/{body['id']}/trigger", {"now": 1}, format="json").status_code == 400
+    assert (
+        api.post(f"/schedules/{body['id']}/trigger", {"now": 1}, format="json").status_code == 400
+    )
 
 
 def test_pause_stops_and_resume_counts_from_now(api):
