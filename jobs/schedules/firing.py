@@ -38,6 +38,9 @@ logger = logging.getLogger("draconic.scheduler")
 
 #: Schedules one call fires at most, so the sweeps between calls are not held up.
 SCHEDULES_PER_CALL = 100
+#: The shortest wait: a schedule due now that another scheduler is firing (its row locked) is
+#: looked at again this soon, not in a busy loop.
+MIN_WAIT_SECONDS = 0.05
 UNFINISHED = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 
 
@@ -56,14 +59,14 @@ def fire_due_schedules(*, now: datetime | None = None) -> float:
 
 
 def seconds_until_next_fire(*, now: datetime) -> float:
-    """Seconds from ``now`` to the soonest due time, within ``[0, scheduler tick]``."""
+    """Seconds from ``now`` to the soonest due time, within ``[MIN_WAIT_SECONDS, tick]``."""
     tick = float(settings.DRACONIC_SCHEDULER_TICK_SECONDS)
     with connection.cursor() as cursor:
         prepared.execute(cursor, (statements.NEXT_FIRE_AT, {}))
         soonest: datetime | None = prepared.rows(cursor)[0]["next_fire_at"]
     if soonest is None:
         return tick
-    return min(tick, max(0.0, (soonest - now).total_seconds()))
+    return min(tick, max(MIN_WAIT_SECONDS, (soonest - now).total_seconds()))
 
 
 def _lock_due_schedule(now: datetime) -> Schedule | None:
