@@ -42,11 +42,11 @@ class ScheduleListCreateApi(APIView):
 
     @extend_schema(
         operation_id="schedules_list",
-        parameters=[QueryFilterSerializer],
         responses={
             200: ScheduleOutputSerializer(many=True),
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
+            404: OpenApiResponse(description="No such page."),
         },
     )
     def get(self, request: Request) -> Response:

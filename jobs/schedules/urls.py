@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import path
 
+from jobs.api.urls import seed_path
 from jobs.schedules import api
 
 ID = r"(?P<schedule_id>[^/]+)"
 
-# Each path with or without a trailing slash, as /jobs/ takes them; the schema shows one.
+# Each path without a trailing slash (as documented) and with one, as /jobs/ takes them.
 urlpatterns = [
     path("", api.ScheduleListCreateApi.as_view(), name="schedules"),
-    re_path(rf"^{ID}$", api.ScheduleDetailApi.as_view(), name="schedule-detail"),
-    re_path(rf"^{ID}/$", api.ScheduleDetailApi.as_view(schema=None)),
-    re_path(rf"^{ID}/trigger/?$", api.ScheduleTriggerApi.as_view(), name="schedule-trigger"),
-    re_path(rf"^{ID}/pause/?$", api.SchedulePauseApi.as_view(), name="schedule-pause"),
-    re_path(rf"^{ID}/resume/?$", api.ScheduleResumeApi.as_view(), name="schedule-resume"),
+    *seed_path(ID, api.ScheduleDetailApi.as_view(), "schedule-detail"),
+    *seed_path(rf"{ID}/trigger", api.ScheduleTriggerApi.as_view(), "schedule-trigger"),
+    *seed_path(rf"{ID}/pause", api.SchedulePauseApi.as_view(), "schedule-pause"),
+    *seed_path(rf"{ID}/resume", api.ScheduleResumeApi.as_view(), "schedule-resume"),
 ]
