@@ -10,10 +10,11 @@ from typing import Any
 import psycopg2
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from jobs.models import Job, Schedule, ScheduleFire
 from jobs.schedules import services
-from tests.harness import process_env, wait_until
+from tests.harness import process_env, scheduler_argv, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +137,33 @@ def test_the_scheduler_sleeps_until_the_next_due_time_not_until_its_tick(platfor
         for job in Job.objects.filter(schedule=schedule)
     ]
     assert max(lateness) < 5, lateness  # a quarter of a tick: generous for a noisy machine
+
+
+def test_each_catchup_policy_after_the_schedulers_were_down(platform, user):
+    """Hourly schedules last fired before a downtime of 3 h 5 min (``next_fire_at`` left where
+    a stopped scheduler leaves it); then one real scheduler tick (``scheduler --once``)."""
+    policies = {("none", 10): 0, ("latest", 10): 1, ("all", 10): 4, ("all", 2): 2}
+    schedules = {}
+    for catchup, limit in policies:
+        schedules[catchup, limit] = services.schedule_create(
+            owner=user,
+            data={
+                "name": f"{catchup} {limit}",
+                "interval_seconds": 3600,
+                "catchup": catchup,
+                "catchup_limit": limit,
+                "job": {"type": "noop"},
+            },
+        )
+    down_since = timezone.now() - timedelta(hours=3, minutes=5)
+    Schedule.objects.update(next_fire_at=down_since)
+    proc = platform.start("once", [*scheduler_argv(), "--once"])
+    assert proc.wait(timeout=120) == 0, platform.logs()
+    for key, expected in policies.items():
+        due = sorted(
+            Job.objects.filter(schedule=schedules[key]).values_list("scheduled_for", flat=True)
+        )
+        every = [down_since + timedelta(hours=h) for h in range(4)]
+        assert due == every[len(every) - expected :], key  # the most recent ones, once each
+        upcoming = Schedule.objects.get(id=schedules[key].id).next_fire_at
+        assert upcoming == down_since + timedelta(hours=4)  # on its grid, after now
