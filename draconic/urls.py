@@ -19,6 +19,7 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="prometheus-metrics"),
     path("dashboard/", include("admin_api.dashboard")),
     path("jobs/", include("jobs.api.urls")),
+    path("schedules/", include("jobs.schedules.urls")),
     # The operator API shares /admin/ with the Django admin; its paths come first.
     path("admin/", include("admin_api.urls")),
     path("admin/", admin.site.urls),

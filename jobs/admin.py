@@ -292,3 +292,7 @@ class DeadLetterAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  #
                 f"Skipped {len(skipped)} already re-driven: {', '.join(skipped)}",
                 messages.WARNING,
             )
+
+
+# The schedules' admin lives beside them; importing it registers it.
+import jobs.schedules.admin  # noqa: E402, F401

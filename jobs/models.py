@@ -93,6 +93,16 @@ class Job(models.Model):
         null=True, blank=True, help_text="A delayed job's due time: not started before it."
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # Set on the jobs a schedule fired: which schedule, and the due time it fired for.
+    schedule = models.ForeignKey(
+        "jobs.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+    )
+    scheduled_for = models.DateTimeField(null=True, blank=True)
 
     dependencies = models.ManyToManyField(
         "self",
@@ -137,6 +147,11 @@ class Job(models.Model):
                 fields=["owner", "priority", "-created_at"], name="job_owner_priority_idx"
             ),
             models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type_idx"),
+            # A schedule's runs (its overlap policy asks for the unfinished ones). Partial: the
+            # jobs no schedule fired, nearly all of them, write no entry.
+            models.Index(
+                fields=["schedule"], condition=Q(schedule__isnull=False), name="job_schedule_idx"
+            ),
         ]
         constraints: ClassVar = [
             models.UniqueConstraint(
@@ -287,3 +302,22 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} ({self.reason})"
+
+
+# The schedule models are part of this app; importing them here registers them.
+from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
+
+__all__ = [
+    "ADMITTABLE_STATUSES",
+    "TERMINAL_STATUSES",
+    "DeadLetter",
+    "DeadLetterReason",
+    "ExecutionLog",
+    "Job",
+    "JobDependency",
+    "JobStatus",
+    "LogLevel",
+    "Priority",
+    "Schedule",
+    "ScheduleFire",
+]

@@ -48,6 +48,8 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "next_attempt_at",
             "run_at",
             "updated_at",
+            "schedule",
+            "scheduled_for",
         )
         read_only_fields: tuple[str, ...] = fields
 
@@ -93,6 +95,9 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
                 name: when(getattr(job, name)) if getattr(job, name) is not None else None
                 for name in _TIMESTAMPS
             },
+            # The schedule that fired it and the due time it fired for (null otherwise).
+            "schedule": str(job.schedule_id) if job.schedule_id else None,
+            "scheduled_for": when(job.scheduled_for) if job.scheduled_for else None,
         }
 
 

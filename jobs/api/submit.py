@@ -43,6 +43,9 @@ class JobSpec:
     key: str | None = None
     run_at: datetime | None = None
     """Not started before this time (aware); None: as soon as it is ready."""
+    #: Set by a schedule's fire: the schedule and the due time the job is for.
+    schedule_id: UUID | None = None
+    scheduled_for: datetime | None = None
 
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
@@ -209,6 +212,8 @@ def _new_job(
         # Held in PostgreSQL until due: next_attempt_at is the time gate admission reads.
         run_at=spec.run_at,
         next_attempt_at=spec.run_at,
+        schedule_id=spec.schedule_id,
+        scheduled_for=spec.scheduled_for,
     )
 
 

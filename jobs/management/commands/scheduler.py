@@ -18,6 +18,7 @@ from django.db import connections
 from draconic.processes import use_persistent_db_connections
 from jobs.engine import admission, wakeup
 from jobs.engine.sweeps import scheduler_tick
+from jobs.schedules.firing import fire_due_schedules
 
 logger = logging.getLogger("draconic.scheduler")
 
@@ -39,10 +40,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._stop)
         tick = settings.DRACONIC_SCHEDULER_TICK_SECONDS
         if options["once"]:
+            fire_due_schedules()
             self.stdout.write(str(scheduler_tick()))
             return
         self.stdout.write(f"scheduler started (tick {tick}s)")
-        self.next_tick = 0.0
+        self.next_tick = self.next_fire = 0.0
         self.due = math.inf  # when the next waiting job's time comes (monotonic clock)
         while self.running:
             try:
@@ -60,10 +62,14 @@ class Command(BaseCommand):
         self.stdout.write("scheduler stopped")
 
     def _turn(self, tick: float) -> None:
-        """The tick when its time comes; a dispatch when a waiting job's time came or one is
-        requested; otherwise block on the requests until the earlier of those two times
-        (at most a second, to see a stop). After each, read when the next job is due."""
+        """The schedules that are due fire; then the tick when its time comes; a dispatch
+        when a waiting job's time came or one is requested; otherwise block on the requests
+        until the earliest of those times (at most a second, to see a stop). After each, read
+        when the next job is due."""
         now = time.monotonic()
+        if now >= self.next_fire:
+            # Schedules fire on time: sleep no longer than until the next due time.
+            self.next_fire = now + fire_due_schedules()
         if now >= self.next_tick:
             scheduler_tick()
             self.next_tick = now + tick
@@ -72,12 +78,15 @@ class Command(BaseCommand):
             # for a request, so that one pass admits them all instead of one pass each.
             time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
             admission.dispatch()
-        elif wakeup.wait_for_request(min(self.next_tick, self.due, now + 1.0) - now):
+        elif wakeup.wait_for_request(
+            min(self.next_tick, self.due, self.next_fire, now + 1.0) - now
+        ):
             # Let the requests of jobs ending together pile up: one pass admits
             # them all (dependency release does not wait: workers do it).
             time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
             admission.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
             admission.dispatch()
+            self.next_fire = 0.0  # a schedule may have changed (saving one wakes us)
         else:
             return  # no request came: the next turn sees which time has come
         due_in = wakeup.seconds_until_due()
