@@ -67,6 +67,12 @@ class Job(models.Model):
     )
     timeout_seconds = models.PositiveIntegerField(default=3600)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    concurrency_key = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Names the limits that apply to the job, besides its type's (e.g. tenant:42).",
+    )
     batch_id = models.UUIDField(null=True, blank=True, db_index=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
@@ -239,3 +245,35 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} ({self.reason})"
+
+
+class Limit(models.Model):
+    """A limit rule, managed by staff: how many jobs it lets hold a lease at once
+    (``max_concurrency``) and/or how many it lets start per second, minute or hour (``rate``).
+    ``key`` is ``type:<job type>``, an exact ``concurrency_key``, or a prefix pattern ending in
+    ``*`` (``tenant:*``: one limit of its own for each distinct key under the prefix). Admission
+    reads the rules on each pass (``jobs.engine.limits``); the counters are in the Redis ledger."""
+
+    key = models.CharField(max_length=200, unique=True)
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.CharField(
+        max_length=16, blank=True, default="", help_text='"10/s", "600/m" or "1000/h"; blank: none.'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar = ["key"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(max_concurrency__isnull=False) | ~Q(rate=""),
+                name="limit_has_a_bound",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrency__isnull=True) | Q(max_concurrency__gte=1),
+                name="limit_max_concurrency_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key

@@ -20,6 +20,9 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
     priority = serializers.SerializerMethodField()
     resource_requirements = serializers.SerializerMethodField()
     depends_on = serializers.SerializerMethodField()
+    concurrency_key = serializers.CharField(
+        allow_null=True, help_text="The key its limits count it under (null: none)."
+    )
 
     class Meta:
         model = Job
@@ -35,6 +38,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "attempt",
             "timeout_seconds",
             "idempotency_key",
+            "concurrency_key",
             "batch_id",
             "result",
             "error",
@@ -82,6 +86,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "attempt": job.attempt,
             "timeout_seconds": job.timeout_seconds,
             "idempotency_key": job.idempotency_key,
+            "concurrency_key": job.concurrency_key or None,
             "batch_id": str(job.batch_id) if job.batch_id else None,
             "result": job.result,
             "error": job.error,

@@ -41,6 +41,7 @@ class JobSpec:
     depends_on: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
     key: str | None = None
+    concurrency_key: str = ""
 
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
@@ -97,6 +98,7 @@ def _differences(job: Job, spec: JobSpec) -> list[str]:
         "resource_requirements": ((job.cpu_units, job.memory_mb), (spec.cpu_units, spec.memory_mb)),
         "max_attempts": (job.max_attempts, spec.max_attempts),
         "timeout_seconds": (job.timeout_seconds, spec.timeout_seconds),
+        "concurrency_key": (job.concurrency_key, spec.concurrency_key),
     }
     differing = [name for name, (old, new) in stored.items() if old != new]
     parents = {str(p) for p in job.parent_edges.values_list("depends_on_id", flat=True)}
@@ -200,6 +202,7 @@ def _new_job(
         max_attempts=spec.max_attempts,
         timeout_seconds=spec.timeout_seconds,
         idempotency_key=spec.idempotency_key,
+        concurrency_key=spec.concurrency_key,
         pending_parents=pending,
         batch_id=batch,
     )

@@ -16,31 +16,43 @@ from __future__ import annotations
 
 # --- admission ---------------------------------------------------------------------------
 
-# The first page of ready jobs: highest priority first, then oldest (job_ready_idx is this
-# order, over exactly these rows). SKIP LOCKED: a row another dispatcher or a cancel holds is
-# passed over, not waited for. The rows stay locked until the admission's transaction ends.
+# The next page of ready jobs, in the admission policy's order (``admission`` says it in
+# words): by effective priority (the priority, one up for each aging_seconds waited; -1 is
+# starving, aged past critical; aging_seconds 0 makes every job starving), then by turn (the
+# job's place in the line of its owner and concurrency key at that effective priority: a
+# round-robin between the lines), then oldest. ``seen`` are the rows of this pass's earlier
+# pages, left out so the turns count the jobs still waiting. The candidates come from
+# job_ready_idx; the window runs over them all (an unlocked read), then only the page's rows
+# are locked: FOR UPDATE SKIP LOCKED (a row another dispatcher or a cancel holds is passed
+# over, not waited for; one no longer ready after the wait is dropped by the re-check). The
+# rows stay locked until the admission's transaction ends.
 READY_JOBS = """
-SELECT id, type, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
-       COALESCE(next_attempt_at, created_at) AS waiting_since
-FROM jobs_job
-WHERE status IN ('pending', 'retrying') AND pending_parents = 0
-  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-ORDER BY priority, created_at, id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
-"""
-
-# The next page after the last row of the previous one (keyset pagination on the index).
-READY_JOBS_AFTER = """
-SELECT id, type, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
-       COALESCE(next_attempt_at, created_at) AS waiting_since
-FROM jobs_job
-WHERE status IN ('pending', 'retrying') AND pending_parents = 0
-  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-  AND (priority, created_at, id) > (%(priority)s, %(created_at)s, %(id)s)
-ORDER BY priority, created_at, id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
+WITH ready AS (
+    SELECT id, owner_id, concurrency_key, created_at,
+           COALESCE(next_attempt_at, created_at) AS waiting_since,
+           CASE WHEN %(aging_seconds)s::float8 <= 0 THEN -1
+                ELSE GREATEST(-1, priority - floor(
+                    extract(epoch FROM now() - COALESCE(next_attempt_at, created_at))
+                    / %(aging_seconds)s::float8)::int)
+           END AS effective_priority
+    FROM jobs_job
+    WHERE status IN ('pending', 'retrying') AND pending_parents = 0
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+      AND id <> ALL(%(seen)s::uuid[])),
+page AS (
+    SELECT id, waiting_since, effective_priority,
+           row_number() OVER (PARTITION BY effective_priority, owner_id, concurrency_key
+                              ORDER BY waiting_since, id) AS turn
+    FROM ready
+    ORDER BY effective_priority, turn, waiting_since, id
+    LIMIT %(limit)s)
+SELECT j.id, j.type, j.priority, j.concurrency_key, j.cpu_units, j.memory_mb, j.attempt,
+       j.timeout_seconds, j.created_at, page.waiting_since,
+       page.effective_priority::int AS effective_priority, page.turn::int AS turn
+FROM page JOIN jobs_job AS j ON j.id = page.id
+WHERE j.status IN ('pending', 'retrying') AND j.pending_parents = 0
+ORDER BY page.effective_priority, page.turn, page.waiting_since, j.id
+FOR UPDATE OF j SKIP LOCKED
 """
 
 # admit_jobs: pending | retrying -> queued, for the jobs whose resources the ledger granted.
