@@ -173,3 +173,21 @@ def test_a_tenants_jobs_start_while_another_has_a_backlog_of_2000(
     # late ones came (at most the 4 CPU units' worth), not the backlog's 2,000.
     assert ahead <= 40, f"{ahead} of the backlog started before the last of the 10"
     assert Job.objects.filter(id__in=backlog, started_at=None).count() >= 1900
+
+
+def test_a_rate_held_job_starts_when_its_token_is_due_not_at_the_next_tick(
+    platform, user, settings
+):
+    settings.MAX_CPU_UNITS = 16
+    Limit.objects.create(key="type:noop", rate="2/s")
+    platform.start_worker(concurrency=2)
+    platform.start_scheduler(DRACONIC_SCHEDULER_TICK_SECONDS="60")
+    ids = submit_many(user, 8, type="noop")
+    jobs = wait_terminal(ids, platform, timeout=50)  # before the scheduler's second tick
+    # Admission times (a worker still starting up would bunch the start times).
+    admitted = sorted(j.queued_at for j in jobs)
+    gaps = [(b - a).total_seconds() for a, b in zip(admitted, admitted[1:], strict=False)]
+    # Two at once (the bucket's burst), then one per token, each at most a few tenths late:
+    # nothing waited for a tick.
+    assert max(gaps) < 5, gaps
+    assert (admitted[-1] - admitted[0]).total_seconds() >= 2.5  # 6 tokens at 2/s: the rule held
