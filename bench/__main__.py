@@ -28,13 +28,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _steps(opts: Options) -> list[tuple[str, str, Callable[..., None]]]:
-    from bench import api_phases, scaling, worker_phases
+    from bench import admission_limits, api_phases, scaling, worker_phases
 
     steps = [
         ("submit", "single-job submission", api_phases.submission),
         ("batch", "batch submission", api_phases.batch),
         ("e2e", "execution", worker_phases.execution),
         ("scale", "scaling", scaling.scaling),
+        ("limits", "admission with limits", admission_limits.admission_with_limits),
     ]
     return [s for s in steps if not opts.only or s[0] in opts.only]
 

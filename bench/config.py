@@ -110,7 +110,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated subset of: submit, batch, e2e (with raw Celery), scale",
+        help="comma-separated subset of: submit, batch, e2e (with raw Celery), scale, limits",
     )
     ns = parser.parse_args(argv)
     opts = Options(
@@ -123,7 +123,7 @@ def parse_args(argv: list[str] | None) -> Options:
         settings=tuple(_setting(parser, s) for s in ns.set),
         only=tuple(p for p in ns.only.split(",") if p),
     )
-    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale"}
+    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale", "limits"}
     if unknown:
         parser.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     if "bench" not in opts.database_name:

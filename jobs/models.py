@@ -67,10 +67,12 @@ class Job(models.Model):
     )
     timeout_seconds = models.PositiveIntegerField(default=3600)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # db_default too: a raw INSERT that does not name the column (the bench's) stores "".
     concurrency_key = models.CharField(
         max_length=200,
         blank=True,
         default="",
+        db_default="",
         help_text="Names the limits that apply to the job, besides its type's (e.g. tenant:42).",
     )
     batch_id = models.UUIDField(null=True, blank=True, db_index=True)

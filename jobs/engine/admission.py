@@ -1,7 +1,8 @@
 """Admission: which ready jobs may start now, and moving them to ``queued``.
 
-One pass reads the ready jobs (``statements.READY_JOBS``: parents done, time come) in small
-pages with ``FOR UPDATE SKIP LOCKED``, in the order of the one admission policy:
+One pass reads the order of the ready jobs once (``statements.READY_ORDER``: parents done,
+time come), then takes them in small pages locked with ``FOR UPDATE SKIP LOCKED``
+(``READY_PAGE``), in the order of the one admission policy:
 
 - **Priority, aged.** A job counts one priority up for each ``DRACONIC_AGING_SECONDS`` it has
   waited (a ``low`` job waiting three periods competes as ``critical``).
@@ -65,7 +66,7 @@ MAX_SCAN = 2000
 
 @dataclass(frozen=True)
 class Ready:
-    """A ready job as admission reads it (a row of ``statements.READY_JOBS``)."""
+    """A ready job as admission reads it (a row of ``statements.READY_PAGE``, placed)."""
 
     id: UUID
     type: str
@@ -163,15 +164,12 @@ def admit_ready() -> int:
     # Every job needs at least one CPU unit: with few free, lock and read few rows.
     limit = min(settings.DRACONIC_DISPATCH_BATCH, max(free, 8))
     rules = limits.load_rules()
-    seen: list[UUID] = []
+    order = ready_order()
     admitted = 0
     wake_in: float | None = None
-    while len(seen) < MAX_SCAN:
+    for start in range(0, len(order), limit):
         with transaction.atomic():
-            rows = ready_page(seen=seen, limit=limit)
-            if not rows:
-                break
-            seen += [r.id for r in rows]
+            rows = ready_page(order[start : start + limit])
             decision = decide(_refuse_oversize(rows), rules)
             if decision.admitted:
                 _mark_queued(decision.admitted)
@@ -185,18 +183,38 @@ def admit_ready() -> int:
     return admitted
 
 
-def ready_page(*, seen: Sequence[UUID], limit: int) -> list[Ready]:
-    """The first ``limit`` ready jobs in admission order, leaving out those ``seen`` already
-    this pass, locked. (Not a keyset page: the turns are counted again each page, over the
-    jobs still waiting.)"""
+@dataclass(frozen=True)
+class Place:
+    """A ready job's place in this pass's order (a row of ``statements.READY_ORDER``)."""
+
+    id: UUID
+    effective_priority: int
+    turn: int
+
+
+def ready_order() -> list[Place]:
+    """The first ``MAX_SCAN`` ready jobs in admission order, read once per pass (the window
+    that counts the turns runs over every ready job, so once, not once a page)."""
+    params = {"aging_seconds": settings.DRACONIC_AGING_SECONDS, "limit": MAX_SCAN}
     with connection.cursor() as cursor:
-        params = {
-            "seen": list(seen),
-            "aging_seconds": settings.DRACONIC_AGING_SECONDS,
-            "limit": limit,
-        }
-        prepared.execute(cursor, (statements.READY_JOBS, params))
-        return [Ready(**row) for row in prepared.rows(cursor)]
+        prepared.execute(cursor, (statements.READY_ORDER, params))
+        return [Place(**row) for row in prepared.rows(cursor)]
+
+
+def ready_page(places: Sequence[Place]) -> list[Ready]:
+    """Those of ``places`` still ready, in their order, locked."""
+    where = {p.id: p for p in places}
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, (statements.READY_PAGE, {"job_ids": list(where)}))
+        rows = prepared.rows(cursor)
+    return [
+        Ready(
+            **row,
+            effective_priority=where[row["id"]].effective_priority,
+            turn=where[row["id"]].turn,
+        )
+        for row in rows
+    ]
 
 
 def decide(rows: Sequence[Ready], rules: limits.Rules | None = None) -> Decision:

@@ -16,20 +16,15 @@ from __future__ import annotations
 
 # --- admission ---------------------------------------------------------------------------
 
-# The next page of ready jobs, in the admission policy's order (``admission`` says it in
-# words): by effective priority (the priority, one up for each aging_seconds waited; -1 is
-# starving, aged past critical; aging_seconds 0 makes every job starving), then by turn (the
-# job's place in the line of its owner and concurrency key at that effective priority: a
-# round-robin between the lines), then oldest. ``seen`` are the rows of this pass's earlier
-# pages, left out so the turns count the jobs still waiting. The candidates come from
-# job_ready_idx; the window runs over them all (an unlocked read), then only the page's rows
-# are locked: FOR UPDATE SKIP LOCKED (a row another dispatcher or a cancel holds is passed
-# over, not waited for; one no longer ready after the wait is dropped by the re-check). The
-# rows stay locked until the admission's transaction ends.
-READY_JOBS = """
+# The ready jobs in the admission policy's order (``admission`` says it in words), read once
+# per pass (at most ``limit``): by effective priority (the priority, one up for each
+# aging_seconds waited; -1 is starving, aged past critical; aging_seconds 0 makes every job
+# starving), then by turn (the job's place in the line of its owner and concurrency key at
+# that effective priority: a round-robin between the lines), then oldest. The candidates come
+# from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
+READY_ORDER = """
 WITH ready AS (
-    SELECT id, owner_id, concurrency_key, created_at,
-           COALESCE(next_attempt_at, created_at) AS waiting_since,
+    SELECT id, owner_id, concurrency_key, COALESCE(next_attempt_at, created_at) AS waiting_since,
            CASE WHEN %(aging_seconds)s::float8 <= 0 THEN -1
                 ELSE GREATEST(-1, priority - floor(
                     extract(epoch FROM now() - COALESCE(next_attempt_at, created_at))
@@ -37,21 +32,32 @@ WITH ready AS (
            END AS effective_priority
     FROM jobs_job
     WHERE status IN ('pending', 'retrying') AND pending_parents = 0
-      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-      AND id <> ALL(%(seen)s::uuid[])),
-page AS (
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())),
+turns AS (
     SELECT id, waiting_since, effective_priority,
            row_number() OVER (PARTITION BY effective_priority, owner_id, concurrency_key
                               ORDER BY waiting_since, id) AS turn
-    FROM ready
-    ORDER BY effective_priority, turn, waiting_since, id
-    LIMIT %(limit)s)
+    FROM ready)
+SELECT id, effective_priority::int AS effective_priority, turn::int AS turn
+FROM turns
+ORDER BY effective_priority, turn, waiting_since, id
+LIMIT %(limit)s
+"""
+
+# One page of READY_ORDER's jobs, in its order, locked FOR UPDATE SKIP LOCKED (a row another
+# dispatcher or a cancel holds is passed over, not waited for; one no longer ready since the
+# order was read is left out). ``id = ANY`` lets the planner look the page up by primary key
+# (or by job_ready_idx, when fewer jobs are ready). The rows stay locked until the
+# admission's transaction ends.
+READY_PAGE = """
 SELECT j.id, j.type, j.priority, j.concurrency_key, j.cpu_units, j.memory_mb, j.attempt,
-       j.timeout_seconds, j.created_at, page.waiting_since,
-       page.effective_priority::int AS effective_priority, page.turn::int AS turn
-FROM page JOIN jobs_job AS j ON j.id = page.id
-WHERE j.status IN ('pending', 'retrying') AND j.pending_parents = 0
-ORDER BY page.effective_priority, page.turn, page.waiting_since, j.id
+       j.timeout_seconds, j.created_at, COALESCE(j.next_attempt_at, j.created_at) AS waiting_since
+FROM jobs_job AS j
+JOIN unnest(%(job_ids)s::uuid[]) WITH ORDINALITY AS page(id, n) ON page.id = j.id
+WHERE j.id = ANY(%(job_ids)s::uuid[])
+  AND j.status IN ('pending', 'retrying') AND j.pending_parents = 0
+  AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= now())
+ORDER BY page.n
 FOR UPDATE OF j SKIP LOCKED
 """
 

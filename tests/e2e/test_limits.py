@@ -5,6 +5,7 @@ and nothing here asserts how long the test itself took."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import timedelta
 from typing import Any
@@ -186,7 +187,7 @@ def test_a_rate_held_job_starts_when_its_token_is_due_not_at_the_next_tick(
     jobs = wait_terminal(ids, platform, timeout=50)  # before the scheduler's second tick
     # Admission times (a worker still starting up would bunch the start times).
     admitted = sorted(j.queued_at for j in jobs)
-    gaps = [(b - a).total_seconds() for a, b in zip(admitted, admitted[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(admitted)]
     # Two at once (the bucket's burst), then one per token, each at most a few tenths late:
     # nothing waited for a tick.
     assert max(gaps) < 5, gaps

@@ -1,4 +1,4 @@
-"""The admission policy (``jobs.engine.admission``, ``statements.READY_JOBS``): priority aged by
+"""The admission policy (``jobs.engine.admission``, ``statements.READY_ORDER``): priority aged by
 the wait, round-robin between owners and concurrency keys within a priority, and the starving
 job that keeps capacity for itself."""
 
