@@ -112,7 +112,9 @@ class LimitInputSerializer(StrictSerializer):
         problems = rule_problems(merged["key"], merged["max_concurrency"], merged["rate"])
         if problems:
             raise serializers.ValidationError({k: [v] for k, v in problems.items()})
-        taken = Limit.objects.filter(key=merged["key"]).exclude(pk=getattr(current, "pk", None))
+        taken = Limit.objects.filter(key=merged["key"])
+        if current is not None:
+            taken = taken.exclude(pk=current.pk)
         if taken.exists():
             raise serializers.ValidationError({"key": ["a rule with this key exists already"]})
         return merged

@@ -234,5 +234,7 @@ return string.format('%.6f', math.min(tonumber(ARGV[3]), level))
 
 def limit_tokens(check: LimitCheck) -> float:
     """The tokens ``check``'s bucket holds now (a job needs one to start)."""
-    args = [check.bucket, check.rate, check.burst]
-    return float(get_redis().eval(_TOKENS, 1, key("ledger", "buckets"), *args))
+    raw = get_redis().eval(
+        _TOKENS, 1, key("ledger", "buckets"), check.bucket, check.rate, check.burst
+    )
+    return float(raw)
