@@ -143,14 +143,16 @@ def wait_for_room(hold: float) -> None:
     """While the cluster is nearly full (less than an eighth of its CPU units free), wait up to
     ``hold`` seconds, woken by each release, for more room: the jobs in flight keep the
     workers busy meanwhile, and one pass then admits many jobs instead of one per release.
-    A nearly empty cluster, or one with a small capacity, is served at once."""
+    A nearly empty cluster, or one with a small capacity, is served at once, and so is a
+    dispatch that is due (a rate-held job's token came)."""
     deadline = time.monotonic() + hold
     while True:
         usage = ledger.ledger_usage()
         free = usage.capacity_cpu - usage.cpu_units
         left = deadline - time.monotonic()
-        if free >= max(1, usage.capacity_cpu // 8) or left <= 0:
-            return
+        due = wakeup.seconds_until_due()
+        if free >= max(1, usage.capacity_cpu // 8) or left <= 0 or (due is not None and due <= 0):
+            return  # room, or waited enough, or a rate-held job's token is due now
         wakeup.wait_for_request(left)
 
 
