@@ -1,5 +1,6 @@
 """What the operator endpoints accept: as strict as ``POST /jobs/`` (unknown fields are a 400
-naming them, every choice error lists the valid choices)."""
+naming them, every choice error lists the valid choices): dead-letter re-drives and limit
+rules."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from jobs.api.serializers import (
     StrictBooleanField,
     StrictCharField,
     StrictChoiceField,
+    StrictIntegerField,
     StrictSerializer,
 )
-from jobs.models import DeadLetterReason
+from jobs.engine.limits import rule_problems
+from jobs.models import DeadLetterReason, Limit
 
 #: Most dead letters one bulk re-drive moves (one transaction); repeat until it answers 0.
 BULK_REDRIVE_LIMIT = 10_000
@@ -71,3 +74,47 @@ class DeadLetterRetryInputSerializer(StrictSerializer):
         default=True,
         help_text="Also bring back the descendants its failure cancelled (false: leave them).",
     )
+
+
+class LimitInputSerializer(StrictSerializer):
+    """A limit rule: ``key`` and at least one of ``max_concurrency`` and ``rate`` (see
+    ``jobs.engine.limits``). With PATCH, any of them; null clears a bound."""
+
+    key = StrictCharField(
+        max_length=200,
+        help_text="type:<job type>, an exact concurrency key, or a prefix pattern (tenant:*).",
+    )
+    max_concurrency = StrictIntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="At most this many of its jobs hold a lease (queued or running) at once.",
+    )
+    rate = StrictCharField(
+        max_length=16,
+        required=False,
+        allow_null=True,
+        help_text='At most this many of its jobs start per second, minute or hour: "10/s", '
+        '"600/m", "1000/h" (a token bucket of one second\'s worth, at least one).',
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        current = self.instance
+        merged = {
+            "key": attrs.get("key", getattr(current, "key", "")),
+            "max_concurrency": attrs.get(
+                "max_concurrency", getattr(current, "max_concurrency", None)
+            ),
+            "rate": attrs.get("rate", getattr(current, "rate", "")) or "",
+        }
+        if "max_concurrency" in attrs and attrs["max_concurrency"] is None:
+            merged["max_concurrency"] = None
+        problems = rule_problems(merged["key"], merged["max_concurrency"], merged["rate"])
+        if problems:
+            raise serializers.ValidationError({k: [v] for k, v in problems.items()})
+        taken = Limit.objects.filter(key=merged["key"])
+        if current is not None:
+            taken = taken.exclude(pk=current.pk)
+        if taken.exists():
+            raise serializers.ValidationError({"key": ["a rule with this key exists already"]})
+        return merged

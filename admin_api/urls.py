@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from admin_api import views
+from admin_api import limits, views
 from jobs.api.urls import seed_path
 
 # The seed's paths, exactly; a trailing slash is accepted too where the seed has none.
@@ -11,6 +11,9 @@ urlpatterns = [
     *seed_path("metrics", views.MetricsApi.as_view(), "admin-metrics"),
     path("dlq/", views.DeadLetterListApi.as_view(), name="admin-dlq"),
     path("dlq/retry/", views.DeadLetterBulkRetryApi.as_view(), name="admin-dlq-retry-bulk"),
+    path("limits/", limits.LimitListApi.as_view(), name="admin-limits"),
+    path("limits/<str:limit_id>", limits.LimitDetailApi.as_view(), name="admin-limit"),
+    path("limits/<str:limit_id>/", limits.LimitDetailApi.as_view()),
     *seed_path(
         r"dlq/(?P<job_id>[^/]+)/retry", views.DeadLetterRetryApi.as_view(), "admin-dlq-retry"
     ),

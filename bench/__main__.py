@@ -28,7 +28,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _steps(opts: Options) -> list[tuple[str, str, Callable[..., None]]]:
-    from bench import api_phases, delayed, make_run, scaling, worker_phases
+    from bench import admission_limits, api_phases, delayed, make_run, scaling, worker_phases
 
     steps = [
         ("submit", "single-job submission", api_phases.submission),
@@ -37,6 +37,7 @@ def _steps(opts: Options) -> list[tuple[str, str, Callable[..., None]]]:
         ("scale", "scaling", scaling.scaling),
         ("delayed", "delayed jobs", delayed.delayed),
         ("slow", "2-second jobs under make run", make_run.slow_jobs),
+        ("limits", "admission with limits", admission_limits.admission_with_limits),
     ]
     return [s for s in steps if not opts.only or s[0] in opts.only]
 

@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None) -> Options:
         "--only",
         default="",
         help="comma-separated subset of: submit, batch, e2e (with raw Celery), scale, delayed, "
-        "slow (2-second jobs under make run's defaults)",
+        "slow (2-second jobs under make run's defaults), limits",
     )
     ns = parser.parse_args(argv)
     opts = Options(
@@ -126,7 +126,7 @@ def parse_args(argv: list[str] | None) -> Options:
         settings=tuple(_setting(parser, s) for s in ns.set),
         only=tuple(p for p in ns.only.split(",") if p),
     )
-    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale", "delayed", "slow"}
+    unknown = set(opts.only) - {"submit", "batch", "e2e", "scale", "delayed", "slow", "limits"}
     if unknown:
         parser.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     if "bench" not in opts.database_name:

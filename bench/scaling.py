@@ -190,11 +190,11 @@ def _ready_queries() -> list[tuple[str, str]]:
     from jobs.engine import admission
 
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-        first = admission.ready_page(after=None, limit=settings.DRACONIC_DISPATCH_BATCH)
-        if first:
-            admission.ready_page(after=first[-1], limit=settings.DRACONIC_DISPATCH_BATCH)
+        order = admission.ready_order()
+        if order:
+            admission.ready_page(order[: settings.DRACONIC_DISPATCH_BATCH])
         transaction.set_rollback(True)
-    titles = ["dispatcher ready scan, first batch", "dispatcher ready scan, next batch (keyset)"]
+    titles = ["dispatcher ready order (once a pass)", "dispatcher ready page (locks a batch)"]
     # The scan is a prepared statement: its EXECUTE is explained (in this same session, where
     # it was prepared), with the plan PostgreSQL uses for it.
     runs = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("EXECUTE")]

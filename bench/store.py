@@ -117,15 +117,18 @@ def fill_jobs(owner_id: int, total: int) -> int:
     return missing
 
 
-def insert_ready(owner_id: int, count: int) -> None:
-    """``count`` pending jobs, all ready (no parents): the dispatcher's work."""
+def insert_ready(owner_id: int, count: int, *, keys: int = 0) -> None:
+    """``count`` pending jobs, all ready (no parents): the dispatcher's work. With ``keys``,
+    their concurrency keys are ``tenant:0`` ... ``tenant:<keys - 1>``, in turn."""
     sql(
         "INSERT INTO jobs_job (id, owner_id, type, priority, status, payload, cpu_units, memory_mb,"
         " max_attempts, attempt, attempt_offset, timeout_seconds, error, pending_parents,"
-        " cancel_requested, worker, created_at, updated_at)"
+        " cancel_requested, worker, created_at, updated_at, concurrency_key)"
         " SELECT gen_random_uuid(), %s, 'noop', 2, 'pending', '{}'::jsonb, 1, 128, 3, 0, 0, 3600,"
-        " '', 0, false, '', now() + g * interval '1 us', now() FROM generate_series(1, %s) g",
-        [owner_id, count],
+        " '', 0, false, '', now() + g * interval '1 us', now(),"
+        " CASE WHEN %s > 0 THEN 'tenant:' || (g %% %s) ELSE '' END"
+        " FROM generate_series(1, %s) g",
+        [owner_id, keys, max(keys, 1), count],
     )
 
 

@@ -1,4 +1,5 @@
-"""The Django admin for operators: browse jobs, their edges, logs and dead letters.
+"""The Django admin for operators: browse jobs, their edges, logs and dead letters; manage
+the limit rules.
 
 The admin never writes ``Job.status`` itself: jobs, edges and logs are read-only here, and
 the two actions that change state go through the services (``job_cancel``,
@@ -12,6 +13,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
+import redis
+from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
@@ -22,10 +25,11 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from jobs.engine import limits
 from jobs.engine.cancel import job_cancel
 from jobs.engine.deadletter import dead_letter_requeue
 from jobs.errors import JobConflict
-from jobs.models import DeadLetter, ExecutionLog, Job, JobDependency
+from jobs.models import DeadLetter, ExecutionLog, Job, JobDependency, Limit
 from jobs.types import registered_types
 
 #: How many log rows a job's change page shows (the newest ones, oldest first).
@@ -180,7 +184,10 @@ class JobAdmin(UuidSearchMixin, admin.ModelAdmin):  # type: ignore[type-arg]
                 )
             },
         ),
-        ("Resources and dependencies", {"fields": ("cpu_units", "memory_mb", "pending_parents")}),
+        (
+            "Resources, limits and dependencies",
+            {"fields": ("cpu_units", "memory_mb", "concurrency_key", "pending_parents")},
+        ),
         ("Data", {"fields": ("payload", "result", "error", "idempotency_key")}),
         (
             "Timestamps",
@@ -292,6 +299,42 @@ class DeadLetterAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  #
                 f"Skipped {len(skipped)} already re-driven: {', '.join(skipped)}",
                 messages.WARNING,
             )
+
+
+class LimitForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Limit
+        fields = ("key", "max_concurrency", "rate")
+
+    def clean(self) -> dict[str, Any]:
+        """The same checks as ``POST /admin/limits/`` (``limits.rule_problems``)."""
+        data = super().clean() or {}
+        problems = limits.rule_problems(
+            data.get("key") or "", data.get("max_concurrency"), data.get("rate") or ""
+        )
+        for field, problem in problems.items():
+            self.add_error(field, problem)
+        return data
+
+
+@admin.register(Limit)
+class LimitAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Limit rules (``jobs.engine.limits``), checked as the API checks them. A change holds
+    from the next admission pass."""
+
+    form = LimitForm
+    list_display = ("key", "max_concurrency", "rate", "in_use", "updated_at")
+    search_fields = ("key",)
+    fields = ("key", "max_concurrency", "rate")
+
+    @admin.display(description="in use now")
+    def in_use(self, obj: Limit) -> str:
+        """The leases that carry the rule's names now (from the Redis ledger)."""
+        try:
+            used = limits.rule_in_use(obj.key)
+        except redis.RedisError:
+            return "(Redis unavailable)"
+        return ", ".join(f"{name}: {count}" for name, count in sorted(used.items())) or "0"
 
 
 # The schedules' admin lives beside them; importing it registers it.

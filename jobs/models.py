@@ -74,6 +74,14 @@ class Job(models.Model):
     )
     timeout_seconds = models.PositiveIntegerField(default=3600)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # db_default too: a raw INSERT that does not name the column (the bench's) stores "".
+    concurrency_key = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Names the limits that apply to the job, besides its type's (e.g. tenant:42).",
+    )
     batch_id = models.UUIDField(null=True, blank=True, db_index=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
@@ -304,6 +312,38 @@ class DeadLetter(models.Model):
         return f"{self.job_id} ({self.reason})"
 
 
+class Limit(models.Model):
+    """A limit rule, managed by staff: how many jobs it lets hold a lease at once
+    (``max_concurrency``) and/or how many it lets start per second, minute or hour (``rate``).
+    ``key`` is ``type:<job type>``, an exact ``concurrency_key``, or a prefix pattern ending in
+    ``*`` (``tenant:*``: one limit of its own for each distinct key under the prefix). Admission
+    reads the rules on each pass (``jobs.engine.limits``); the counters are in the Redis ledger."""
+
+    key = models.CharField(max_length=200, unique=True)
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.CharField(
+        max_length=16, blank=True, default="", help_text='"10/s", "600/m" or "1000/h"; blank: none.'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar = ["key"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(max_concurrency__isnull=False) | ~Q(rate=""),
+                name="limit_has_a_bound",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrency__isnull=True) | Q(max_concurrency__gte=1),
+                name="limit_max_concurrency_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 # The schedule models are part of this app; importing them here registers them.
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
@@ -316,6 +356,7 @@ __all__ = [
     "Job",
     "JobDependency",
     "JobStatus",
+    "Limit",
     "LogLevel",
     "Priority",
     "Schedule",

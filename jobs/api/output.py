@@ -21,6 +21,9 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
     priority = serializers.SerializerMethodField()
     resource_requirements = serializers.SerializerMethodField()
     depends_on = serializers.SerializerMethodField()
+    concurrency_key = serializers.CharField(
+        allow_null=True, help_text="The key its limits count it under (null: none)."
+    )
 
     class Meta:
         model = Job
@@ -36,6 +39,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "attempt",
             "timeout_seconds",
             "idempotency_key",
+            "concurrency_key",
             "batch_id",
             "result",
             "error",
@@ -86,6 +90,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "attempt": job.attempt,
             "timeout_seconds": job.timeout_seconds,
             "idempotency_key": job.idempotency_key,
+            "concurrency_key": job.concurrency_key or None,
             "batch_id": str(job.batch_id) if job.batch_id else None,
             "result": job.result,
             "error": job.error,

@@ -16,6 +16,7 @@ from rest_framework import serializers
 from jobs.api.due import MAX_DELAY, AwareDateTimeField, StrictNumberField, due_time
 from jobs.api.submit import JobSpec
 from jobs.engine.capacity import capacity_errors
+from jobs.engine.limits import concurrency_key_problem
 from jobs.models import Priority
 from jobs.types import get_handler, registered_types
 
@@ -170,6 +171,12 @@ class JobInputSerializer(StrictSerializer):
         required=False,
         help_text="Not started before this many seconds from now (instead of run_at).",
     )
+    concurrency_key = StrictCharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        help_text="The key limit rules count this job under (e.g. tenant:42).",
+    )
 
     def validate_type(self, value: str) -> str:
         if get_handler(value) is None:
@@ -197,6 +204,12 @@ class JobInputSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 f"is more than {MAX_DELAY.days} days ahead; a job may wait at most that long"
             )
+        return value
+
+    def validate_concurrency_key(self, value: str | None) -> str | None:
+        problem = None if value is None else concurrency_key_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_depends_on(self, value: list[Any]) -> list[str]:
@@ -234,6 +247,7 @@ class JobInputSerializer(StrictSerializer):
             idempotency_key=data.get("idempotency_key"),
             key=data.get("key"),
             run_at=due_time(data),
+            concurrency_key=data.get("concurrency_key") or "",
         )
 
 
@@ -313,7 +327,11 @@ def _plain_spec(item: Any) -> JobSpec | None:
         return None
     type_, priority = item.get("type"), item.get("priority", "normal")
     payload, depends_on = item.get("payload", {}), item.get("depends_on", [])
-    key = item.get("key")
+    key, concurrency_key = item.get("key"), item.get("concurrency_key", "")
+    if concurrency_key and (
+        not isinstance(concurrency_key, str) or concurrency_key_problem(concurrency_key)
+    ):
+        return None  # the serializer names the error
     if not _plain_str(type_) or not isinstance(priority, str) or priority not in _PRIORITIES:
         return None
     if "key" in item and not _plain_str(key):
@@ -347,6 +365,7 @@ def _plain_spec(item: Any) -> JobSpec | None:
         timeout_seconds=timeout,
         depends_on=list(depends_on),
         key=key,
+        concurrency_key=concurrency_key or "",
     )
 
 

@@ -13,21 +13,22 @@ ORDER BY id FOR SHARE
 
 # One new job and its "submitted" log row, in one statement (one round trip, and in
 # autocommit one transaction). Every column of jobs_job, in the model's order. A delayed job
-# comes with run_at and the same next_attempt_at: admission's gate (statements.READY_JOBS).
+# comes with run_at and the same next_attempt_at: admission's gate (statements.READY_ORDER).
 INSERT_JOB = """
 WITH new AS (
     INSERT INTO jobs_job
         (id, owner_id, type, priority, status, payload, cpu_units, memory_mb, max_attempts,
-         attempt, attempt_offset, timeout_seconds, idempotency_key, batch_id, result, error,
-         pending_parents, cancel_requested, worker, created_at, queued_at, started_at,
-         completed_at, next_attempt_at, run_at, updated_at, schedule_id, scheduled_for)
+         attempt, attempt_offset, timeout_seconds, idempotency_key, concurrency_key, batch_id,
+         result, error, pending_parents, cancel_requested, worker, created_at, queued_at,
+         started_at, completed_at, next_attempt_at, run_at, updated_at, schedule_id,
+         scheduled_for)
     VALUES
         (%(id)s, %(owner_id)s, %(type)s, %(priority)s, %(status)s, %(payload)s, %(cpu_units)s,
          %(memory_mb)s, %(max_attempts)s, %(attempt)s, %(attempt_offset)s, %(timeout_seconds)s,
-         %(idempotency_key)s, %(batch_id)s, %(result)s, %(error)s, %(pending_parents)s,
-         %(cancel_requested)s, %(worker)s, %(created_at)s, %(queued_at)s, %(started_at)s,
-         %(completed_at)s, %(next_attempt_at)s, %(run_at)s, %(updated_at)s, %(schedule_id)s,
-         %(scheduled_for)s)
+         %(idempotency_key)s, %(concurrency_key)s, %(batch_id)s, %(result)s, %(error)s,
+         %(pending_parents)s, %(cancel_requested)s, %(worker)s, %(created_at)s, %(queued_at)s,
+         %(started_at)s, %(completed_at)s, %(next_attempt_at)s, %(run_at)s, %(updated_at)s,
+         %(schedule_id)s, %(scheduled_for)s)
     RETURNING id, created_at)
 INSERT INTO jobs_executionlog
     (job_id, attempt, level, message, from_status, to_status, context, created_at)
@@ -41,9 +42,10 @@ INSERT_JOBS = """
 WITH new AS (
     INSERT INTO jobs_job
         (id, owner_id, type, priority, status, payload, cpu_units, memory_mb, max_attempts,
-         attempt, attempt_offset, timeout_seconds, idempotency_key, batch_id, result, error,
-         pending_parents, cancel_requested, worker, created_at, queued_at, started_at,
-         completed_at, next_attempt_at, run_at, updated_at, schedule_id, scheduled_for)
+         attempt, attempt_offset, timeout_seconds, idempotency_key, concurrency_key, batch_id,
+         result, error, pending_parents, cancel_requested, worker, created_at, queued_at,
+         started_at, completed_at, next_attempt_at, run_at, updated_at, schedule_id,
+         scheduled_for)
     VALUES %s
     RETURNING id, created_at)
 INSERT INTO jobs_executionlog

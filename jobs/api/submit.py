@@ -46,6 +46,7 @@ class JobSpec:
     #: Set by a schedule's fire: the schedule and the due time the job is for.
     schedule_id: UUID | None = None
     scheduled_for: datetime | None = None
+    concurrency_key: str = ""
 
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
@@ -104,6 +105,7 @@ def _differences(job: Job, spec: JobSpec) -> list[str]:
         "resource_requirements": ((job.cpu_units, job.memory_mb), (spec.cpu_units, spec.memory_mb)),
         "max_attempts": (job.max_attempts, spec.max_attempts),
         "timeout_seconds": (job.timeout_seconds, spec.timeout_seconds),
+        "concurrency_key": (job.concurrency_key, spec.concurrency_key),
     }
     differing = [name for name, (old, new) in stored.items() if old != new]
     parents = {str(p) for p in job.parent_edges.values_list("depends_on_id", flat=True)}
@@ -207,6 +209,7 @@ def _new_job(
         max_attempts=spec.max_attempts,
         timeout_seconds=spec.timeout_seconds,
         idempotency_key=spec.idempotency_key,
+        concurrency_key=spec.concurrency_key,
         pending_parents=pending,
         batch_id=batch,
         # Held in PostgreSQL until due: next_attempt_at is the time gate admission reads.

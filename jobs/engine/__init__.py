@@ -2,9 +2,12 @@
 
 - ``transitions`` + ``statements``: the state machine; every status change is a named move
   running one whole SQL statement (``prepared`` runs them as prepared statements).
-- ``admission``: which ready jobs start now (capacity, the starvation barrier) and moving them
-  to ``queued``; ``capacity`` holds the one capacity rule; ``ledger`` is the Redis ledger.
-- ``wakeup``: dispatch requests between processes; ``publish``: the Celery messages.
+- ``admission``: which ready jobs start now (the one policy: aged priority, round-robin
+  between owners and concurrency keys, starvation) and moving them to ``queued``;
+  ``capacity`` holds the one capacity rule; ``limits`` the limit rules (which apply to a job,
+  which one holds it back: ``limits.holding``); ``ledger`` is the Redis ledger of both.
+- ``wakeup``: dispatch requests (now, or due at a time) between processes; ``publish``: the
+  Celery messages.
 - ``attempts``: start, complete, fail (with ``retry``'s policy); ``cancel``: every way to
   ``cancelled``; ``deadletter``: into and out of the DLQ.
 - ``sweeps``: the scheduler's safety net; ``recovery``: the ledger rebuilt from PostgreSQL.

@@ -1,14 +1,27 @@
 """Admission: which ready jobs may start now, and moving them to ``queued``.
 
-One pass reads the ready jobs (``statements.READY_JOBS``: parents done, time come, highest
-priority first, then oldest) in small pages with ``FOR UPDATE SKIP LOCKED``, refuses the ones
-larger than the whole cluster (``capacity``), and asks ``decide`` which of the rest start now.
-``decide`` is the one place where the admission rule lives: it books the jobs' CPU and memory
-in one Lua call of the Redis ledger, atomically against every other process, so a job that
-does not fit is passed over without blocking the ones behind it, except that a job that waited
-longer than ``DRACONIC_STARVATION_SECONDS`` becomes a barrier: nothing behind it is admitted
-until the capacity it needs drains. The granted jobs move to ``queued`` and are published to
-Celery after the commit.
+One pass reads the order of the ready jobs once (``statements.READY_ORDER``: parents done,
+time come), then takes them in small pages locked with ``FOR UPDATE SKIP LOCKED``
+(``READY_PAGE``), in the order of the one admission policy:
+
+- **Priority, aged.** A job counts one priority up for each ``DRACONIC_AGING_SECONDS`` it has
+  waited (a ``low`` job waiting three periods competes as ``critical``).
+- **Round-robin within a priority.** Among jobs of the same (aged) priority, each owner and
+  concurrency key takes its turn: the first job of every (owner, key), then the second of
+  each, and so on; oldest first within a turn. One tenant's backlog delays another's job by
+  about one job per other (owner, key) with work waiting, not by the whole backlog.
+- **Starving past the top.** A job that has aged beyond ``critical`` (it waited one period
+  more than it took to get there) is *starving*: if it does not fit the free CPU or memory,
+  nothing after it is admitted until the capacity it needs drains.
+
+It refuses the jobs larger than the whole cluster (``capacity``), and asks ``decide`` which of
+the rest start now. ``decide`` books each job's CPU, memory and every limit rule that applies
+to it (``limits``) in one Lua call of the Redis ledger, atomically against every other
+process, so a job that does not fit, or that a limit holds back, is passed over without
+blocking the ones behind it. A job held back by a rate limit leaves a due time (``wakeup``)
+for when its next token comes, so it is admitted then, not at the next tick; a job held back
+by a concurrency limit is admitted by the dispatch that every release requests. The granted
+jobs move to ``queued`` and are published to Celery after the commit.
 
 One dispatcher at a time holds a PostgreSQL advisory lock; a process that finds it taken
 leaves a "dirty" flag in Redis (``wakeup``) that the holder sees before it lets go, so no
@@ -28,9 +41,17 @@ from uuid import UUID
 from django.conf import settings
 from django.db import Error as DBError
 from django.db import connection, transaction
-from django.utils import timezone
 
-from jobs.engine import capacity, deadletter, ledger, prepared, recovery, statements, wakeup
+from jobs.engine import (
+    capacity,
+    deadletter,
+    ledger,
+    limits,
+    prepared,
+    recovery,
+    statements,
+    wakeup,
+)
 from jobs.engine.publish import Delivery, publish
 from jobs.engine.transitions import admit_jobs
 from jobs.models import DeadLetterReason
@@ -45,17 +66,22 @@ MAX_SCAN = 2000
 
 @dataclass(frozen=True)
 class Ready:
-    """A ready job as admission reads it (a row of ``statements.READY_JOBS``)."""
+    """A ready job as admission reads it (a row of ``statements.READY_PAGE``, placed)."""
 
     id: UUID
     type: str
     priority: int
+    concurrency_key: str
     cpu_units: int
     memory_mb: int
     attempt: int
     timeout_seconds: int
     created_at: datetime
     waiting_since: datetime
+    effective_priority: int
+    """Its priority aged by its wait; -1 means starving (aged past ``critical``)."""
+    turn: int
+    """Its place in its (owner, concurrency key)'s line at its effective priority, from 1."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,8 @@ class Decision:
     """The jobs whose resources are now booked, in the order they were read."""
     stop: bool
     """Admit nothing more this pass: a starving job is waiting for room, or the cluster is full."""
+    wake_in: float | None = None
+    """Seconds until the next token a rate-held job waits for; None if none is rate-held."""
 
 
 def dispatch() -> int:
@@ -115,81 +143,111 @@ def wait_for_room(hold: float) -> None:
     """While the cluster is nearly full (less than an eighth of its CPU units free), wait up to
     ``hold`` seconds, woken by each release, for more room: the jobs in flight keep the
     workers busy meanwhile, and one pass then admits many jobs instead of one per release.
-    A nearly empty cluster, or one with a small capacity, is served at once."""
+    A nearly empty cluster, or one with a small capacity, is served at once, and so is a
+    dispatch that is due (a rate-held job's token came)."""
     deadline = time.monotonic() + hold
     while True:
         usage = ledger.ledger_usage()
         free = usage.capacity_cpu - usage.cpu_units
         left = deadline - time.monotonic()
-        if free >= max(1, usage.capacity_cpu // 8) or left <= 0:
-            return
+        due = wakeup.seconds_until_token()
+        if free >= max(1, usage.capacity_cpu // 8) or left <= 0 or (due is not None and due <= 0):
+            return  # room, or waited enough, or a rate-held job's token is due now
         wakeup.wait_for_request(left)
 
 
 def admit_ready() -> int:
     """One pass over the ready jobs (the caller holds the dispatch lock)."""
+    wakeup.clear_due()  # this pass serves it; a job still rate-held sets the next one
     usage = ledger.ledger_usage()
     free = usage.capacity_cpu - usage.cpu_units
     if free <= 0 or usage.memory_mb >= usage.capacity_memory:
         return 0  # nothing can fit until a job ends (and its release asks again)
     # Every job needs at least one CPU unit: with few free, lock and read few rows.
     limit = min(settings.DRACONIC_DISPATCH_BATCH, max(free, 8))
-    after: Ready | None = None
-    admitted = scanned = 0
-    while scanned < MAX_SCAN:
+    rules = limits.load_rules()
+    order = ready_order()
+    admitted = 0
+    wake_in: float | None = None
+    for start in range(0, len(order), limit):
         with transaction.atomic():
-            rows = ready_page(after=after, limit=limit)
-            if not rows:
-                break
-            scanned += len(rows)
-            after = rows[-1]
-            decision = decide(_refuse_oversize(rows))
+            rows = ready_page(order[start : start + limit])
+            decision = decide(_refuse_oversize(rows), rules)
             if decision.admitted:
                 _mark_queued(decision.admitted)
                 admitted += len(decision.admitted)
+        if decision.wake_in is not None:
+            wake_in = decision.wake_in if wake_in is None else min(wake_in, decision.wake_in)
         if decision.stop:
             break
+    if wake_in is not None:
+        wakeup.dispatch_due_in(wake_in)
     return admitted
 
 
-def ready_page(*, after: Ready | None, limit: int) -> list[Ready]:
-    """The next ``limit`` ready jobs after ``after`` (from the start if None), locked."""
+@dataclass(frozen=True)
+class Place:
+    """A ready job's place in this pass's order (a row of ``statements.READY_ORDER``)."""
+
+    id: UUID
+    effective_priority: int
+    turn: int
+
+
+def ready_order() -> list[Place]:
+    """The first ``MAX_SCAN`` ready jobs in admission order, read once per pass (the window
+    that counts the turns runs over every ready job, so once, not once a page)."""
+    params = {"aging_seconds": settings.DRACONIC_AGING_SECONDS, "limit": MAX_SCAN}
     with connection.cursor() as cursor:
-        if after is None:
-            prepared.execute(cursor, (statements.READY_JOBS, {"limit": limit}))
-        else:
-            keyset = {"priority": after.priority, "created_at": after.created_at, "id": after.id}
-            prepared.execute(cursor, (statements.READY_JOBS_AFTER, {**keyset, "limit": limit}))
-        return [Ready(**row) for row in prepared.rows(cursor)]
+        prepared.execute(cursor, (statements.READY_ORDER, params))
+        return [Place(**row) for row in prepared.rows(cursor)]
 
 
-def decide(rows: Sequence[Ready]) -> Decision:
+def ready_page(places: Sequence[Place]) -> list[Ready]:
+    """Those of ``places`` still ready, in their order, locked."""
+    where = {p.id: p for p in places}
+    with connection.cursor() as cursor:
+        prepared.execute(cursor, (statements.READY_PAGE, {"job_ids": list(where)}))
+        rows = prepared.rows(cursor)
+    return [
+        Ready(
+            **row,
+            effective_priority=where[row["id"]].effective_priority,
+            turn=where[row["id"]].turn,
+        )
+        for row in rows
+    ]
+
+
+def decide(rows: Sequence[Ready], rules: limits.Rules | None = None) -> Decision:
     """Which of ``rows`` start now: book them in the ledger, in order, all or nothing each."""
     if not rows:
         return Decision(admitted=[], stop=False)
-    now = timezone.now()
-    starving = settings.DRACONIC_STARVATION_SECONDS
+    rules = limits.Rules([]) if rules is None else rules
     claims = [
         ledger.Claim(
             lease=ledger.lease_id(r.id, r.attempt + 1),
             cpu_units=r.cpu_units,
             memory_mb=r.memory_mb,
-            barrier=(now - r.waiting_since).total_seconds() >= starving,
+            barrier=r.effective_priority < 0,
+            names=limits.job_names(r.type, r.concurrency_key),
+            checks=rules.checks(r.type, r.concurrency_key),
         )
         for r in rows
     ]
     try:
-        granted = ledger.ledger_reserve(claims)
+        reservation = ledger.ledger_reserve_all(claims)
     except ledger.LedgerLost:
         recovery.rebuild_ledger()
-        granted = ledger.ledger_reserve(claims)
-    admitted = [r for r, ok in zip(rows, granted, strict=True) if ok]
+        reservation = ledger.ledger_reserve_all(claims)
+    outcomes = reservation.outcomes
+    admitted = [r for r, o in zip(rows, outcomes, strict=True) if o == ledger.GRANTED]
     if len(admitted) == len(rows):
         return Decision(admitted=admitted, stop=False)
-    barred = any(c.barrier and not ok for c, ok in zip(claims, granted, strict=True))
+    barred = any(c.barrier and o == ledger.NO_ROOM for c, o in zip(claims, outcomes, strict=True))
     usage = ledger.ledger_usage()
     full = usage.cpu_units >= usage.capacity_cpu or usage.memory_mb >= usage.capacity_memory
-    return Decision(admitted=admitted, stop=barred or full)
+    return Decision(admitted=admitted, stop=barred or full, wake_in=reservation.wake_in)
 
 
 def _refuse_oversize(rows: Sequence[Ready]) -> list[Ready]:

@@ -1,4 +1,6 @@
-"""The resource ledger in Redis: how much CPU and memory admitted jobs hold.
+"""The resource and limit ledger in Redis: how much CPU and memory admitted jobs hold, how
+many leases carry each limit name (``type:<type>``, a concurrency key), and the limits' rate
+buckets. One reserve checks all of them for each job at once (``_RESERVE``).
 
 A lease is keyed by ``job_id:attempt``, so every operation is idempotent: reserving a lease
 twice books once, releasing twice frees once. Reserve, release, renew and reconcile are Lua
@@ -22,6 +24,7 @@ from uuid import UUID
 import redis
 from django.conf import settings
 
+from jobs.engine.limits import LimitCheck
 from jobs.redis_client import get_redis, key
 
 
@@ -36,6 +39,22 @@ class Claim:
     memory_mb: int
     barrier: bool = False
     """If this claim does not fit, admit nothing after it (capacity is kept for it)."""
+    names: tuple[str, ...] = ()
+    """The job's limit names: each one's counter holds the leases that carry it."""
+    checks: tuple[LimitCheck, ...] = ()
+    """The limit rules that apply to the job; all must pass for it to be granted."""
+
+
+#: What ``ledger_reserve_all`` says of each claim.
+NO_ROOM, GRANTED, LIMITED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Reservation:
+    outcomes: list[int]
+    """Per claim: GRANTED, NO_ROOM (CPU or memory) or LIMITED (a limit rule holds it)."""
+    wake_in: float | None
+    """Seconds until the first token that a rate-held claim waits for; None if none does."""
 
 
 @dataclass(frozen=True)
@@ -57,25 +76,74 @@ def parse_lease(lease: str | bytes) -> tuple[str, int]:
     return job_id, int(attempt)
 
 
-# KEYS: used, leases, expiry, epoch.  ARGV: cap_cpu, cap_mem, then lease, cpu, mem, barrier ...
-_RESERVE = """
+# Expiries are on Redis's clock (TIME), never a worker's: a worker whose clock runs behind
+# must not make live leases look expired to a scheduler on another machine.
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000"
+
+# KEYS: used, leases, expiry, epoch, names, running, buckets.
+# ARGV: cap_cpu, cap_mem, then per claim: lease, cpu, mem, barrier, names (the job's limit
+# names joined by newlines), the number of checks, and 5 values per check: name,
+# max_concurrency (0: none), bucket ('' : no rate), tokens per second, bucket size.
+# Returns per claim 1 (granted), 0 (no room: CPU or memory) or 2 (held by a limit), then the
+# milliseconds until the first token a rate-held claim waits for (-1: none).
+# A claim is granted only if every check passes and it fits: then its tokens are taken, its
+# names' counters go up and it holds its CPU and memory, all in this one atomic call.
+_RESERVE = (
+    _NOW
+    + """
 if redis.call('EXISTS', KEYS[4]) == 0 then return {-1} end
 local cap_cpu, cap_mem = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cpu = tonumber(redis.call('HGET', KEYS[1], 'cpu') or '0')
 local mem = tonumber(redis.call('HGET', KEYS[1], 'mem') or '0')
 local out = {}
 local stopped = false
-for i = 3, #ARGV, 4 do
+local wait = -1
+local i = 3
+while i <= #ARGV do
   local lease, c, m, barrier = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+3]
+  local names, first, count = ARGV[i+4], i + 6, tonumber(ARGV[i+5])
+  i = first + 5 * count
+  local held, levels = false, {}
+  for j = first, first + 5 * (count - 1), 5 do
+    local maxc, bucket = tonumber(ARGV[j+1]), ARGV[j+2]
+    if maxc > 0 and tonumber(redis.call('HGET', KEYS[6], ARGV[j]) or '0') >= maxc then
+      held = true
+    end
+    if bucket ~= '' then
+      local rate, size = tonumber(ARGV[j+3]), tonumber(ARGV[j+4])
+      local level, state = size, redis.call('HGET', KEYS[7], bucket)
+      if state then
+        local sep = string.find(state, ':')
+        local tokens, at = tonumber(string.sub(state, 1, sep - 1)), tonumber(string.sub(state, sep + 1))
+        level = math.min(size, tokens + math.max(0, now - at) * rate)
+      end
+      if level < 1 then
+        held = true
+        local due = math.ceil((1 - level) / rate * 1000)
+        if wait < 0 or due < wait then wait = due end
+      else
+        levels[#levels+1] = {bucket, level}
+      end
+    end
+  end
   if stopped then
     out[#out+1] = 0
   elseif redis.call('HEXISTS', KEYS[2], lease) == 1 then
     out[#out+1] = 1
+  elseif held then
+    out[#out+1] = 2
   elseif cpu + c <= cap_cpu and mem + m <= cap_mem then
     cpu = cpu + c
     mem = mem + m
     redis.call('HSET', KEYS[2], lease, c .. ':' .. m)
     redis.call('ZADD', KEYS[3], 'inf', lease)
+    for _, b in ipairs(levels) do
+      redis.call('HSET', KEYS[7], b[1], string.format('%.6f:%.6f', b[2] - 1, now))
+    end
+    if names ~= '' then
+      redis.call('HSET', KEYS[5], lease, names)
+      for name in string.gmatch(names, '[^\\n]+') do redis.call('HINCRBY', KEYS[6], name, 1) end
+    end
     out[#out+1] = 1
   else
     out[#out+1] = 0
@@ -83,10 +151,13 @@ for i = 3, #ARGV, 4 do
   end
 end
 redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
+out[#out+1] = wait
 return out
 """
+)
 
-# KEYS: used, leases, expiry.  ARGV: leases to free.  Returns how many were held.
+# KEYS: used, leases, expiry, names, running.  ARGV: leases to free.  Returns how many were
+# held. A lease's limit names come down with it (a counter at zero is removed).
 _RELEASE = """
 local freed = 0
 for i = 1, #ARGV do
@@ -97,15 +168,18 @@ for i = 1, #ARGV do
     redis.call('HINCRBY', KEYS[1], 'mem', -tonumber(string.sub(held, sep + 1)))
     redis.call('HDEL', KEYS[2], ARGV[i])
     redis.call('ZREM', KEYS[3], ARGV[i])
+    local names = redis.call('HGET', KEYS[4], ARGV[i])
+    if names then
+      for name in string.gmatch(names, '[^\\n]+') do
+        if redis.call('HINCRBY', KEYS[5], name, -1) <= 0 then redis.call('HDEL', KEYS[5], name) end
+      end
+      redis.call('HDEL', KEYS[4], ARGV[i])
+    end
     freed = freed + 1
   end
 end
 return freed
 """
-
-# Expiries are on Redis's clock (TIME), never a worker's: a worker whose clock runs behind
-# must not make live leases look expired to a scheduler on another machine.
-_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000"
 
 # KEYS: leases, expiry.  ARGV: ttl, lease.  Extends a held lease; 0 if not held.
 _RENEW = (
@@ -125,20 +199,26 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(AR
 """
 )
 
-# KEYS: used, leases, expiry, epoch.  ARGV: epoch, then lease, cpu, mem, ttl ('inf') ...
-# Replaces the whole ledger with the given leases (the truth from PostgreSQL).
+# KEYS: used, leases, expiry, epoch, names, running.  ARGV: epoch, then lease, cpu, mem,
+# ttl ('inf'), names ...  Replaces the whole ledger with the given leases (the truth from
+# PostgreSQL), the limits' counters included; the rate buckets are kept (a flush loses them:
+# each starts full again, one second's worth of tokens).
 _REBUILD = (
     _NOW
     + """
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 local cpu, mem = 0, 0
-for i = 2, #ARGV, 4 do
-  local c, m = tonumber(ARGV[i+1]), tonumber(ARGV[i+2])
+for i = 2, #ARGV, 5 do
+  local c, m, names = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+4]
   cpu = cpu + c
   mem = mem + m
   redis.call('HSET', KEYS[2], ARGV[i], c .. ':' .. m)
   local ttl = ARGV[i+3]
   redis.call('ZADD', KEYS[3], ttl == 'inf' and 'inf' or (now + tonumber(ttl)), ARGV[i])
+  if names ~= '' then
+    redis.call('HSET', KEYS[5], ARGV[i], names)
+    for name in string.gmatch(names, '[^\\n]+') do redis.call('HINCRBY', KEYS[6], name, 1) end
+  end
 end
 redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
 redis.call('SET', KEYS[4], ARGV[1])
@@ -153,7 +233,15 @@ def _keys() -> list[str]:
         key("ledger", "leases"),
         key("ledger", "expiry"),
         key("ledger", "epoch"),
+        key("ledger", "names"),
+        key("ledger", "running"),
+        key("ledger", "buckets"),
     ]
+
+
+def _release_keys() -> list[str]:
+    used, leases, expiry, _epoch, names, running, _buckets = _keys()
+    return [used, leases, expiry, names, running]
 
 
 @functools.cache
@@ -164,15 +252,25 @@ def _script(source: str):  # type: ignore[no-untyped-def]
 
 def ledger_reserve(claims: Sequence[Claim]) -> list[bool]:
     """Try each claim in order; True for those now held. Raises LedgerLost if Redis lost it."""
+    return [outcome == GRANTED for outcome in ledger_reserve_all(claims).outcomes]
+
+
+def ledger_reserve_all(claims: Sequence[Claim]) -> Reservation:
+    """Try each claim in order, its CPU, memory and limits at once (one Lua call, atomic
+    against every other process). Raises LedgerLost if Redis lost the ledger."""
     if not claims:
-        return []
-    args: list[str | int] = [settings.MAX_CPU_UNITS, settings.MAX_MEMORY_MB]
+        return Reservation(outcomes=[], wake_in=None)
+    args: list[str | int | float] = [settings.MAX_CPU_UNITS, settings.MAX_MEMORY_MB]
     for claim in claims:
         args += [claim.lease, claim.cpu_units, claim.memory_mb, "1" if claim.barrier else "0"]
+        args += ["\n".join(claim.names), len(claim.checks)]
+        for check in claim.checks:
+            args += check.args()
     result = _script(_RESERVE)(keys=_keys(), args=args)
     if result and result[0] == -1:
         raise LedgerLost("the resource ledger is missing from Redis")
-    return [bool(r) for r in result]
+    *outcomes, wait_ms = (int(r) for r in result)
+    return Reservation(outcomes=outcomes, wake_in=None if wait_ms < 0 else wait_ms / 1000)
 
 
 def ledger_release(
@@ -195,7 +293,7 @@ def release_in(pipe: redis.client.Pipeline, leases: Sequence[str]) -> None:
     """Queue ``ledger_release`` of ``leases`` on a pipeline another call executes. EVAL, not a
     registered script: redis-py checks a pipeline's scripts with a ``SCRIPT EXISTS`` round
     trip of its own before every execute; Redis caches the compiled body either way."""
-    keys = _keys()[:3]
+    keys = _release_keys()
     pipe.eval(_RELEASE, len(keys), *keys, *leases)
 
 
@@ -205,13 +303,19 @@ def ledger_renew(lease: str, *, ttl: float | None = None) -> bool:
     return bool(_script(_RENEW)(keys=_keys()[1:3], args=[ttl, lease]))
 
 
-def ledger_rebuild(entries: Iterable[tuple[str, int, int, float]]) -> int:
-    """Replace the ledger with ``(lease, cpu, mem, ttl)`` entries (``ttl`` in seconds from now,
-    or ``inf`` for a queued job's lease); returns the CPU units in use."""
+#: A lease as the rebuild takes it: ``(lease, cpu, mem, ttl, names)``.
+Entry = tuple[str, int, int, float] | tuple[str, int, int, float, Sequence[str]]
+
+
+def ledger_rebuild(entries: Iterable[Entry]) -> int:
+    """Replace the ledger with ``(lease, cpu, mem, ttl[, names])`` entries (``ttl`` in seconds
+    from now, or ``inf`` for a queued job's lease; ``names`` its limit names); returns the CPU
+    units in use."""
     args: list[str | int | float] = [str(time.time())]
-    for lease, cpu, mem, ttl in entries:
-        args += [lease, cpu, mem, "inf" if ttl == float("inf") else ttl]
-    return int(_script(_REBUILD)(keys=_keys(), args=args))
+    for lease, cpu, mem, ttl, *rest in entries:
+        names = rest[0] if rest else ()
+        args += [lease, cpu, mem, "inf" if ttl == float("inf") else ttl, "\n".join(names)]
+    return int(_script(_REBUILD)(keys=_keys()[:6], args=args))
 
 
 def ledger_is_present() -> bool:

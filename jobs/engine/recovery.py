@@ -1,6 +1,8 @@
 """Keeping the Redis ledger equal to what PostgreSQL says holds resources: the ``queued`` and
 ``running`` jobs. PostgreSQL is the truth; the ledger is rebuilt from it whenever Redis lost
-its data, and stray leases are freed. Runs under the dispatch lock."""
+its data, and stray leases are freed. The limits come back with it: their rules live in
+PostgreSQL (read on each admission pass), their counters are the leases' limit names, rebuilt
+here (a lost rate bucket starts full). Runs under the dispatch lock."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from jobs.engine import ledger
+from jobs.engine import ledger, limits
 from jobs.engine.publish import Delivery, publish
 from jobs.models import Job, JobStatus
 
@@ -30,15 +32,28 @@ class Leased:
     priority: int
     timeout_seconds: int
     type: str
+    concurrency_key: str
 
     @property
     def lease(self) -> str:
         return ledger.lease_id(self.id, self.attempt)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return limits.job_names(self.type, self.concurrency_key)
+
 
 def leased_jobs() -> list[Leased]:
     rows = Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).values(
-        "id", "attempt", "cpu_units", "memory_mb", "status", "priority", "timeout_seconds", "type"
+        "id",
+        "attempt",
+        "cpu_units",
+        "memory_mb",
+        "status",
+        "priority",
+        "timeout_seconds",
+        "type",
+        "concurrency_key",
     )
     return [Leased(**row) for row in rows]
 
@@ -50,7 +65,13 @@ def rebuild_ledger(jobs: Sequence[Leased] | None = None, *, republish: bool = Tr
     jobs = leased_jobs() if jobs is None else jobs
     ttl = settings.DRACONIC_LEASE_SECONDS
     ledger.ledger_rebuild(
-        (j.lease, j.cpu_units, j.memory_mb, float("inf") if j.status == JobStatus.QUEUED else ttl)
+        (
+            j.lease,
+            j.cpu_units,
+            j.memory_mb,
+            float("inf") if j.status == JobStatus.QUEUED else ttl,
+            j.names,
+        )
         for j in jobs
     )
     queued = [

@@ -16,31 +16,49 @@ from __future__ import annotations
 
 # --- admission ---------------------------------------------------------------------------
 
-# The first page of ready jobs: highest priority first, then oldest (job_ready_idx is this
-# order, over exactly these rows). SKIP LOCKED: a row another dispatcher or a cancel holds is
-# passed over, not waited for. The rows stay locked until the admission's transaction ends.
-READY_JOBS = """
-SELECT id, type, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
-       COALESCE(next_attempt_at, created_at) AS waiting_since
-FROM jobs_job
-WHERE status IN ('pending', 'retrying') AND pending_parents = 0
-  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-ORDER BY priority, created_at, id
+# The ready jobs in the admission policy's order (``admission`` says it in words), read once
+# per pass (at most ``limit``): by effective priority (the priority, one up for each
+# aging_seconds waited; -1 is starving, aged past critical; aging_seconds 0 makes every job
+# starving), then by turn (the job's place in the line of its owner and concurrency key at
+# that effective priority: a round-robin between the lines), then oldest. The candidates come
+# from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
+READY_ORDER = """
+WITH ready AS (
+    SELECT id, owner_id, concurrency_key, COALESCE(next_attempt_at, created_at) AS waiting_since,
+           CASE WHEN %(aging_seconds)s::float8 <= 0 THEN -1
+                ELSE GREATEST(-1, priority - floor(
+                    extract(epoch FROM now() - COALESCE(next_attempt_at, created_at))
+                    / %(aging_seconds)s::float8)::int)
+           END AS effective_priority
+    FROM jobs_job
+    WHERE status IN ('pending', 'retrying') AND pending_parents = 0
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())),
+turns AS (
+    SELECT id, waiting_since, effective_priority,
+           row_number() OVER (PARTITION BY effective_priority, owner_id, concurrency_key
+                              ORDER BY waiting_since, id) AS turn
+    FROM ready)
+SELECT id, effective_priority::int AS effective_priority, turn::int AS turn
+FROM turns
+ORDER BY effective_priority, turn, waiting_since, id
 LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
 """
 
-# The next page after the last row of the previous one (keyset pagination on the index).
-READY_JOBS_AFTER = """
-SELECT id, type, priority, cpu_units, memory_mb, attempt, timeout_seconds, created_at,
-       COALESCE(next_attempt_at, created_at) AS waiting_since
-FROM jobs_job
-WHERE status IN ('pending', 'retrying') AND pending_parents = 0
-  AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-  AND (priority, created_at, id) > (%(priority)s, %(created_at)s, %(id)s)
-ORDER BY priority, created_at, id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
+# One page of READY_ORDER's jobs, in its order, locked FOR UPDATE SKIP LOCKED (a row another
+# dispatcher or a cancel holds is passed over, not waited for; one no longer ready since the
+# order was read is left out). ``id = ANY`` lets the planner look the page up by primary key
+# (or by job_ready_idx, when fewer jobs are ready). The rows stay locked until the
+# admission's transaction ends.
+READY_PAGE = """
+SELECT j.id, j.type, j.priority, j.concurrency_key, j.cpu_units, j.memory_mb, j.attempt,
+       j.timeout_seconds, j.created_at, COALESCE(j.next_attempt_at, j.created_at) AS waiting_since
+FROM jobs_job AS j
+JOIN unnest(%(job_ids)s::uuid[]) WITH ORDINALITY AS page(id, n) ON page.id = j.id
+WHERE j.id = ANY(%(job_ids)s::uuid[])
+  AND j.status IN ('pending', 'retrying') AND j.pending_parents = 0
+  AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= now())
+ORDER BY page.n
+FOR UPDATE OF j SKIP LOCKED
 """
 
 # How long until the next waiting job's time comes (a delayed job's run_at or a retry's

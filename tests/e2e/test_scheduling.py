@@ -121,7 +121,7 @@ def test_running_jobs_never_hold_more_than_the_capacity(platform, api, settings)
 
 def test_a_big_job_that_does_not_fit_lets_small_ones_pass(platform, api, settings):
     settings.MAX_CPU_UNITS = 4
-    settings.DRACONIC_STARVATION_SECONDS = 3600  # the guard stays out of this test
+    settings.DRACONIC_AGING_SECONDS = 3600  # the guard stays out of this test
     platform.start_worker(concurrency=4)
     platform.start_scheduler()
     long = submit(api, type="noop", payload={"seconds": 10})["id"]
@@ -142,7 +142,7 @@ def test_a_big_job_that_does_not_fit_lets_small_ones_pass(platform, api, setting
 
 def test_a_starving_big_job_holds_back_the_small_ones_behind_it(platform, api, settings):
     settings.MAX_CPU_UNITS = 4
-    settings.DRACONIC_STARVATION_SECONDS = 0  # the big job starves at once: capacity is kept for it
+    settings.DRACONIC_AGING_SECONDS = 0  # the big job starves at once: capacity is kept for it
     platform.start_worker(concurrency=4)
     platform.start_scheduler()
     long = submit(api, type="noop", payload={"seconds": 2})["id"]

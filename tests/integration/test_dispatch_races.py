@@ -192,7 +192,7 @@ def test_a_big_job_that_does_not_fit_does_not_block_smaller_ones(settings: Any, 
 
 def test_a_starving_big_job_becomes_a_barrier_and_goes_first(settings: Any, user: Any) -> None:
     settings.MAX_CPU_UNITS = 4
-    settings.DRACONIC_STARVATION_SECONDS = 0
+    settings.DRACONIC_AGING_SECONDS = 0
     holder = _hold_one_cpu(user)
     big = submit(user, cpu_units=4)
     smalls = [submit(user, cpu_units=1) for _ in range(3)]
@@ -209,18 +209,6 @@ def test_a_starving_big_job_becomes_a_barrier_and_goes_first(settings: Any, user
     assert statuses(big, *smalls) == ["queued", "pending", "pending", "pending"]
     assert ledger.ledger_usage().cpu_units == 4
     assert_ledger_matches_queued_jobs()
-
-
-def test_a_barrier_does_not_hold_back_higher_priorities(settings: Any, user: Any) -> None:
-    settings.MAX_CPU_UNITS = 4
-    settings.DRACONIC_STARVATION_SECONDS = 0
-    _hold_one_cpu(user)
-    big = submit(user, cpu_units=4, priority="low")
-    urgent = submit(user, cpu_units=1, priority="critical")
-
-    admission.dispatch()
-
-    assert statuses(urgent, big) == ["queued", "pending"]
 
 
 def test_dispatch_rebuilds_a_lost_ledger_before_admitting(settings: Any, user: Any) -> None:

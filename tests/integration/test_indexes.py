@@ -81,15 +81,15 @@ def explain(sql: str, params: list[object]) -> str:
 
 
 def ready_scans() -> list[str]:
-    """The statements ``admission.ready_page`` really sends for a first page and the next one
+    """The statements a pass really sends: its order of the ready jobs, then a page of them
     (EXECUTEs of prepared statements, explained below in the session that prepared them)."""
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-        first = admission.ready_page(after=None, limit=100)
-        assert first, "the table has ready jobs"
-        admission.ready_page(after=first[-1], limit=100)
+        order = admission.ready_order()
+        assert order, "the table has ready jobs"
+        assert admission.ready_page(order[:100])
         transaction.set_rollback(True)
     sent = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("EXECUTE")]
-    names = [prepared.prepare(s).name for s in (statements.READY_JOBS, statements.READY_JOBS_AFTER)]
+    names = [prepared.prepare(s).name for s in (statements.READY_ORDER, statements.READY_PAGE)]
     assert [sql.split()[1] for sql in sent] == names  # the engine's own two statements
     return sent
 
@@ -98,10 +98,13 @@ def ready_scans() -> list[str]:
 @pytest.mark.usefixtures("big_table")
 def test_index_scan_for_ready() -> None:
     assert Job.objects.filter(status=JobStatus.PENDING, pending_parents=0).count() == PENDING
-    for sql in ready_scans():
-        plan = explain(sql, [])
-        assert "job_ready_idx" in plan, plan
-        assert "Seq Scan on jobs_job" not in plan, plan
+    order, page = ready_scans()
+    plan = explain(order, [])
+    assert "job_ready_idx" in plan, plan
+    assert "Seq Scan on jobs_job" not in plan, plan
+    plan = explain(page, [])
+    assert "jobs_job_pkey" in plan or "job_ready_idx" in plan, plan
+    assert "Seq Scan on jobs_job" not in plan, plan
 
 
 def job_queries(run: Any) -> list[str]:

@@ -39,9 +39,9 @@ def test_a_statement_without_parameters_is_executed_by_name() -> None:
 
 
 def test_each_statement_gets_one_name_for_the_life_of_the_process() -> None:
-    first = prepared.prepare(statements.READY_JOBS)
-    assert prepared.prepare(statements.READY_JOBS) is first
-    assert prepared.prepare(statements.READY_JOBS_AFTER).name != first.name
+    first = prepared.prepare(statements.READY_ORDER)
+    assert prepared.prepare(statements.READY_ORDER) is first
+    assert prepared.prepare(statements.ADMIT_JOBS).name != first.name
 
 
 PREPARED = [

@@ -1,0 +1,94 @@
+"""The admission policy (``jobs.engine.admission``, ``statements.READY_ORDER``): priority aged by
+the wait, round-robin between owners and concurrency keys within a priority, and the starving
+job that keeps capacity for itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from jobs.api.submit import job_submit
+from jobs.engine import admission
+from jobs.models import Job, JobStatus
+from tests.factories import make_spec
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(user: Any, *, waited: float = 0, **spec: Any) -> Job:
+    job, _ = job_submit(owner=user, spec=make_spec(**spec))
+    if waited:
+        Job.objects.filter(id=job.id).update(created_at=timezone.now() - timedelta(seconds=waited))
+    return job
+
+
+def queued(jobs: list[Job]) -> list[bool]:
+    fresh = {j.id: j.status for j in Job.objects.filter(id__in=[j.id for j in jobs])}
+    return [fresh[j.id] == JobStatus.QUEUED for j in jobs]
+
+
+def test_a_job_counts_one_priority_up_for_each_aging_period(settings: Any, user: Any) -> None:
+    settings.MAX_CPU_UNITS = 1
+    settings.DRACONIC_AGING_SECONDS = 10
+    fresh_high = submit(user, priority="high")
+    old_low = submit(user, priority="low", waited=25)  # two periods: counts as high, and older
+    admission.dispatch()
+    assert queued([old_low, fresh_high]) == [True, False]
+
+
+def test_a_job_aged_past_critical_keeps_the_capacity_it_needs(settings: Any, user: Any) -> None:
+    settings.MAX_CPU_UNITS = 4
+    settings.DRACONIC_AGING_SECONDS = 10
+    holder = submit(user, cpu_units=1)
+    admission.dispatch()
+    big = submit(user, cpu_units=4, priority="low", waited=45)  # aged four periods: starving
+    urgent = submit(user, priority="critical")
+    admission.dispatch()
+    assert queued([holder, big, urgent]) == [True, False, False]
+
+
+def test_a_big_job_not_yet_starving_lets_the_others_pass(settings: Any, user: Any) -> None:
+    settings.MAX_CPU_UNITS = 4
+    settings.DRACONIC_AGING_SECONDS = 10
+    holder = submit(user, cpu_units=1)
+    admission.dispatch()
+    big = submit(user, cpu_units=4, priority="low", waited=25)  # counts as high, not starving
+    urgent = submit(user, priority="critical")
+    admission.dispatch()
+    assert queued([holder, big, urgent]) == [True, False, True]
+
+
+def test_owners_take_turns_within_a_priority(settings: Any, user: Any, other_user: Any) -> None:
+    settings.MAX_CPU_UNITS = 6
+    settings.DRACONIC_AGING_SECONDS = 3600
+    backlog = [submit(user) for _ in range(30)]
+    late = [submit(other_user) for _ in range(3)]
+    admission.dispatch()
+    assert queued(backlog) == [True] * 3 + [False] * 27
+    assert queued(late) == [True] * 3
+
+
+def test_concurrency_keys_take_turns_within_an_owner(settings: Any, user: Any) -> None:
+    settings.MAX_CPU_UNITS = 4
+    settings.DRACONIC_AGING_SECONDS = 3600
+    backlog = [submit(user, concurrency_key="tenant:a") for _ in range(20)]
+    late = [submit(user, concurrency_key="tenant:b") for _ in range(2)]
+    admission.dispatch()
+    assert queued(backlog) == [True] * 2 + [False] * 18
+    assert queued(late) == [True, True]
+
+
+def test_turns_hold_across_pages(settings: Any, user: Any, other_user: Any) -> None:
+    """Pages after the first count turns again over the jobs still waiting."""
+    settings.MAX_CPU_UNITS = 40
+    settings.DRACONIC_DISPATCH_BATCH = 4
+    settings.DRACONIC_AGING_SECONDS = 3600
+    backlog = [submit(user, memory_mb=10) for _ in range(30)]
+    late = [submit(other_user, memory_mb=10) for _ in range(5)]
+    settings.MAX_MEMORY_MB = 100  # room for ten
+    admission.dispatch()
+    assert queued(late) == [True] * 5
+    assert sum(queued(backlog)) == 5
