@@ -210,5 +210,5 @@ def test_a_due_delayed_job_has_waited_since_its_run_at_not_its_submit(job_factor
     due_at = timezone.now() - timedelta(seconds=1)
     job = job_factory(run_at=due_at)
     with transaction.atomic():
-        (ready,) = admission.ready_page(after=None, limit=10)
+        (ready,) = admission.ready_page(admission.ready_order())
     assert ready.id == job.id and ready.waiting_since == due_at
