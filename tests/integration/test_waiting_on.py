@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -20,9 +21,27 @@ pytestmark = pytest.mark.django_db
 
 
 def waiting_on(api: APIClient, job: Any) -> Any:
+    """The job's ``waiting_on``, each reason checked against the OpenAPI schema's shape."""
     response = api.get(f"/jobs/{job.id}")
     assert response.status_code == 200, response.content
-    return response.json()["waiting_on"]
+    reasons = response.json()["waiting_on"]
+    for reason in reasons or []:
+        assert_documented(api, reason)
+    return reasons
+
+
+def assert_documented(api: APIClient, reason: dict[str, Any]) -> None:
+    """``reason`` matches exactly one of the shapes ``WaitingReason`` documents, with no field
+    the schema does not name."""
+    components = json.loads(api.get("/api/schema/?format=json").content)["components"]
+    closed = {
+        name: {**spec, "additionalProperties": False} if "properties" in spec else spec
+        for name, spec in components["schemas"].items()
+    }
+    jsonschema.validate(
+        reason,
+        {"$ref": "#/components/schemas/WaitingReason", "components": {"schemas": closed}},
+    )
 
 
 def test_a_job_waits_on_the_parents_that_have_not_completed(
@@ -41,6 +60,7 @@ def test_a_delayed_job_waits_on_its_run_at(api: APIClient, job_factory: Any) -> 
     job = job_factory(run_at=timezone.now() + timedelta(hours=1))
     body = api.get(f"/jobs/{job.id}").json()
     assert body["waiting_on"] == [{"reason": "run_at", "at": body["run_at"]}]
+    assert_documented(api, body["waiting_on"][0])
 
 
 def test_a_delayed_child_waits_on_both_its_parent_and_its_time(
@@ -66,6 +86,7 @@ def test_a_retrying_job_waits_on_its_backoff(api: APIClient, job_factory: Any) -
     assert body["waiting_on"] == [
         {"reason": "retry_backoff", "at": body["next_attempt_at"], "next_attempt": 2}
     ]
+    assert_documented(api, body["waiting_on"][0])
 
 
 def test_a_ready_job_that_does_not_fit_waits_on_capacity(
