@@ -158,7 +158,10 @@ class LimitReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField(
         help_text="The job's limit name the rule counts it under (type:noop, tenant:42)."
     )
-    kind = serializers.ChoiceField(choices=["concurrency", "rate"])
+    kind = serializers.ChoiceField(
+        choices=["concurrency", "rate"],
+        help_text="What the rule bounds: leases at once, or starts.",
+    )
     in_use = serializers.IntegerField(
         required=False, help_text="concurrency: leases carrying the name now."
     )
