@@ -206,3 +206,5 @@ def test_the_schema_documents_each_reason_and_its_fields(api: APIClient) -> None
     assert fields["capacity"] == {"reason", "cpu_units_free", "memory_mb_free", "needs"}
     assert fields["parents"] == {"reason", "job_ids"}
     assert fields["retry_backoff"] == {"reason", "at", "next_attempt"}
+    # The dead letters' field named "reason" keeps its enum's name beside these.
+    assert components["ReasonEnum"]["enum"][0] == "max_attempts"
