@@ -1,6 +1,8 @@
 """The operator dashboard: Django templates plus a little vanilla JS, no external assets.
 
-Login required. Staff see every job; other users see their own. Pages render the current
+Login required. Staff see every job; other users see their own. The index also lists the
+schedules and (for staff) the limit rules with their use, and a job page says why the job
+waits (``admin_api/dashboard_panels.py``). Pages render the current
 state server-side; the browser then keeps the jobs table and the graph colours current from
 the WebSocket ``/jobs/stream`` (events shaped by ``jobs.live.events.event_payload``) and polls
 ``stats.json`` for the figures no event carries (queue depths, resources, workers).
@@ -28,7 +30,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from admin_api import metrics
+from admin_api import dashboard_panels, metrics
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -95,6 +97,8 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "ws_scope": "all" if request.user.is_staff else "",
         "latest": LATEST_JOBS,
         "since": since,
+        "schedules": dashboard_panels.schedule_rows(request.user),
+        "limits": dashboard_panels.limit_rows() if request.user.is_staff else None,
     }
     return render(request, "dashboard/index.html", context)
 
@@ -120,6 +124,7 @@ def job_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
     context = {
         "job": job,
         "graph": job_graph(job, request.user),
+        "waiting": dashboard_panels.waiting_lines(job),
         "logs": logs,
         "ws_scope": "all" if request.user.is_staff else "",
     }

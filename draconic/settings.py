@@ -256,6 +256,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named "reason" with other choices (waiting_on's) must not rename this one.
+    "ENUM_NAME_OVERRIDES": {"ReasonEnum": "jobs.models.DeadLetterReason"},
 }
 
 # --- Security: request size, headers, cookies, TLS (owned by the security tests) ----------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from jobs.engine import waiting
@@ -124,17 +124,90 @@ _TIMESTAMPS = (
 )
 
 
+def _reason(name: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=[name], help_text="Which reason this is.")
+
+
+class ParentsReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Its parents that have not completed yet."""
+
+    reason = _reason("parents")
+    job_ids = serializers.ListField(child=serializers.UUIDField())
+
+
+class RunAtReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A delayed job before its time."""
+
+    reason = _reason("run_at")
+    at = serializers.DateTimeField(help_text="When it is due.")
+
+
+class RetryBackoffReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A retry waiting out its backoff."""
+
+    reason = _reason("retry_backoff")
+    at = serializers.DateTimeField(help_text="The next attempt starts no earlier.")
+    next_attempt = serializers.IntegerField(help_text="The number of the next attempt.")
+
+
+class LimitReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A limit rule (``/admin/limits/``) that holds it back now; one per rule and name."""
+
+    reason = _reason("limit")
+    rule = serializers.CharField(help_text="The rule's key (type:send_email, tenant:*).")
+    name = serializers.CharField(
+        help_text="The job's limit name the rule counts it under (type:noop, tenant:42)."
+    )
+    kind = serializers.ChoiceField(
+        choices=["concurrency", "rate"],
+        help_text="What the rule bounds: leases at once, or starts.",
+    )
+    in_use = serializers.IntegerField(
+        required=False, help_text="concurrency: leases carrying the name now."
+    )
+    max_concurrency = serializers.IntegerField(
+        required=False, help_text="concurrency: the rule's bound."
+    )
+    rate = serializers.CharField(required=False, help_text='rate: the rule\'s rate ("10/s").')
+    tokens = serializers.FloatField(
+        required=False, help_text="rate: tokens in the bucket now; a job needs 1 to start."
+    )
+
+
+class CapacityReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The cluster's free CPU or memory is less than it needs."""
+
+    reason = _reason("capacity")
+    cpu_units_free = serializers.IntegerField()
+    memory_mb_free = serializers.IntegerField()
+    needs = ResourceRequirementsOutputSerializer()
+
+
+#: The shape of one ``waiting_on`` item, told apart by ``reason`` (``jobs/engine/waiting.py``).
+WAITING_REASON = PolymorphicProxySerializer(
+    component_name="WaitingReason",
+    serializers={
+        "parents": ParentsReasonSerializer,
+        "run_at": RunAtReasonSerializer,
+        "retry_backoff": RetryBackoffReasonSerializer,
+        "limit": LimitReasonSerializer,
+        "capacity": CapacityReasonSerializer,
+    },
+    resource_type_field_name="reason",
+    many=False,
+)
+
+
 class JobDetailOutputSerializer(JobOutputSerializer):
     """One job as ``GET /jobs/{id}`` shows it: with ``waiting_on``, which costs a query or a
     Redis call, so the lists leave it out."""
 
     waiting_on = serializers.SerializerMethodField(
         help_text=(
-            'Why a pending or retrying job is waiting, e.g. [{"reason": "parents", '
-            '"job_ids": [...]}], [{"reason": "run_at", "at": ...}], '
-            '[{"reason": "retry_backoff", "at": ..., "next_attempt": 2}], '
-            '[{"reason": "capacity", "cpu_units_free": 0, "memory_mb_free": ..., '
-            '"needs": {...}}]; [] when nothing holds it; null when it is not waiting.'
+            "Why a pending or retrying job is waiting, in the order admission meets the "
+            "reasons: its own (parents, run_at, retry_backoff) first; only when none holds, "
+            "the limit rules that hold it, then capacity. [] when nothing holds it (the next "
+            "dispatch admits it); null when it is not waiting."
         )
     )
 
@@ -142,7 +215,7 @@ class JobDetailOutputSerializer(JobOutputSerializer):
         fields = (*JobOutputSerializer.Meta.fields, "waiting_on")
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ListField(child=serializers.DictField(), allow_null=True))
+    @extend_schema_field(serializers.ListField(child=WAITING_REASON, allow_null=True))
     def get_waiting_on(self, job: Job) -> list[dict[str, Any]] | None:
         reasons = waiting.waiting_on(job)
         if reasons is None:

@@ -3,14 +3,14 @@
 A waiting job (``pending`` or ``retrying``) is first held by what is its own: its parents that
 have not completed, and its time (a delayed job's ``run_at``, a retry's backoff). Only once
 none of those holds does admission weigh it against the cluster, so only then do the
-admission checks run: the capacity free in the ledger. Each reason is one small function that
-returns its object (``{"reason": ..., ...}``) or None when it does not hold; ``waiting_on``
-lists the ones that hold, in that order. An empty list for a waiting job means nothing holds
-it: the next dispatch pass admits it.
+admission checks run, in the order the ledger's reserve script weighs them: the limit rules
+that hold it (one reason per rule and limit name), then the capacity free in the ledger. Each
+kind of reason is one small function that returns the reasons it finds (``{"reason": ...,
+...}``), empty when it does not hold; ``waiting_on`` lists them in that order. An empty list
+for a waiting job means nothing holds it: the next dispatch pass admits it.
 
-Still to come, each as one more function in a tuple below: a concurrency or rate limit
-(``{"reason": "limit", "key": ...}``, an admission check) and a paused job type (issue 15,
-``{"reason": "paused_type", ...}``, a check of the job's own). Neither exists yet.
+Still to come, as one more function in ``OWN_CHECKS``: a paused job type (issue 15,
+``{"reason": "paused_type", ...}``). It does not exist yet.
 
 It reads, never locks: the answer is a snapshot that may be stale by the time it is shown.
 """
@@ -24,11 +24,11 @@ from typing import Any
 import redis
 from django.utils import timezone
 
-from jobs.engine import ledger
+from jobs.engine import ledger, limits
 from jobs.models import ADMITTABLE_STATUSES, Job, JobDependency, JobStatus
 
 Reason = dict[str, Any]
-Check = Callable[[Job, datetime], Reason | None]
+Check = Callable[[Job, datetime], list[Reason]]
 
 
 def waiting_on(job: Job) -> list[Reason] | None:
@@ -37,55 +37,76 @@ def waiting_on(job: Job) -> list[Reason] | None:
     if job.status not in ADMITTABLE_STATUSES:
         return None
     now = timezone.now()
-    reasons = [r for check in OWN_CHECKS if (r := check(job, now)) is not None]
+    reasons = [r for check in OWN_CHECKS for r in check(job, now)]
     if reasons:
         return reasons
-    return [r for check in ADMISSION_CHECKS if (r := check(job, now)) is not None]
+    return [r for check in ADMISSION_CHECKS for r in check(job, now)]
 
 
-def parents(job: Job, now: datetime) -> Reason | None:
+def parents(job: Job, now: datetime) -> list[Reason]:
     """The parents that have not completed yet (``pending_parents`` counts them)."""
     if job.pending_parents == 0:
-        return None
+        return []
     ids = (
         JobDependency.objects.filter(job_id=job.id)
         .exclude(depends_on__status=JobStatus.COMPLETED)
         .order_by("depends_on_id")
         .values_list("depends_on_id", flat=True)
     )
-    return {"reason": "parents", "job_ids": [str(i) for i in ids]}
+    return [{"reason": "parents", "job_ids": [str(i) for i in ids]}]
 
 
-def run_at(job: Job, now: datetime) -> Reason | None:
+def run_at(job: Job, now: datetime) -> list[Reason]:
     """A delayed job before its time (``next_attempt_at`` is its gate, set from ``run_at``)."""
     if job.status != JobStatus.PENDING or not _gated(job, now):
-        return None
-    return {"reason": "run_at", "at": job.next_attempt_at}
+        return []
+    return [{"reason": "run_at", "at": job.next_attempt_at}]
 
 
-def retry_backoff(job: Job, now: datetime) -> Reason | None:
+def retry_backoff(job: Job, now: datetime) -> list[Reason]:
     """A failed attempt's backoff: the next attempt may not start before ``at``."""
     if job.status != JobStatus.RETRYING or not _gated(job, now):
-        return None
-    return {"reason": "retry_backoff", "at": job.next_attempt_at, "next_attempt": job.attempt + 1}
+        return []
+    return [{"reason": "retry_backoff", "at": job.next_attempt_at, "next_attempt": job.attempt + 1}]
 
 
-def capacity(job: Job, now: datetime) -> Reason | None:
+def limit(job: Job, now: datetime) -> list[Reason]:
+    """Each limit rule that holds the job back now (``limits.holding``: by the ledger's
+    counters and token buckets), naming the rule, the job's limit name it counts under, and
+    that name's current use, so the user knows which rule to look at and what it waits for."""
+    try:
+        holds = limits.holding(job)
+    except redis.RedisError:
+        return []  # unknown while Redis is down; the rest of the answer still holds
+    return [_limit_reason(hold) for hold in holds]
+
+
+def _limit_reason(hold: limits.Hold) -> Reason:
+    reason: Reason = {"reason": "limit", "rule": hold.rule, "name": hold.name, "kind": hold.kind}
+    if hold.kind == "concurrency":
+        return {**reason, "in_use": hold.in_use, "max_concurrency": hold.max_concurrency}
+    tokens = round(hold.tokens or 0.0, 3)
+    return {**reason, "rate": hold.rate, "tokens": tokens}
+
+
+def capacity(job: Job, now: datetime) -> list[Reason]:
     """The cluster's free CPU or memory (the ledger's) is less than the job needs."""
     try:
         usage = ledger.ledger_usage()
     except redis.RedisError:
-        return None  # unknown while Redis is down; the rest of the answer still holds
+        return []  # unknown while Redis is down; the rest of the answer still holds
     cpu_free = max(usage.capacity_cpu - usage.cpu_units, 0)
     memory_free = max(usage.capacity_memory - usage.memory_mb, 0)
     if job.cpu_units <= cpu_free and job.memory_mb <= memory_free:
-        return None
-    return {
-        "reason": "capacity",
-        "cpu_units_free": cpu_free,
-        "memory_mb_free": memory_free,
-        "needs": {"cpu_units": job.cpu_units, "memory_mb": job.memory_mb},
-    }
+        return []
+    return [
+        {
+            "reason": "capacity",
+            "cpu_units_free": cpu_free,
+            "memory_mb_free": memory_free,
+            "needs": {"cpu_units": job.cpu_units, "memory_mb": job.memory_mb},
+        }
+    ]
 
 
 def _gated(job: Job, now: datetime) -> bool:
@@ -94,5 +115,6 @@ def _gated(job: Job, now: datetime) -> bool:
 
 #: Reasons of the job's own, each independent of the others (a paused type goes here).
 OWN_CHECKS: tuple[Check, ...] = (parents, run_at, retry_backoff)
-#: What admission weighs a job against once nothing of its own holds it (limits go here).
-ADMISSION_CHECKS: tuple[Check, ...] = (capacity,)
+#: What admission weighs a job against once nothing of its own holds it, in the order of the
+#: ledger's reserve script: the limit rules, then CPU and memory.
+ADMISSION_CHECKS: tuple[Check, ...] = (limit, capacity)
