@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -357,6 +358,12 @@ def test_limits_are_managed_by_staff_and_jobs_show_their_key_and_due_time(live: 
         assert [j.id for j in client.list(scheduled=True)] == [later.id]
         assert later.id not in {j.id for j in client.list(scheduled=False)}
         client.cancel(later)
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+        graph = Graph()
+        graph.add("noop", key="due", run_at=due, concurrency_key="tenant:8")
+        held = client.submit_graph(graph).jobs["due"]
+        assert (held.run_at, held.concurrency_key) == (due, "tenant:8")
+        client.cancel(held)
     with Client(live.url, live.staff_token) as staff:
         staff.limits.delete(rule)
         assert staff.limits.list() == []
