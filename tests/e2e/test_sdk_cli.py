@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from draconic_sdk import Client
 from draconic_sdk.cli import cli
 from tests.e2e import sdk_live
 from tests.e2e.sdk_live import Live
@@ -153,3 +155,73 @@ def test_shell_completion_is_clicks(live: Live) -> None:
         prog_name="draconic",
     )
     assert "dlq" in words.stdout
+
+
+def test_schedules_commands(live: Live, tmp_path: Path) -> None:
+    job_file = tmp_path / "job.json"
+    job_file.write_text('{"type": "noop", "payload": {"seconds": 0.1}}')
+    made = draconic(
+        live, "--json", "schedules", "create", "nightly", "--cron", "0 3 * * *",
+        "--timezone", "Europe/Amsterdam", "--job", f"@{job_file}",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    schedule_id = as_json(made)["id"]
+    assert len(as_json(made)["next_fire_times"]) == 5
+    listed = draconic(live, "schedules", "ls")
+    assert schedule_id in listed.stdout and "0 3 * * *" in listed.stdout
+    fired = as_json(draconic(live, "--json", "schedules", "trigger", schedule_id))
+    assert fired["schedule"] == schedule_id
+    Client(live.url, live.token).wait(fired["id"], timeout=120)
+    shown = as_json(draconic(live, "--json", "schedules", "get", schedule_id))
+    assert shown["last_runs"][0]["job_id"] == fired["id"]
+    assert "manual" in draconic(live, "schedules", "get", schedule_id).stdout
+    assert as_json(draconic(live, "--json", "schedules", "pause", schedule_id))["paused"]
+    assert not as_json(draconic(live, "--json", "schedules", "resume", schedule_id))["paused"]
+    every = draconic(
+        live, "--json", "schedules", "create", "often", "--interval", "5m", "--job", f"@{job_file}"
+    )
+    assert as_json(every)["interval_seconds"] == 300
+    assert draconic(live, "schedules", "rm", schedule_id).exit_code == 0
+    assert draconic(live, "schedules", "get", schedule_id).exit_code == 5
+    both = draconic(live, "schedules", "create", "x", "--cron", "* * * * *", "--interval", "5",
+                    "--job", "{}")  # fmt: skip
+    assert both.exit_code == 2 and "exactly one" in both.output
+    bad = draconic(live, "schedules", "create", "x", "--cron", "nope", "--job", f"@{job_file}")
+    assert bad.exit_code == 3 and "cron" in bad.output
+
+
+def test_limits_commands_and_submit_run_at_and_delay(live: Live) -> None:
+    staff = live.staff_token
+    made = draconic(
+        live, "--json", "limits", "set", "tenant:*", "--max-concurrency", "3", token=staff
+    )
+    assert made.exit_code == 0, made.output
+    assert (as_json(made)["max_concurrency"], as_json(made)["rate"]) == (3, None)
+    changed = as_json(
+        draconic(live, "--json", "limits", "set", "tenant:*", "--rate", "10/s", token=staff)
+    )
+    assert (changed["id"], changed["max_concurrency"], changed["rate"]) == (
+        as_json(made)["id"],
+        3,
+        "10/s",
+    )
+    lifted = draconic(
+        live, "--json", "limits", "set", "tenant:*", "--max-concurrency", "none", token=staff
+    )
+    assert as_json(lifted)["max_concurrency"] is None
+    table = draconic(live, "limits", "ls", token=staff)
+    assert "tenant:*" in table.stdout and "10/s" in table.stdout
+    assert draconic(live, "limits", "ls").exit_code == 4  # not staff
+    assert draconic(live, "limits", "rm", "tenant:*", token=staff).exit_code == 0
+    assert draconic(live, "limits", "rm", "tenant:*", token=staff).exit_code == 5
+    assert as_json(draconic(live, "--json", "limits", "ls", token=staff)) == []
+
+    later = as_json(draconic(live, "--json", "submit", "noop", "--delay", "3600",
+                             "--concurrency-key", "tenant:1"))  # fmt: skip
+    assert later["run_at"] and later["concurrency_key"] == "tenant:1"
+    due = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    at = as_json(draconic(live, "--json", "submit", "noop", "--run-at", due.isoformat()))
+    assert datetime.fromisoformat(at["run_at"]) == due
+    scheduled = as_json(draconic(live, "--json", "ls", "--scheduled"))
+    assert {j["id"] for j in scheduled} == {later["id"], at["id"]}
+    assert "run_at" in draconic(live, "get", at["id"]).stdout

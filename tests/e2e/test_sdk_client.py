@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -293,3 +294,100 @@ def test_a_rate_limited_call_is_retried_after_the_servers_retry_after(
         assert 0 < limited.value.retry_after <= 1
     with Client(url, live.token, retries=5) as client:
         assert all(client.get(job).id == job.id for _ in range(20))
+
+
+def test_schedules_fire_trigger_pause_update_and_delete(live: Live) -> None:
+    template = {"type": "noop", "payload": {"seconds": 0.1}}
+    with Client(live.url, live.token) as client:
+        every = client.schedules.create("sdk-every-second", template, interval_seconds=1)
+        assert (every.interval_seconds, every.cron, every.paused) == (1, None, False)
+        assert len(every.next_fire_times) >= 2 and every.job == template
+
+        def fired() -> list[Job]:
+            return [j for j in client.list(type="noop") if j.schedule == every.id]
+
+        wait_until(lambda: fired(), timeout=TIMEOUT, message="the scheduler fired it")
+        assert fired()[0].scheduled_for is not None
+        paused = client.schedules.pause(every)
+        assert paused.paused and paused.next_fire_times == []
+        job = client.schedules.trigger(every)  # a trigger fires a paused schedule too
+        assert job.schedule == every.id
+        assert client.wait(job, timeout=TIMEOUT).status == "completed"
+        runs = client.schedules.get(every.id).last_runs
+        assert (runs[0].manual, runs[0].job_id, runs[0].job_status) == (True, job.id, "completed")
+        assert not client.schedules.resume(every).paused
+        nightly = client.schedules.update(
+            every, name="nightly", cron="0 3 * * *", interval_seconds=None, timezone="Asia/Tokyo"
+        )
+        assert (nightly.name, nightly.cron, nightly.interval_seconds) == (
+            "nightly",
+            "0 3 * * *",
+            None,
+        )
+        assert [s.id for s in client.schedules.list(page_size=1)] == [every.id]
+        client.schedules.delete(every)
+        with pytest.raises(NotFound):
+            client.schedules.get(every.id)
+        with pytest.raises(ValidationError) as neither:
+            client.schedules.create("no-times", template)
+        assert "cron" in neither.value.errors
+
+
+def test_limits_are_managed_by_staff_and_jobs_show_their_key_and_due_time(live: Live) -> None:
+    with Client(live.url, live.staff_token) as staff:
+        rule = staff.limits.create("tenant:*", max_concurrency=2)
+        assert (rule.key, rule.max_concurrency, rule.rate) == ("tenant:*", 2, None)
+        assert [r.id for r in staff.limits.list()] == [rule.id]
+        changed = staff.limits.update(rule, rate="10/s", max_concurrency=None)
+        assert (changed.max_concurrency, changed.rate) == (None, "10/s")
+        assert staff.limits.get(rule.id).rate == "10/s"
+        assert staff.limits.find("tenant:*") == staff.limits.get(rule)
+        with pytest.raises(ValidationError) as twice:
+            staff.limits.create("tenant:*", max_concurrency=1)
+        assert "key" in twice.value.errors
+    with Client(live.url, live.token) as client:
+        with pytest.raises(PermissionDenied):
+            client.limits.list()
+        later = client.submit("noop", delay_seconds=3600, concurrency_key="tenant:7")
+        assert later.concurrency_key == "tenant:7" and later.run_at is not None
+        waiting = client.get(later).waiting_on or []
+        assert [w["reason"] for w in waiting] == ["run_at"]  # a list does not show it:
+        assert next(client.list(scheduled=True)).waiting_on is None
+        now = client.submit("noop", {"seconds": 0.1}, concurrency_key="tenant:7")
+        assert client.wait(now, timeout=TIMEOUT).status == "completed"
+        assert [j.id for j in client.list(scheduled=True)] == [later.id]
+        assert later.id not in {j.id for j in client.list(scheduled=False)}
+        client.cancel(later)
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+        graph = Graph()
+        graph.add("noop", key="due", run_at=due, concurrency_key="tenant:8")
+        held = client.submit_graph(graph).jobs["due"]
+        assert (held.run_at, held.concurrency_key) == (due, "tenant:8")
+        client.cancel(held)
+    with Client(live.url, live.staff_token) as staff:
+        staff.limits.delete(rule)
+        assert staff.limits.list() == []
+
+
+def test_the_async_client_has_schedules_and_limits(live: Live) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(live.url, live.staff_token) as client:
+            made = await client.schedules.create("async-hourly", {"type": "noop"}, cron="0 * * * *")
+            job = await client.schedules.trigger(made)
+            assert (await client.wait(job, timeout=TIMEOUT)).schedule == made.id
+            assert [s.id async for s in client.schedules.list()] == [made.id]
+            assert (await client.schedules.pause(made)).paused
+            assert not (await client.schedules.resume(made)).paused
+            assert (await client.schedules.update(made, catchup="none")).catchup == "none"
+            assert (await client.schedules.get(made.id)).last_runs[0].job_id == job.id
+            await client.schedules.delete(made)
+            rule = await client.limits.create("type:noop", rate="600/m")
+            assert (await client.limits.update(rule, max_concurrency=4)).max_concurrency == 4
+            assert [r.key for r in await client.limits.list()] == ["type:noop"]
+            assert (await client.limits.get(rule.id)).rate == "600/m"
+            assert await client.limits.find("type:noop") is not None
+            await client.limits.delete(rule)
+            with pytest.raises(NotFound):
+                await client.limits.get(rule.id)
+
+    asyncio.run(scenario())

@@ -21,9 +21,12 @@ from draconic_sdk import (
     DeadLetter,
     Graph,
     Job,
+    Limit,
     LogEntry,
     Requeued,
     ResourceRequirements,
+    Schedule,
+    ScheduleRun,
 )
 from draconic_sdk.calls import Page
 
@@ -42,16 +45,34 @@ OPERATIONS = {
     "admin_dlq_list": "dlq.list",
     "admin_dlq_retry": "dlq.retry",
     "admin_dlq_retry_bulk": "dlq.retry_all",
+    "schedules_create": "schedules.create",
+    "schedules_list": "schedules.list",
+    "schedules_retrieve": "schedules.get",
+    "schedules_partial_update": "schedules.update",
+    "schedules_destroy": "schedules.delete",
+    "schedules_trigger": "schedules.trigger",
+    "schedules_pause": "schedules.pause",
+    "schedules_resume": "schedules.resume",
+    "admin_limits_list": "limits.list",
+    "admin_limits_create": "limits.create",
+    "admin_limits_get": "limits.get",
+    "admin_limits_update": "limits.update",
+    "admin_limits_delete": "limits.delete",
 }
 #: Response schemas -> the model that reads them ("Paginated" is every page of a list).
 MODELS: dict[str, type] = {
     "JobOutput": Job,
+    "JobDetailOutput": Job,  # with waiting_on
     "ResourceRequirementsOutput": ResourceRequirements,
     "ExecutionLogOutput": LogEntry,
     "DeadLetterOutput": DeadLetter,
     "BatchCreated": BatchResult,
     "Requeued": Requeued,
     "BulkRequeued": BulkRequeued,
+    "ScheduleOutput": Schedule,
+    "ScheduleDetailOutput": Schedule,  # with next_fire_times and last_runs
+    "ScheduleRun": ScheduleRun,
+    "LimitOutput": Limit,
     "Paginated": Page,
 }
 #: (schema, field) -> the model's field that holds it under another name.
@@ -76,6 +97,10 @@ REQUESTS = {
     "DependenciesInputRequest": (Client().dependencies.add, {"depends_on": ("parents",)}),
     "DeadLetterRetryInputRequest": (Client().dlq.retry, {}),
     "DeadLetterBulkRetryInputRequest": (Client().dlq.retry_all, {}),
+    "ScheduleInputRequest": (Client().schedules.create, {}),
+    "PatchedScheduleInputRequest": (Client().schedules.update, {}),
+    "LimitInputRequest": (Client().limits.create, {}),
+    "PatchedLimitInputRequest": (Client().limits.update, {}),
 }
 #: Query parameters the client sets itself.
 PAGING = {"page", "page_size"}
@@ -116,7 +141,7 @@ def _resolve(target: Any, path: str) -> Any:
 
 def test_every_operation_has_a_method_in_both_clients(anon_api: APIClient) -> None:
     ids = [op["operationId"] for op in _operations(_schema(anon_api))]
-    assert len(ids) >= 13  # the walk found the API
+    assert len(ids) >= 26  # the walk found the API
     missing = sorted(set(ids) - set(OPERATIONS))
     assert not missing, f"operations without a client method: {missing}"
     for client in (Client(), AsyncClient()):

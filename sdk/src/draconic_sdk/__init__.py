@@ -25,12 +25,17 @@ from draconic_sdk.models import (
     Event,
     Health,
     Job,
+    Limit,
     LogEntry,
     Requeued,
     ResourceRequirements,
+    Schedule,
+    ScheduleRun,
 )
+from draconic_sdk.rule_calls import UNSET
 
 __all__ = [
+    "UNSET",
     "AsyncClient",
     "AuthenticationError",
     "BatchResult",
@@ -43,12 +48,15 @@ __all__ = [
     "Graph",
     "Health",
     "Job",
+    "Limit",
     "LogEntry",
     "NotFound",
     "PermissionDenied",
     "RateLimited",
     "Requeued",
     "ResourceRequirements",
+    "Schedule",
+    "ScheduleRun",
     "ServerUnavailable",
     "Timeout",
     "ValidationError",

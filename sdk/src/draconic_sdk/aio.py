@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, overload
 
@@ -19,6 +19,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from draconic_sdk import calls, feed
+from draconic_sdk.aio_rules import AsyncLimits, AsyncSchedules
 from draconic_sdk.calls import Page, job_id_of
 from draconic_sdk.client import (
     SAFETY_POLL_SECONDS,
@@ -41,30 +42,8 @@ from draconic_sdk.models import (
     LogEntry,
     Requeued,
 )
+from draconic_sdk.namespaces import apages
 from draconic_sdk.transport import AsyncTransport, headers
-
-
-async def _pages(
-    fetch: Callable[[int], Awaitable[Page[Any]]],
-    *,
-    key: Callable[[Any], Any],
-    limit: int | None = None,
-) -> AsyncIterator[Any]:
-    """As ``client._pages``: every item of every page, each once."""
-    seen: set[Any] = set()
-    page = 1
-    while True:
-        batch = await fetch(page)
-        for item in batch.items:
-            if key(item) in seen:
-                continue
-            seen.add(key(item))
-            yield item
-            if limit is not None and len(seen) >= limit:
-                return
-        if not batch.has_next:
-            return
-        page += 1
 
 
 class AsyncDependencies:
@@ -87,7 +66,7 @@ class AsyncDeadLetters:
         def fetch(page: int) -> Awaitable[Page[DeadLetter]]:
             return run(calls.dlq_page(page=page, page_size=page_size, type=type, reason=reason))
 
-        return _pages(fetch, key=lambda d: d.id)
+        return apages(fetch, key=lambda d: d.id)
 
     async def retry(self, job: str | Job, *, descendants: bool = True) -> Requeued:
         return await self._client.transport.run(calls.dlq_retry(job, descendants=descendants))
@@ -126,6 +105,8 @@ class AsyncClient:
         self.transport = AsyncTransport(self.settings, transport)
         self.dependencies = AsyncDependencies(self)
         self.dlq = AsyncDeadLetters(self)
+        self.schedules = AsyncSchedules(self)
+        self.limits = AsyncLimits(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -185,16 +166,22 @@ class AsyncClient:
         status: str | None = None,
         type: str | None = None,
         priority: str | None = None,
+        scheduled: bool | None = None,
         limit: int | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[Job]:
         def fetch(page: int) -> Awaitable[Page[Job]]:
             call = calls.jobs_page(
-                page=page, page_size=page_size, status=status, type=type, priority=priority
+                page=page,
+                page_size=page_size,
+                status=status,
+                type=type,
+                priority=priority,
+                scheduled=scheduled,
             )
             return self.transport.run(call)
 
-        return _pages(fetch, key=lambda j: j.id, limit=limit)
+        return apages(fetch, key=lambda j: j.id, limit=limit)
 
     async def cancel(self, job: str | Job) -> Job:
         return await self.transport.run(calls.cancel(job))
@@ -203,7 +190,7 @@ class AsyncClient:
         def fetch(page: int) -> Awaitable[Page[LogEntry]]:
             return self.transport.run(calls.logs_page(job, since=since, page=page))
 
-        return [line async for line in _pages(fetch, key=lambda line: line.id)]
+        return [line async for line in apages(fetch, key=lambda line: line.id)]
 
     async def export(self, job: str | Job) -> bytes:
         return await self.transport.run(calls.export(job))

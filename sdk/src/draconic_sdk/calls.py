@@ -115,9 +115,12 @@ def jobs_page(
     status: str | None = None,
     type: str | None = None,
     priority: str | None = None,
+    scheduled: bool | None = None,
 ) -> Call[Page[Job]]:
     """``GET /jobs/``: one page, newest first."""
     params = _filters(status=status, type=type, priority=priority)
+    if scheduled is not None:
+        params["scheduled"] = "true" if scheduled else "false"
     params.update(page=str(page), page_size=str(page_size))
     return Call("GET", "/jobs/", _page(Job.from_json), params=params, idempotent=True)
 

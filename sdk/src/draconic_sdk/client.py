@@ -32,6 +32,7 @@ from draconic_sdk.models import (
     LogEntry,
 )
 from draconic_sdk.namespaces import DeadLetters, Dependencies, pages
+from draconic_sdk.rules import Limits, Schedules
 from draconic_sdk.transport import SyncTransport, headers
 
 #: Socket failures after which ``stream`` reconnects and ``wait`` reconnects or polls.
@@ -76,6 +77,8 @@ class Client:
         self.transport = SyncTransport(self.settings, transport)
         self.dependencies = Dependencies(self)
         self.dlq = DeadLetters(self)
+        self.schedules = Schedules(self)
+        self.limits = Limits(self)
 
     def __enter__(self) -> Client:
         return self
@@ -138,14 +141,22 @@ class Client:
         status: str | None = None,
         type: str | None = None,
         priority: str | None = None,
+        scheduled: bool | None = None,
         limit: int | None = None,
         page_size: int = 100,
     ) -> Iterator[Job]:
-        """Your jobs, newest first, every page (or the first ``limit``), with the filters."""
+        """Your jobs, newest first, every page (or the first ``limit``), with the filters.
+        ``scheduled``: True keeps only the jobs waiting for their time (a ``run_at``, a
+        retry's backoff), False only the others."""
 
         def fetch(page: int) -> calls.Page[Job]:
             call = calls.jobs_page(
-                page=page, page_size=page_size, status=status, type=type, priority=priority
+                page=page,
+                page_size=page_size,
+                status=status,
+                type=type,
+                priority=priority,
+                scheduled=scheduled,
             )
             return self.transport.run(call)
 

@@ -2,7 +2,7 @@
 ``/api/schema/`` (``JobOutput`` is ``Job``, ``ExecutionLogOutput`` is ``LogEntry``, ...).
 
 ``from_json`` reads the fields this client knows and ignores others, so an older client keeps
-working against a newer server; the schema coverage test (tests/e2e/test_sdk_schema.py)
+working against a newer server; the schema coverage test (tests/integration/test_sdk_schema.py)
 fails when the server grows a field that no class here names.
 """
 
@@ -53,9 +53,16 @@ class Job:
     completed_at: datetime | None
     next_attempt_at: datetime | None
     updated_at: datetime | None
-    #: Shown by servers that have them (delayed jobs, limits); None from older ones.
+    #: Shown by servers that have them (delayed jobs, limits, schedules); None from older ones.
     run_at: datetime | None = None
     concurrency_key: str | None = None
+    #: The schedule that fired it (its id) and the due time it was fired for.
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
+    #: Only ``get`` shows it: why a pending or retrying job waits (``[{"reason": "run_at",
+    #: "at": ...}]``, parents, retry_backoff, capacity, a limit); [] when nothing holds it,
+    #: None when it is not waiting or the answer was a list's.
+    waiting_on: list[dict[str, Any]] | None = None
 
     @property
     def done(self) -> bool:
@@ -87,6 +94,9 @@ class Job:
             **{name: _when(data.get(name)) for name in _JOB_TIMESTAMPS},
             run_at=_when(data.get("run_at")),
             concurrency_key=data.get("concurrency_key"),
+            schedule=data.get("schedule"),
+            scheduled_for=_when(data.get("scheduled_for")),
+            waiting_on=data.get("waiting_on"),
         )
 
 
@@ -204,6 +214,106 @@ class BulkRequeued:
             requeued=data.get("requeued"),
             revived=data.get("revived"),
             would_requeue=data.get("would_requeue"),
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    """One fire of a schedule: its due time, whether a trigger made it (``manual``), what
+    came of it (``outcome``: fired, skipped, ...) and the job it submitted, as it is now."""
+
+    due_at: datetime | None
+    manual: bool
+    outcome: str
+    detail: str
+    job_id: str | None
+    job_status: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScheduleRun:
+        return cls(
+            due_at=_when(data.get("due_at")),
+            manual=bool(data.get("manual")),
+            outcome=data.get("outcome", ""),
+            detail=data.get("detail") or "",
+            job_id=data.get("job_id"),
+            job_status=data.get("job_status"),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule: ``job`` (the body of ``POST /jobs/``) submitted on a ``cron`` expression
+    or every ``interval_seconds``. ``next_fire_times`` and ``last_runs`` come with ``get``,
+    ``create``, ``update``, ``pause`` and ``resume``; a list leaves them empty."""
+
+    id: str
+    name: str
+    cron: str | None
+    interval_seconds: int | None
+    timezone: str
+    job: dict[str, Any]
+    overlap: str
+    catchup: str
+    catchup_limit: int
+    start_at: datetime | None
+    end_at: datetime | None
+    paused: bool
+    next_fire_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    next_fire_times: list[datetime] = field(default_factory=list)
+    last_runs: list[ScheduleRun] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Schedule:
+        return cls(
+            id=data["id"],
+            name=data.get("name", ""),
+            cron=data.get("cron"),
+            interval_seconds=data.get("interval_seconds"),
+            timezone=data.get("timezone", "UTC"),
+            job=data.get("job") or {},
+            overlap=data.get("overlap", ""),
+            catchup=data.get("catchup", ""),
+            catchup_limit=data.get("catchup_limit", 0),
+            paused=bool(data.get("paused")),
+            **{name: _when(data.get(name)) for name in _SCHEDULE_TIMESTAMPS},
+            next_fire_times=[
+                when for when in map(_when, data.get("next_fire_times") or []) if when
+            ],
+            last_runs=[ScheduleRun.from_json(run) for run in data.get("last_runs") or []],
+        )
+
+
+_SCHEDULE_TIMESTAMPS = ("start_at", "end_at", "next_fire_at", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A limit rule (staff): at most ``max_concurrency`` jobs of ``key`` hold a lease at
+    once, and at most ``rate`` ("10/s", "600/m") start. ``key`` is ``type:<job type>``, an
+    exact concurrency key or a prefix pattern (``tenant:*``); ``in_use`` is the leases per
+    limit name it counts, now."""
+
+    id: int
+    key: str
+    max_concurrency: int | None
+    rate: str | None
+    in_use: dict[str, int] | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Limit:
+        return cls(
+            id=data["id"],
+            key=data["key"],
+            max_concurrency=data.get("max_concurrency"),
+            rate=data.get("rate"),
+            in_use=data.get("in_use"),
+            created_at=_when(data.get("created_at")),
+            updated_at=_when(data.get("updated_at")),
         )
 
 

@@ -1,9 +1,9 @@
 """The blocking client's groups of calls (``client.dependencies``, ``client.dlq``) and
-the page walker every list shares."""
+the page walkers every list shares (``pages``, ``apages`` for the asyncio client)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from draconic_sdk import calls
@@ -73,6 +73,29 @@ def pages(
     page = 1
     while True:
         batch = fetch(page)
+        for item in batch.items:
+            if key(item) in seen:
+                continue
+            seen.add(key(item))
+            yield item
+            if limit is not None and len(seen) >= limit:
+                return
+        if not batch.has_next:
+            return
+        page += 1
+
+
+async def apages(
+    fetch: Callable[[int], Awaitable[calls.Page[Any]]],
+    *,
+    key: Callable[[Any], Any],
+    limit: int | None = None,
+) -> AsyncIterator[Any]:
+    """As ``pages``, for the asyncio client: every item of every page, each once."""
+    seen: set[Any] = set()
+    page = 1
+    while True:
+        batch = await fetch(page)
         for item in batch.items:
             if key(item) in seen:
                 continue

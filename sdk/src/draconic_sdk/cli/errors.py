@@ -37,7 +37,11 @@ _CODES: list[tuple[type[DraconicError], int, str]] = [
         AUTH,
         "this needs a staff user's token: `python manage.py createapitoken NAME --staff`",
     ),
-    (NotFound, NOT_FOUND, "check the id: `draconic ls` lists your jobs"),
+    (
+        NotFound,
+        NOT_FOUND,
+        "check the id: `draconic ls` lists your jobs (`schedules ls`, `limits ls` the others)",
+    ),
     (Conflict, CONFLICT, "`draconic get ID` shows the job's current state"),
     (RateLimited, UNAVAILABLE, "too many requests; wait the seconds named and run it again"),
     (ServerUnavailable, UNAVAILABLE, "start the platform (`make run`) or point DRACONIC_URL at it"),

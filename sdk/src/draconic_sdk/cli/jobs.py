@@ -62,6 +62,11 @@ def _wait_one(state: State, job: Job, timeout: float | None) -> Job:
 @click.option("--max-attempts", type=int)
 @click.option("--timeout-seconds", type=int, help="How long one attempt may run.")
 @click.option("--idempotency-key", help="Makes the submit safe to repeat (default: generated).")
+@click.option("--run-at", help="Not started before this time (RFC 3339, with its offset).")
+@click.option(
+    "--delay", "delay_seconds", type=float, help="Not started before this many seconds from now."
+)
+@click.option("--concurrency-key", help="The key limit rules count it under (tenant:42).")
 @click.option(
     "--wait", is_flag=True, help="Follow the job until it ends; exit 1 unless it completed."
 )
@@ -95,10 +100,20 @@ def get(state: State, job_id: str) -> None:
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--type", "type_", metavar="TYPE")
 @click.option("--priority", type=click.Choice(PRIORITIES))
+@click.option(
+    "--scheduled/--not-scheduled",
+    default=None,
+    help="Only the jobs waiting for their time (a run_at, a retry's backoff), or only the others.",
+)
 @click.option("--limit", default=20, show_default=True, help="At most this many (0: all).")
 @pass_state
 def list_jobs(
-    state: State, status: str | None, type_: str | None, priority: str | None, limit: int
+    state: State,
+    status: str | None,
+    type_: str | None,
+    priority: str | None,
+    scheduled: bool | None,
+    limit: int,
 ) -> None:
     """List your jobs, newest first."""
     jobs = list(
@@ -106,6 +121,7 @@ def list_jobs(
             status=status,
             type=type_,
             priority=priority,
+            scheduled=scheduled,
             limit=limit or None,
             page_size=min(limit or 100, 100),
         )

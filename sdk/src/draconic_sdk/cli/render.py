@@ -12,7 +12,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from draconic_sdk.models import BatchResult, DeadLetter, Event, Health, Job, LogEntry
+from draconic_sdk.models import (
+    BatchResult,
+    DeadLetter,
+    Event,
+    Health,
+    Job,
+    Limit,
+    LogEntry,
+    Schedule,
+)
 
 out = Console(soft_wrap=True)
 #: Live displays and errors go to stderr, so stdout holds only the answer (``--json | jq``).
@@ -94,6 +103,10 @@ def job_detail(job: Job) -> Table:
         "error": job.error,
         "depends on": ", ".join(job.depends_on),
         "batch": job.batch_id or "",
+        "concurrency key": job.concurrency_key or "",
+        "run at": _when(job.run_at),
+        "schedule": f"{job.schedule} ({_when(job.scheduled_for)})" if job.schedule else "",
+        "waiting on": ", ".join(w.get("reason", "?") for w in job.waiting_on or []),
         "created": _when(job.created_at),
         "completed": _when(job.completed_at),
     }
@@ -176,3 +189,48 @@ def graph_tree(result: BatchResult, statuses: dict[str, str]) -> Tree:
         if not any(p in ids for p in job.depends_on):
             grow(tree.add(label(job)), job)
     return tree
+
+
+def _every(schedule: Schedule) -> str:
+    return schedule.cron or f"every {schedule.interval_seconds}s"
+
+
+def schedules_table(schedules: Iterable[Schedule]) -> Table:
+    table = _table("id", "name", "when", "next fire (UTC)")
+    for s in schedules:
+        when = f"{_every(s)} (paused)" if s.paused else _every(s)
+        table.add_row(s.id, s.name, when, _when(s.next_fire_at))
+    return table
+
+
+def schedule_detail(schedule: Schedule) -> Table:
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = {
+        "id": schedule.id,
+        "name": schedule.name,
+        "when": f"{_every(schedule)} ({schedule.timezone})",
+        "job": json.dumps(schedule.job),
+        "overlap": schedule.overlap,
+        "catch-up": f"{schedule.catchup} (at most {schedule.catchup_limit})",
+        "paused": "yes" if schedule.paused else "",
+        "next fires": ", ".join(_when(t) for t in schedule.next_fire_times),
+        "last runs": ", ".join(
+            f"{_when(r.due_at)} {r.outcome}{' (manual)' if r.manual else ''}"
+            for r in schedule.last_runs
+        ),
+    }
+    for name, value in rows.items():
+        if value:
+            table.add_row(name, value)
+    return table
+
+
+def limits_table(rules: Iterable[Limit]) -> Table:
+    table = _table("id", "key", "max concurrency", "rate", "in use", ids=())
+    for rule in rules:
+        in_use = ", ".join(f"{k}: {v}" for k, v in (rule.in_use or {}).items())
+        concurrency = "" if rule.max_concurrency is None else str(rule.max_concurrency)
+        table.add_row(str(rule.id), rule.key, concurrency, rule.rate or "", in_use)
+    return table
