@@ -81,6 +81,14 @@ class Pagination(PageNumberPagination):
             raise ValidationError({self.page_size_query_param: ["must be a positive integer"]})
         return int(super().get_page_size(request) or self.page_size)
 
+    def get_page_number(self, request: Request, paginator: Any) -> str | int:
+        """The requested page; 400 when ``page`` is given but empty, where DRF would answer
+        the first page (a value the schema's integer does not allow must not succeed)."""
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and not raw.strip():
+            raise ValidationError({self.page_query_param: ["must be a positive integer"]})
+        return super().get_page_number(request, paginator)
+
 
 def _user(request: Request) -> User:
     """The request's user: every view here requires authentication (IsAuthenticated), so it

@@ -172,6 +172,14 @@ def test_the_list_is_newest_first_and_paginated(api: APIClient, job_factory: Any
     assert last["next"] is None
 
 
+@pytest.mark.parametrize("path", ["/jobs/", "/schedules/"])
+def test_an_empty_page_number_is_a_400_not_the_first_page(api: APIClient, path: str) -> None:
+    """DRF reads ``?page=`` as page 1; the schema says ``page`` is an integer, so it is refused."""
+    response = api.get(f"{path}?page=")
+    assert response.status_code == 400, response.content
+    assert response.json()["page"] == ["must be a positive integer"]
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
