@@ -22,12 +22,17 @@ from __future__ import annotations
 # starving), then by turn (the job's place in the line of its owner and concurrency key at
 # that effective priority: a round-robin between the lines), then oldest. The candidates come
 # from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
+# A job waits since the later of its submit and its time: next_attempt_at, or its run_at once
+# an admission cleared that (a handed-back or re-driven job keeps the run_at it waited for);
+# a run_at before the submit is no head start.
 READY_ORDER = """
 WITH ready AS (
-    SELECT id, owner_id, concurrency_key, COALESCE(next_attempt_at, created_at) AS waiting_since,
+    SELECT id, owner_id, concurrency_key,
+           GREATEST(created_at, COALESCE(next_attempt_at, run_at)) AS waiting_since,
            CASE WHEN %(aging_seconds)s::float8 <= 0 THEN -1
                 ELSE GREATEST(-1, priority - floor(
-                    extract(epoch FROM now() - COALESCE(next_attempt_at, created_at))
+                    extract(epoch FROM now()
+                            - GREATEST(created_at, COALESCE(next_attempt_at, run_at)))
                     / %(aging_seconds)s::float8)::int)
            END AS effective_priority
     FROM jobs_job
@@ -51,7 +56,8 @@ LIMIT %(limit)s
 # admission's transaction ends.
 READY_PAGE = """
 SELECT j.id, j.type, j.priority, j.concurrency_key, j.cpu_units, j.memory_mb, j.attempt,
-       j.timeout_seconds, j.created_at, COALESCE(j.next_attempt_at, j.created_at) AS waiting_since
+       j.timeout_seconds, j.created_at,
+       GREATEST(j.created_at, COALESCE(j.next_attempt_at, j.run_at)) AS waiting_since
 FROM jobs_job AS j
 JOIN unnest(%(job_ids)s::uuid[]) WITH ORDINALITY AS page(id, n) ON page.id = j.id
 WHERE j.id = ANY(%(job_ids)s::uuid[])

@@ -92,3 +92,31 @@ def test_turns_hold_across_pages(settings: Any, user: Any, other_user: Any) -> N
     admission.dispatch()
     assert queued(late) == [True] * 5
     assert sum(queued(backlog)) == 5
+
+
+def test_a_delayed_job_handed_back_ages_from_its_run_at_not_from_its_submit(
+    settings: Any, user: Any
+) -> None:
+    """A handed-back (or re-driven) job has no next_attempt_at any more: its wait must still
+    count from its run_at, or a job delayed by an hour comes back starving (a barrier)."""
+    from jobs.engine.attempts import job_start
+    from jobs.engine.interrupted import job_hand_back
+
+    settings.DRACONIC_AGING_SECONDS = 60
+    delayed = submit(user, priority="low", run_at=timezone.now() - timedelta(seconds=1))
+    Job.objects.filter(id=delayed.id).update(created_at=timezone.now() - timedelta(hours=1))
+    admission.dispatch()
+    delayed.refresh_from_db()
+    assert job_start(job_id=delayed.id, attempt=delayed.attempt, worker="w1@host") is not None
+    assert job_hand_back(job_id=delayed.id, attempt=delayed.attempt, why="stopping") == "pending"
+    (place,) = admission.ready_order()
+    assert place.effective_priority == Job.objects.get(id=delayed.id).priority
+
+
+def test_a_run_at_in_the_past_gives_no_head_start(settings: Any, user: Any) -> None:
+    """A run_at before the submit is "now": the job must not count as having waited since
+    then (a client could otherwise jump every queue with run_at=2000-01-01)."""
+    settings.DRACONIC_AGING_SECONDS = 60
+    submit(user, priority="low", run_at=timezone.now() - timedelta(days=365))
+    (place,) = admission.ready_order()
+    assert place.effective_priority == 3  # low, not aged
