@@ -22,6 +22,8 @@ from __future__ import annotations
 # starving), then by turn (the job's place in the line of its owner and concurrency key at
 # that effective priority: a round-robin between the lines), then oldest. The candidates come
 # from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
+# Only the first ``turns`` of each line are read (admission.LINE_SLACK), so one line's
+# backlog that a limit holds back cannot fill the whole window.
 # A job waits since the later of its submit and its time: next_attempt_at, or its run_at once
 # an admission cleared that (a handed-back or re-driven job keeps the run_at it waited for);
 # a run_at before the submit is no head start.
@@ -45,6 +47,7 @@ turns AS (
     FROM ready)
 SELECT id, effective_priority::int AS effective_priority, turn::int AS turn
 FROM turns
+WHERE turn <= %(turns)s::int
 ORDER BY effective_priority, turn, waiting_since, id
 LIMIT %(limit)s
 """

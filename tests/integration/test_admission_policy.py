@@ -120,3 +120,24 @@ def test_a_run_at_in_the_past_gives_no_head_start(settings: Any, user: Any) -> N
     submit(user, priority="low", run_at=timezone.now() - timedelta(days=365))
     (place,) = admission.ready_order()
     assert place.effective_priority == 3  # low, not aged
+
+
+def test_a_backlog_a_limit_holds_does_not_fill_the_scan_window(
+    settings: Any, user: Any, other_user: Any, monkeypatch: Any
+) -> None:
+    """One tenant's aged backlog, held back by its concurrency limit, sorts first (starving).
+    A pass reads only MAX_SCAN ready jobs: if they are all that backlog's, every other
+    tenant's job waits, with the capacity idle, until the backlog drains (here 2,000 jobs at
+    max_concurrency at a time). So a pass reads no more of one line than could start."""
+    from jobs.models import Limit
+
+    settings.MAX_CPU_UNITS = 4
+    settings.DRACONIC_AGING_SECONDS = 10
+    monkeypatch.setattr(admission, "MAX_SCAN", 6)
+    monkeypatch.setattr(admission, "LINE_SLACK", 1)
+    Limit.objects.create(key="tenant:*", max_concurrency=1)
+    backlog = [submit(user, concurrency_key="tenant:a", waited=300) for _ in range(10)]
+    other = submit(other_user, concurrency_key="tenant:b")
+    admission.dispatch()
+    assert sum(queued(backlog)) == 1
+    assert queued([other]) == [True]
