@@ -365,7 +365,9 @@ SELECT id FROM d
 # --- the dead-letter queue ---------------------------------------------------------------
 
 # redrive_jobs: failed -> pending with a fresh budget of attempts (attempt_offset counts the
-# ones spent before), keeping priority, resources and payload. Locks them in id order.
+# ones spent before), keeping priority, resources and payload; its wait for admission starts
+# now (next_attempt_at: READY_ORDER ages from it), or a bulk re-drive of old jobs would all
+# come back starving, ahead of every fresh job. Locks them in id order.
 REDRIVE_JOBS = """
 WITH old AS (
     SELECT id, status FROM jobs_job
@@ -374,7 +376,7 @@ WITH old AS (
 moved AS (
     UPDATE jobs_job AS j
     SET status = 'pending', updated_at = now(), attempt_offset = j.attempt,
-        next_attempt_at = NULL, completed_at = NULL, started_at = NULL, error = '',
+        next_attempt_at = now(), completed_at = NULL, started_at = NULL, error = '',
         result = NULL, cancel_requested = false
     FROM old WHERE j.id = old.id
     RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,

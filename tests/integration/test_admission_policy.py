@@ -141,3 +141,19 @@ def test_a_backlog_a_limit_holds_does_not_fill_the_scan_window(
     admission.dispatch()
     assert sum(queued(backlog)) == 1
     assert queued([other]) == [True]
+
+
+def test_a_re_driven_job_waits_from_its_re_drive_not_from_its_submit(
+    settings: Any, user: Any
+) -> None:
+    """A bulk re-drive of old failed jobs must not put them all ahead of every fresh job as
+    starving (and make the first that does not fit a barrier): their wait starts again."""
+    from jobs.engine.deadletter import dead_letter_requeue
+    from tests.factories import move_to
+
+    settings.DRACONIC_AGING_SECONDS = 60
+    old = submit(user, priority="low", waited=3600)
+    move_to(old, JobStatus.FAILED)
+    assert dead_letter_requeue(job_id=old.id)
+    (place,) = admission.ready_order()
+    assert place.effective_priority == 3  # low, not starving
