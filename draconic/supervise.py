@@ -73,6 +73,7 @@ class _Copy:
     pause: float = FIRST_PAUSE
     restarts: int = 0
     due: float = 0.0  # monotonic time of the next start while ``child`` is None
+    told: bool = False  # whether ``child`` got its SIGTERM
 
 
 class Supervisor:
@@ -93,10 +94,12 @@ class Supervisor:
             for copy in self.copies:
                 self._tend(copy)
             time.sleep(TICK)
-        for copy in self.copies:
-            if copy.child is not None:
-                self.code = self._wait(copy.child, copy.label)
-        return self.code
+        # A copy started while the signal was handled got no SIGTERM from ``_stop``.
+        self._tell_all()
+        codes = [self._wait(c.child, c.label) for c in self.copies if c.child is not None]
+        if not codes:
+            return self.code  # stopped while every copy was waiting for its restart
+        return next((code for code in codes if code != 0), 0)  # any copy's failure shows
 
     def _wait(self, child: subprocess.Popen[bytes], label: str) -> int:
         """A stopping copy's exit code; SIGKILL its process group if it is still running
@@ -147,8 +150,13 @@ class Supervisor:
             return
         self.stopping = True
         self.stop_by = time.monotonic() + stop_timeout()
+        self._tell_all()
+
+    def _tell_all(self) -> None:
+        """Send each running copy its one SIGTERM (never a second)."""
         for copy in self.copies:
-            if copy.child is not None and copy.child.poll() is None:
+            if copy.child is not None and not copy.told and copy.child.poll() is None:
+                copy.told = True
                 copy.child.send_signal(signal.SIGTERM)
 
 

@@ -327,11 +327,12 @@ def _plain_spec(item: Any) -> JobSpec | None:
         return None
     type_, priority = item.get("type"), item.get("priority", "normal")
     payload, depends_on = item.get("payload", {}), item.get("depends_on", [])
-    key, concurrency_key = item.get("key"), item.get("concurrency_key", "")
-    if concurrency_key and (
-        not isinstance(concurrency_key, str) or concurrency_key_problem(concurrency_key)
+    key, concurrency_key = item.get("key"), item.get("concurrency_key")
+    # None is "no key", as for the serializer; "", false, 0 are errors it names.
+    if concurrency_key is not None and (
+        not _plain_str(concurrency_key, 200) or concurrency_key_problem(concurrency_key)
     ):
-        return None  # the serializer names the error
+        return None
     if not _plain_str(type_) or not isinstance(priority, str) or priority not in _PRIORITIES:
         return None
     if "key" in item and not _plain_str(key):

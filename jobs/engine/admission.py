@@ -62,6 +62,10 @@ logger = logging.getLogger("draconic.dispatcher")
 _LOCK_KEY = 0x4452_4143  # "DRAC"
 #: How many ready rows one pass may look at before it yields (bounds a pass's time).
 MAX_SCAN = 2000
+#: A pass reads at most the free CPU units plus this many jobs of one (owner, key) line: no
+#: more can start, bar those passed over (too big for the room left, or held by a job type's
+#: limit). A line a limit holds back so fills at most that much of the MAX_SCAN window.
+LINE_SLACK = 64
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def admit_ready() -> int:
     # Every job needs at least one CPU unit: with few free, lock and read few rows.
     limit = min(settings.DRACONIC_DISPATCH_BATCH, max(free, 8))
     rules = limits.load_rules()
-    order = ready_order()
+    order = ready_order(turns=free + LINE_SLACK)
     admitted = 0
     wake_in: float | None = None
     for start in range(0, len(order), limit):
@@ -194,10 +198,15 @@ class Place:
     turn: int
 
 
-def ready_order() -> list[Place]:
+def ready_order(*, turns: int = MAX_SCAN) -> list[Place]:
     """The first ``MAX_SCAN`` ready jobs in admission order, read once per pass (the window
-    that counts the turns runs over every ready job, so once, not once a page)."""
-    params = {"aging_seconds": settings.DRACONIC_AGING_SECONDS, "limit": MAX_SCAN}
+    that counts the turns runs over every ready job, so once, not once a page), at most
+    ``turns`` of each (owner, key) line (``LINE_SLACK``)."""
+    params = {
+        "aging_seconds": settings.DRACONIC_AGING_SECONDS,
+        "limit": MAX_SCAN,
+        "turns": max(1, turns),
+    }
     with connection.cursor() as cursor:
         prepared.execute(cursor, (statements.READY_ORDER, params))
         return [Place(**row) for row in prepared.rows(cursor)]

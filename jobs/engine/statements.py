@@ -22,12 +22,19 @@ from __future__ import annotations
 # starving), then by turn (the job's place in the line of its owner and concurrency key at
 # that effective priority: a round-robin between the lines), then oldest. The candidates come
 # from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
+# Only the first ``turns`` of each line are read (admission.LINE_SLACK), so one line's
+# backlog that a limit holds back cannot fill the whole window.
+# A job waits since the later of its submit and its time: next_attempt_at, or its run_at once
+# an admission cleared that (a handed-back or re-driven job keeps the run_at it waited for);
+# a run_at before the submit is no head start.
 READY_ORDER = """
 WITH ready AS (
-    SELECT id, owner_id, concurrency_key, COALESCE(next_attempt_at, created_at) AS waiting_since,
+    SELECT id, owner_id, concurrency_key,
+           GREATEST(created_at, COALESCE(next_attempt_at, run_at)) AS waiting_since,
            CASE WHEN %(aging_seconds)s::float8 <= 0 THEN -1
                 ELSE GREATEST(-1, priority - floor(
-                    extract(epoch FROM now() - COALESCE(next_attempt_at, created_at))
+                    extract(epoch FROM now()
+                            - GREATEST(created_at, COALESCE(next_attempt_at, run_at)))
                     / %(aging_seconds)s::float8)::int)
            END AS effective_priority
     FROM jobs_job
@@ -40,6 +47,7 @@ turns AS (
     FROM ready)
 SELECT id, effective_priority::int AS effective_priority, turn::int AS turn
 FROM turns
+WHERE turn <= %(turns)s::int
 ORDER BY effective_priority, turn, waiting_since, id
 LIMIT %(limit)s
 """
@@ -51,7 +59,8 @@ LIMIT %(limit)s
 # admission's transaction ends.
 READY_PAGE = """
 SELECT j.id, j.type, j.priority, j.concurrency_key, j.cpu_units, j.memory_mb, j.attempt,
-       j.timeout_seconds, j.created_at, COALESCE(j.next_attempt_at, j.created_at) AS waiting_since
+       j.timeout_seconds, j.created_at,
+       GREATEST(j.created_at, COALESCE(j.next_attempt_at, j.run_at)) AS waiting_since
 FROM jobs_job AS j
 JOIN unnest(%(job_ids)s::uuid[]) WITH ORDINALITY AS page(id, n) ON page.id = j.id
 WHERE j.id = ANY(%(job_ids)s::uuid[])
@@ -356,7 +365,9 @@ SELECT id FROM d
 # --- the dead-letter queue ---------------------------------------------------------------
 
 # redrive_jobs: failed -> pending with a fresh budget of attempts (attempt_offset counts the
-# ones spent before), keeping priority, resources and payload. Locks them in id order.
+# ones spent before), keeping priority, resources and payload; its wait for admission starts
+# now (next_attempt_at: READY_ORDER ages from it), or a bulk re-drive of old jobs would all
+# come back starving, ahead of every fresh job. Locks them in id order.
 REDRIVE_JOBS = """
 WITH old AS (
     SELECT id, status FROM jobs_job
@@ -365,7 +376,7 @@ WITH old AS (
 moved AS (
     UPDATE jobs_job AS j
     SET status = 'pending', updated_at = now(), attempt_offset = j.attempt,
-        next_attempt_at = NULL, completed_at = NULL, started_at = NULL, error = '',
+        next_attempt_at = now(), completed_at = NULL, started_at = NULL, error = '',
         result = NULL, cancel_requested = false
     FROM old WHERE j.id = old.id
     RETURNING old.status AS previous_status, j.id, j.owner_id, j.type, j.priority, j.status,

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import Error as DBError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -54,8 +55,26 @@ def fire_due_schedules(*, now: datetime | None = None) -> float:
             schedule = _lock_due_schedule(moment)
             if schedule is None:
                 return seconds_until_next_fire(now=moment)
-            fire_schedule(schedule, now=moment)
+            _fire_or_defer(schedule, now=moment)
     return 0.0
+
+
+def _fire_or_defer(schedule: Schedule, *, now: datetime) -> None:
+    """Fire a locked schedule. If that raises for this schedule (a bug, or a time zone the
+    tzdata dropped), log it and look at it again a tick later: the schedule due first would
+    otherwise be picked, and fail, on every call, and no schedule after it would fire. The
+    database failing is not the schedule's fault: that propagates, as everywhere."""
+    try:
+        with transaction.atomic():  # a savepoint: the fire's half-done work goes
+            fire_schedule(schedule, now=now)
+    except DBError:
+        raise
+    except Exception:
+        logger.exception("schedule %s could not fire; trying it again in a tick", schedule.id)
+        later = now + timedelta(seconds=settings.DRACONIC_SCHEDULER_TICK_SECONDS)
+        parameters = {"schedule_id": str(schedule.id), "next_fire_at": later}
+        with connection.cursor() as cursor:
+            prepared.execute(cursor, (statements.ADVANCE_SCHEDULE, parameters))
 
 
 def seconds_until_next_fire(*, now: datetime) -> float:

@@ -92,3 +92,68 @@ def test_turns_hold_across_pages(settings: Any, user: Any, other_user: Any) -> N
     admission.dispatch()
     assert queued(late) == [True] * 5
     assert sum(queued(backlog)) == 5
+
+
+def test_a_delayed_job_handed_back_ages_from_its_run_at_not_from_its_submit(
+    settings: Any, user: Any
+) -> None:
+    """A handed-back (or re-driven) job has no next_attempt_at any more: its wait must still
+    count from its run_at, or a job delayed by an hour comes back starving (a barrier)."""
+    from jobs.engine.attempts import job_start
+    from jobs.engine.interrupted import job_hand_back
+
+    settings.DRACONIC_AGING_SECONDS = 60
+    delayed = submit(user, priority="low", run_at=timezone.now() - timedelta(seconds=1))
+    Job.objects.filter(id=delayed.id).update(created_at=timezone.now() - timedelta(hours=1))
+    admission.dispatch()
+    delayed.refresh_from_db()
+    assert job_start(job_id=delayed.id, attempt=delayed.attempt, worker="w1@host") is not None
+    assert job_hand_back(job_id=delayed.id, attempt=delayed.attempt, why="stopping") == "pending"
+    (place,) = admission.ready_order()
+    assert place.effective_priority == Job.objects.get(id=delayed.id).priority
+
+
+def test_a_run_at_in_the_past_gives_no_head_start(settings: Any, user: Any) -> None:
+    """A run_at before the submit is "now": the job must not count as having waited since
+    then (a client could otherwise jump every queue with run_at=2000-01-01)."""
+    settings.DRACONIC_AGING_SECONDS = 60
+    submit(user, priority="low", run_at=timezone.now() - timedelta(days=365))
+    (place,) = admission.ready_order()
+    assert place.effective_priority == 3  # low, not aged
+
+
+def test_a_backlog_a_limit_holds_does_not_fill_the_scan_window(
+    settings: Any, user: Any, other_user: Any, monkeypatch: Any
+) -> None:
+    """One tenant's aged backlog, held back by its concurrency limit, sorts first (starving).
+    A pass reads only MAX_SCAN ready jobs: if they are all that backlog's, every other
+    tenant's job waits, with the capacity idle, until the backlog drains (here 2,000 jobs at
+    max_concurrency at a time). So a pass reads no more of one line than could start."""
+    from jobs.models import Limit
+
+    settings.MAX_CPU_UNITS = 4
+    settings.DRACONIC_AGING_SECONDS = 10
+    monkeypatch.setattr(admission, "MAX_SCAN", 6)
+    monkeypatch.setattr(admission, "LINE_SLACK", 1)
+    Limit.objects.create(key="tenant:*", max_concurrency=1)
+    backlog = [submit(user, concurrency_key="tenant:a", waited=300) for _ in range(10)]
+    other = submit(other_user, concurrency_key="tenant:b")
+    admission.dispatch()
+    assert sum(queued(backlog)) == 1
+    assert queued([other]) == [True]
+
+
+def test_a_re_driven_job_waits_from_its_re_drive_not_from_its_submit(
+    settings: Any, user: Any
+) -> None:
+    """A bulk re-drive of old failed jobs must not put them all ahead of every fresh job as
+    starving (and make the first that does not fit a barrier): their wait starts again."""
+    from jobs.engine.deadletter import dead_letter_requeue
+    from tests.factories import move_to
+
+    settings.DRACONIC_AGING_SECONDS = 60
+    old = submit(user, priority="low", waited=3600)
+    move_to(old, JobStatus.FAILED)
+    assert dead_letter_requeue(job_id=old.id)
+    (place,) = admission.ready_order()
+    assert place.effective_priority == 3  # low, not starving

@@ -36,6 +36,9 @@ VARIANTS: dict[str, list[Any]] = {
     "timeout_seconds": [1, 86400, 0, 86401, 60.5, "60", None],
     "key": ["a", "", " a", "x" * 64, "x" * 65, 5, None],
     "idempotency_key": ["k"],
+    "concurrency_key": ["tenant:a", None, "", False, 0, [], " tenant:a", "type:x", "a b", 7],
+    "run_at": ["2030-01-01T00:00:00Z", "2030-01-01T00:00:00", None],
+    "delay_seconds": [0, 5, -1, None],
     "extra": [1],
 }
 

@@ -209,6 +209,8 @@ def test_a_due_delayed_job_has_waited_since_its_run_at_not_its_submit(job_factor
     hour is not "starving" the moment it comes due."""
     due_at = timezone.now() - timedelta(seconds=1)
     job = job_factory(run_at=due_at)
+    Job.objects.filter(id=job.id).update(created_at=due_at - timedelta(hours=1))
     with transaction.atomic():
         (ready,) = admission.ready_page(admission.ready_order())
     assert ready.id == job.id and ready.waiting_since == due_at
+    assert ready.effective_priority == ready.priority  # not aged by the hour before

@@ -209,3 +209,20 @@ def test_a_template_that_no_longer_validates_records_why_and_moves_on(user):
     assert run["outcome"] == "invalid" and "removed_type" in run["detail"]
     assert Schedule.objects.get(id=s.id).next_fire_at == t0 + timedelta(seconds=60)
     assert not Job.objects.filter(schedule=s).exists()
+
+
+def test_a_schedule_that_cannot_fire_does_not_hold_up_the_others(user: Any) -> None:
+    """A schedule whose firing raises (here its time zone left the tzdata, as US/Pacific-New
+    did in 2020b) is looked at again a tick later; the schedules due after it still fire,
+    and the scheduler's loop goes on to its sweeps (the exception used to abort every turn)."""
+    broken = schedule(user, cron="* * * * *")
+    Schedule.objects.filter(id=broken.id).update(timezone="Nowhere/Gone")
+    fine = schedule(user, interval_seconds=60)
+    now = timezone.now()
+    set_next_fire(broken, now - timedelta(minutes=2))
+    set_next_fire(fine, now - timedelta(minutes=1))
+    fire_due_schedules(now=now)
+    assert len(fired_for(fine)) == 1
+    assert not Job.objects.filter(schedule=broken).exists()
+    broken.refresh_from_db()
+    assert broken.next_fire_at is not None and broken.next_fire_at > now

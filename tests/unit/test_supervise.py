@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from draconic import run_honcho
 from draconic.supervise import STOP_SLACK, stop_timeout
@@ -209,3 +210,21 @@ def test_listen_serves_one_port_from_every_copy_and_restarts_one_that_dies() -> 
     assert len(lines) == 1 and lines[0].endswith("exited with code -9; restarting it in 1s")
     assert lines[0].startswith(("web[1] ", "web[2] "))
     assert _answer(port) is None, "the copies and the sockets are gone after SIGTERM"
+
+
+def test_a_copy_started_while_the_stop_signal_was_handled_still_gets_its_sigterm(
+    monkeypatch: Any,
+) -> None:
+    """The signal can come between _tend's look at ``stopping`` and its storing the new child:
+    _stop then saw no child to tell. That copy must get its SIGTERM too, not the SIGKILL at
+    the stop timeout (a worker killed so loses its warm shutdown)."""
+    from draconic import supervise as module
+
+    monkeypatch.setenv("DRACONIC_SHUTDOWN_GRACE_SECONDS", "0")
+    monkeypatch.setattr(module, "STOP_SLACK", 1.0)
+    monkeypatch.setattr(module.signal, "signal", lambda *_: None)  # leave pytest's handlers
+    sup = module.Supervisor("web", [sys.executable, "-c", "import time; time.sleep(60)"])
+    sup._stop(signal.SIGTERM, None)  # the signal, while the copy had no child yet
+    (copy,) = sup.copies
+    copy.child = sup._spawn(None)  # the spawn the signal interrupted completes
+    assert sup.run() == -signal.SIGTERM
