@@ -84,7 +84,9 @@ class LimitListApi(StaffApi):
 
 class LimitDetailApi(StaffApi):
     def _rule(self, limit_id: str) -> Limit:
-        rule = Limit.objects.filter(pk=int(limit_id)).first() if limit_id.isdigit() else None
+        # ASCII digits only ("²".isdigit() is true), and short enough for a bigint.
+        plain = limit_id.isascii() and limit_id.isdigit() and len(limit_id) <= 18
+        rule = Limit.objects.filter(pk=int(limit_id)).first() if plain else None
         if rule is None:
             raise NotFound(f"no limit rule {limit_id!s:.32}")
         return rule

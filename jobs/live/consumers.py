@@ -109,8 +109,9 @@ def _parse_since(value: Any) -> int | None:
     """A cursor: a non-negative integer (or its string); raises ValueError otherwise."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not str(value).isdigit():
-        raise ValueError(value)
+    text = str(value)
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ValueError(value)  # a cursor is a bigint: ASCII digits, at most 18 of them
     return int(value)
 
 

@@ -70,6 +70,14 @@ def test_a_second_rule_for_a_key_is_refused(staff_api: APIClient) -> None:
     assert Limit.objects.get().rate == "10/s"
 
 
+@pytest.mark.parametrize("limit_id", ["\u00b2", "x", "9" * 30])
+def test_an_id_that_names_no_rule_is_a_404(staff_api: APIClient, limit_id: str) -> None:
+    """Not a 500: a superscript digit passes str.isdigit, a long number overflows a bigint."""
+    for method in (staff_api.get, staff_api.patch, staff_api.delete):
+        response = method(f"/admin/limits/{limit_id}", {}, format="json")
+        assert response.status_code == 404, response.content
+
+
 def test_limits_are_staff_only(api: APIClient) -> None:
     assert api.get("/admin/limits/").status_code == 403
     assert api.post("/admin/limits/", {"key": "x", "rate": "1/s"}, format="json").status_code == 403
