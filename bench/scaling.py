@@ -56,7 +56,11 @@ def scaling(bench: Bench) -> None:
     counts = bench.opts.counts
     rates: dict[int, list[tuple[float, float]]] = {counts.scale_small: [], counts.scale_large: []}
     for index in range(counts.rounds):
-        store.sql("TRUNCATE jobs_job, jobs_jobdependency, jobs_executionlog, jobs_deadletter")
+        # Every table that references jobs_job goes with it (a schedule's fire rows too).
+        store.sql(
+            "TRUNCATE jobs_job, jobs_jobdependency, jobs_executionlog, jobs_deadletter, "
+            "jobs_schedulefire"
+        )
         for level in (counts.scale_small, counts.scale_large):
             started = time.monotonic()
             added = store.fill_jobs(bench.owner_id, level)
