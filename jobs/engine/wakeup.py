@@ -47,6 +47,29 @@ def request_dispatch() -> None:
         logger.warning("could not request a dispatch; the scheduler tick will do it", exc_info=True)
 
 
+def _schedules_key() -> str:
+    return key("dispatch", "schedules")
+
+
+def request_schedule_check() -> None:
+    """A schedule was saved or resumed: wake a scheduler to read the due times again (it
+    otherwise sleeps until the next due time it knows)."""
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.set(_schedules_key(), 1)
+        request_dispatch_in(pipe)
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning(
+            "could not wake the scheduler; its tick will see the schedule", exc_info=True
+        )
+
+
+def take_schedule_check() -> bool:
+    """Whether a schedule changed since the last call (one scheduler takes each change)."""
+    return bool(get_redis().getdel(_schedules_key()))
+
+
 def request_dispatch_in(pipe: redis.client.Pipeline) -> None:
     """Queue the commands of ``request_dispatch`` on a pipeline another call executes."""
     pipe.set(dirty_key(), 1)

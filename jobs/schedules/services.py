@@ -30,7 +30,7 @@ def schedule_save(*, schedule: Schedule, timing_changed: bool) -> Schedule:
         schedule.next_fire_at = times.first_fire(firing.timing_of(schedule), now=timezone.now())
     with transaction.atomic():
         schedule.save()
-        transaction.on_commit(wakeup.request_dispatch)
+        transaction.on_commit(wakeup.request_schedule_check)
     return schedule
 
 
@@ -45,7 +45,7 @@ def schedule_update(*, schedule: Schedule, data: dict[str, Any]) -> Schedule:
         if TIMING_FIELDS & columns.keys() and not locked.paused:
             locked.next_fire_at = times.first_fire(firing.timing_of(locked), now=timezone.now())
         locked.save()
-        transaction.on_commit(wakeup.request_dispatch)
+        transaction.on_commit(wakeup.request_schedule_check)
     return locked
 
 
@@ -73,7 +73,7 @@ def schedule_resume(*, schedule: Schedule) -> Schedule:
             locked.paused = False
             locked.next_fire_at = times.first_fire(firing.timing_of(locked), now=timezone.now())
             locked.save(update_fields=["paused", "next_fire_at", "updated_at"])
-            transaction.on_commit(wakeup.request_dispatch)
+            transaction.on_commit(wakeup.request_schedule_check)
     return locked
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from jobs.engine import wakeup
 from jobs.models import Job, Schedule, ScheduleFire
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,17 @@ def test_pause_stops_and_resume_counts_from_now(api):
 def test_jobs_not_fired_by_a_schedule_say_so(api):
     job = api.post("/jobs/", {"type": "noop"}, format="json").json()
     assert job["schedule"] is None and job["scheduled_for"] is None
+
+
+@pytest.mark.django_db(transaction=True)  # the wake-up is sent after the commit
+def test_saving_a_schedule_asks_a_scheduler_to_read_the_due_times_again(api):
+    """A scheduler reads the schedules' due times again only when one changed (not on every
+    dispatch request): a save or a resume leaves the flag, which one scheduler takes."""
+    wakeup.request_dispatch()  # a submit's request is not a schedule change
+    assert wakeup.take_schedule_check() is False
+    schedule = create(api)
+    assert wakeup.take_schedule_check() is True
+    assert wakeup.take_schedule_check() is False  # taken once
+    api.post(f"/schedules/{schedule['id']}/pause", {}, format="json")
+    api.post(f"/schedules/{schedule['id']}/resume", {}, format="json")
+    assert wakeup.take_schedule_check() is True

@@ -86,7 +86,8 @@ class Command(BaseCommand):
             time.sleep(settings.DRACONIC_DISPATCH_LINGER_SECONDS)
             admission.wait_for_room(settings.DRACONIC_DISPATCH_HOLD_SECONDS)
             admission.dispatch()
-            self.next_fire = 0.0  # a schedule may have changed (saving one wakes us)
+            if wakeup.take_schedule_check():  # saving a schedule wakes us: read its time
+                self.next_fire = 0.0
         else:
             return  # no request came: the next turn sees which time has come
         due_in = wakeup.seconds_until_due()
