@@ -30,7 +30,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from admin_api import dashboard_panels, metrics
+from admin_api import access, dashboard_panels, metrics
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -48,7 +48,7 @@ ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
 
 
 def visible_jobs(user: Any) -> QuerySet[Job]:
-    return Job.objects.all() if user.is_staff else Job.objects.filter(owner=user)
+    return access.visible_jobs(user)
 
 
 def _status_counts(user: Any) -> dict[str, int]:

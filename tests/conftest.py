@@ -60,3 +60,13 @@ def staff_api(staff_user: Any) -> APIClient:
 @pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def viewer_user(django_user_model: Any) -> Any:
+    """An on-call viewer: not staff, holds ``admin_api.view_everything`` (sees all, acts none)."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="viewer-password")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_everything"))
+    return django_user_model.objects.get(pk=viewer.pk)  # a fresh object: no cached perms
