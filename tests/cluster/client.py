@@ -52,10 +52,18 @@ class Submitter:
     fail_ids: set[str] = field(default_factory=set)
     answers: Counter[int] = field(default_factory=Counter)
     retries: int = 0
+    in_flight: int = 0  # requests being sent now (the api kill waits for one)
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` until it is answered with a 2xx; the same body every time."""
         data = json.dumps(body).encode()
+        self.in_flight += 1
+        try:
+            return self._post(path, data)
+        finally:
+            self.in_flight -= 1
+
+    def _post(self, path: str, data: bytes) -> dict[str, Any]:
         while True:
             request = urllib.request.Request(  # noqa: S310  (the balancer of our test network)
                 self.base + path,

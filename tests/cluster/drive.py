@@ -70,6 +70,7 @@ def drive(
     feed = Feed(base.replace("http:", "ws:") + f"/jobs/stream?token={token}")
     feed.start()
     injector = Faults(chaos.fleet, lease=lease, netem_seconds=netem_seconds)
+    injector.submitting = lambda: submitter.in_flight > 0
     done = [0]
     outcome = Outcome(submitter, feed, injector, finished=False)
     thread = threading.Thread(

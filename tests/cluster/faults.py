@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class Faults:
     errors: list[str] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     qdisc: str = ""
+    submitting: Callable[[], bool] = lambda: True
 
     def busy(self) -> bool:
         return any(t.is_alive() for t in self.threads)
@@ -88,6 +90,10 @@ class Faults:
 
     def api_kill(self) -> None:
         victim = topology.APIS[self.done["api_kill"] % len(topology.APIS)].name
+        for _ in range(100):  # during submissions: wait (up to 10 s) for one in flight
+            if self.submitting():
+                break
+            time.sleep(0.1)
         for server in ("rest", "ws"):
             self.fleet.kill(f"{victim}-{server}", signal.SIGKILL)
         time.sleep(3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import random
 import shutil
@@ -153,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     args.seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     if os.geteuid() != 0 or shutil.which("ip") is None:
         say("needs root and iproute2's ip (network namespaces)")
+        return 2
+    lock = open("/run/lock/draconic-cluster.lock", "w")  # noqa: SIM115  (held until exit)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another make cluster is running on this machine (one at a time: the names are shared)")
         return 2
     for name in netns.remove_leftovers():
         say(f"removed a leftover of an earlier run: {name}")
