@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.chaos.experiment import Chaos, revive, status_counts
 from tests.chaos.plan import TERMINAL
 from tests.chaos.verify import Verdict, evidence, explain, verify
-from tests.cluster import topology
+from tests.cluster import cpu, topology
 from tests.cluster.client import TENANTS, Feed, Submitter
 from tests.cluster.faults import Faults, say
 
@@ -27,6 +27,7 @@ class Outcome:
     feed: Feed
     faults: Faults
     finished: bool
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per job of each kind
     submit_errors: list[str] = field(default_factory=list)
 
 
@@ -80,6 +81,7 @@ def drive(
     )
     thread.start()
     pending, total = list(faults), chaos.plan.total
+    cpu_before = cpu.sample()
     last_fault = last_print = 0.0
     load_start = time.monotonic()
     deadline = time.monotonic() + timeout
@@ -115,6 +117,7 @@ def drive(
             break
         time.sleep(0.5)
     injector.join()
+    outcome.cpu_ms = cpu.per_job(cpu_before, cpu.sample(), done[0])
     return outcome
 
 
@@ -176,6 +179,9 @@ def report(chaos: Chaos, outcome: Outcome, run_log: Path, pool_mode: str) -> boo
         f"feed_connects={outcome.feed.connects} cut_jobs={len(outcome.faults.cut_jobs)} "
         f"limit={LIMIT_KEY}x{LIMIT_CONCURRENCY} over {TENANTS} tenants"
     )
+    say("cpu per job: " + " ".join(f"{k}={v:.2f}ms" for k, v in outcome.cpu_ms.items()))
+    if outcome.faults.qdisc:
+        say(f"worker_netem used: {outcome.faults.qdisc}")
     for line in outcome.faults.freezes:
         say(f"freeze: {line}")
     c, injected = verdict.counts, outcome.faults.done
