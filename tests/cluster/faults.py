@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.cluster import netns, topology
+from tests.cluster.holder import lock_holder
 from tests.harness import Supervisor
 
 FREEZE_SECONDS = 20.0
@@ -124,24 +125,40 @@ class Faults:
     def scheduler_freeze(self) -> None:
         from jobs.models import ExecutionLog, Job
 
-        victim = topology.SCHEDULERS[0].name
         ready = Job.objects.filter(status__in=("pending", "retrying")).count()
-        pid = self.fleet.pid(victim)
         start = time.time()
-        _signal(pid, signal.SIGSTOP)
+        victim, held = self._freeze_holder()
         try:
             time.sleep(FREEZE_SECONDS)
         finally:
-            _signal(pid, signal.SIGCONT)
+            _signal(self.fleet.pid(victim), signal.SIGCONT)
         admitted = ExecutionLog.objects.filter(
             to_status="queued",
             created_at__gte=_aware(start + 2),
             created_at__lt=_aware(start + FREEZE_SECONDS),
         ).count()
+        what = "holding the dispatch lock" if held else "(no session lock to hold)"
         self.freezes.append(
-            f"{victim} frozen {FREEZE_SECONDS:.0f}s: {admitted} admitted, {ready} waiting at the start"
+            f"{victim} {what} frozen {FREEZE_SECONDS:.0f}s: {admitted} jobs admitted meanwhile, "
+            f"{ready} waiting at the start"
         )
         say(f"  {self.freezes[-1]}")
+
+    def _freeze_holder(self) -> tuple[str, bool]:
+        """SIGSTOP the scheduler that holds the dispatcher's lock, checked once it is stopped
+        (the lock is taken per admission pass); s1 when, for 10 s, none is found holding it."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            holder = lock_holder()
+            if holder:
+                _signal(self.fleet.pid(holder), signal.SIGSTOP)
+                if lock_holder() == holder:
+                    return holder, True
+                _signal(self.fleet.pid(holder), signal.SIGCONT)
+            time.sleep(0.02)
+        victim = topology.SCHEDULERS[0].name
+        _signal(self.fleet.pid(victim), signal.SIGSTOP)
+        return victim, False
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from tests.chaos.experiment import Chaos
 from tests.chaos.plan import make_plan
 from tests.chaos.run import RUN_LOG_ENV, keep_logs, platform_env
-from tests.cluster import drive, netns, topology
+from tests.cluster import drive, driver, netns, topology
 from tests.cluster.faults import say
 from tests.harness import Supervisor
 
@@ -94,6 +94,11 @@ def run(args: argparse.Namespace, root: Path, cleanup: list[Any]) -> int:
     cleanup.append(lambda: pg.stop("immediate"))
     base = platform_env(_Endpoint(""), _Endpoint(""), root, run_log)  # type: ignore[arg-type]
     env = topology.host_env(base, args.lease)
+    shim = driver.shim_path()
+    if shim:
+        say("psycopg 3 is installed but requirements.txt pins psycopg2: the hosts use psycopg2")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (shim, env.get("PYTHONPATH")) if p)
+        sys.path.insert(0, shim)
     fleet.env = env
     os.environ.update({**env, "DATABASE_URL": pg.url(topology.DATABASE), "LOG_LEVEL": "WARNING"})
     _owner, token = setup_django(pg)

@@ -95,6 +95,7 @@ listen_addr = {db.address}
 listen_port = {PGBOUNCER_PORT}
 unix_socket_dir =
 auth_type = trust
+admin_users = postgres
 auth_file = {userlist}
 pool_mode = {pool_mode}
 max_client_conn = 1000
