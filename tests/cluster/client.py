@@ -43,6 +43,18 @@ def job_request(planned: Planned, parents: list[str], index: int, run_id: str) -
     return body
 
 
+class Refused(RuntimeError):
+    """A 4xx answer: the request itself was refused (sending it again would not help)."""
+
+    def __init__(self, path: str, status: int, body: bytes) -> None:
+        super().__init__(f"{path} answered {status}: {body[:500]!r}")
+        self.status, self.body = status, body
+
+
+#: The refusal of a job whose parent has already failed: its expected outcome was cancelled.
+NEVER_COMPLETE = b"will never complete"
+
+
 @dataclass
 class Submitter:
     base: str  # http://lb:port
@@ -53,6 +65,7 @@ class Submitter:
     answers: Counter[int] = field(default_factory=Counter)
     retries: int = 0
     in_flight: int = 0  # requests being sent now (the api kill waits for one)
+    refused: list[str] = field(default_factory=list)  # plan keys refused: a parent had failed
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` until it is answered with a 2xx; the same body every time."""
@@ -81,7 +94,7 @@ class Submitter:
             except urllib.error.HTTPError as exc:
                 self.answers[exc.code] += 1
                 if exc.code < 500:
-                    raise RuntimeError(f"{path} answered {exc.code}: {exc.read()[:500]!r}") from exc
+                    raise Refused(path, exc.code, exc.read()) from exc
             except (OSError, ValueError):
                 pass  # connection refused/reset, timeout, a torn answer: send it again
             self.retries += 1
@@ -89,8 +102,19 @@ class Submitter:
 
     def submit_shape(self, members: list[tuple[int, Planned]]) -> None:
         for index, planned in members:  # parents come first inside a shape
+            if any(p in self.refused for p in planned.parents):
+                self.refused.append(planned.key)
+                continue
             body = job_request(planned, [self.ids[p] for p in planned.parents], index, self.run_id)
-            job_id = str(self.post("/jobs/", body)["id"])
+            try:
+                job_id = str(self.post("/jobs/", body)["id"])
+            except Refused as exc:
+                # One at a time, a child can come after its parent has already failed for good
+                # (a batch would have been atomic, but batches take no idempotency keys).
+                if exc.status != 400 or NEVER_COMPLETE not in exc.body:
+                    raise
+                self.refused.append(planned.key)
+                continue
             if body["type"] == "fail":
                 self.fail_ids.add(job_id)
             self.ids[planned.key] = job_id

@@ -1,12 +1,14 @@
 """CPU time of each process kind of the cluster, read from ``/proc`` for every process inside
-the hosts' namespaces (user + system, including reaped children): what ``docs/scaling.md``
-turns into cores per 1,000 jobs/s. A process killed by a fault takes its CPU time with it, so
-the figures are a lower bound for the kinds the faults kill (api, PgBouncer)."""
+the hosts' namespaces (user + system): what ``docs/scaling.md``
+turns into cores per 1,000 jobs/s. A process that ends takes with it what it spent since it was
+last sampled, and short-lived children (PostgreSQL backends of closed connections) are not
+seen at all, so the figures are lower bounds."""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 
 from tests.cluster import netns, topology
 
@@ -28,29 +30,41 @@ def _seconds(pid: int) -> tuple[str, float]:
         text = stat.read()
     comm = text[text.index("(") + 1 : text.rindex(")")]
     fields = text[text.rindex(")") + 2 :].split()
-    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return comm, (utime + stime + cutime + cstime) / TICK
+    return comm, (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
-def sample() -> Counter[str]:
-    """CPU seconds so far of each kind: api, worker, scheduler, haproxy, postgres, redis,
-    pgbouncer. A child counted in its parent's cutime once reaped is counted once: processes
-    alive now count their own time, the dead ones only through their parents."""
-    totals: Counter[str] = Counter()
+def sample() -> dict[tuple[str, int], float]:
+    """CPU seconds so far of each live process of the hosts, by (kind, pid); the kinds are
+    api, worker, scheduler, haproxy, postgres, redis and pgbouncer."""
+    out: dict[tuple[str, int], float] = {}
     for host in topology.HOSTS:
-        pids = netns.ip("netns", "pids", host.netns, check=False).split()
-        for pid in pids:
+        for pid in netns.ip("netns", "pids", host.netns, check=False).split():
             try:
                 comm, seconds = _seconds(int(pid))
             except (OSError, ValueError):
                 continue  # it exited meanwhile
             kind = _kind(host.name, comm)
             if kind is not None:
-                totals[kind] += seconds
-    return totals
+                out[(kind, int(pid))] = seconds
+    return out
 
 
-def per_job(before: Counter[str], after: Counter[str], jobs: int) -> dict[str, float]:
-    """Milliseconds of CPU per job of each kind between two samples."""
-    kinds = sorted(set(before) | set(after))
-    return {k: max(0.0, after[k] - before[k]) * 1000 / max(jobs, 1) for k in kinds}
+@dataclass
+class Meter:
+    """CPU time of each kind from ``start`` on: every process's last sampled time less its
+    time at the start (0 for one started since). ``tick`` samples again, so that a process a
+    fault kills keeps the time it had at its last tick."""
+
+    first: dict[tuple[str, int], float] = field(default_factory=sample)
+    last: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def tick(self) -> None:
+        self.last.update(sample())
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        """Milliseconds of CPU per job of each kind."""
+        self.tick()
+        totals: Counter[str] = Counter()
+        for key, seconds in self.last.items():
+            totals[key[0]] += max(0.0, seconds - self.first.get(key, 0.0))
+        return {k: totals[k] * 1000 / max(jobs, 1) for k in sorted(totals)}

@@ -28,6 +28,7 @@ class Outcome:
     faults: Faults
     finished: bool
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per job of each kind
+    expected: dict[str, str] = field(default_factory=dict)  # plan key -> expected outcome
     submit_errors: list[str] = field(default_factory=list)
 
 
@@ -73,7 +74,7 @@ def drive(
     injector = Faults(chaos.fleet, lease=lease, netem_seconds=netem_seconds)
     injector.submitting = lambda: submitter.in_flight > 0
     done = [0]
-    outcome = Outcome(submitter, feed, injector, finished=False)
+    outcome = Outcome(submitter, feed, injector, finished=False, expected=chaos.plan.expected)
     thread = threading.Thread(
         target=submit_all,
         args=(chaos, submitter, done, outcome.submit_errors, duration),
@@ -81,7 +82,7 @@ def drive(
     )
     thread.start()
     pending, total = list(faults), chaos.plan.total
-    cpu_before = cpu.sample()
+    meter = cpu.Meter()
     last_fault = last_print = 0.0
     load_start = time.monotonic()
     deadline = time.monotonic() + timeout
@@ -112,12 +113,18 @@ def drive(
                 f"t={chaos.elapsed():.0f}s terminal={done[0]}/{total} {busy} submitted={len(chaos.ids)}"
             )
             last_print = now
-        if done[0] == total and not pending and not injector.busy() and not thread.is_alive():
+            meter.tick()
+        if (
+            not thread.is_alive()
+            and done[0] == len(chaos.ids)
+            and not pending
+            and not injector.busy()
+        ):
             outcome.finished = True
             break
         time.sleep(0.5)
     injector.join()
-    outcome.cpu_ms = cpu.per_job(cpu_before, cpu.sample(), done[0])
+    outcome.cpu_ms = meter.per_job(done[0])
     return outcome
 
 
@@ -149,6 +156,9 @@ def cluster_problems(outcome: Outcome) -> dict[str, list[str]]:
     finals = dict(Job.objects.filter(id__in=list(cut)).values_list("id", "attempt"))
     return {
         "feed": feed_problems(outcome, outcome.submitter.ids),
+        "refused_unexpectedly": [
+            k for k in outcome.submitter.refused if outcome.expected.get(k) != "cancelled"
+        ],
         "fail_not_retried": [
             str(j.id) for j in fail_jobs if j.status == "completed" and j.attempt < 2
         ],
@@ -175,6 +185,7 @@ def report(chaos: Chaos, outcome: Outcome, run_log: Path, pool_mode: str) -> boo
     say(f"evidence: {evidence(chaos, run_log)}")
     say(
         f"evidence: submit_answers={dict(outcome.submitter.answers)} "
+        f"refused_after_parent_failed={len(outcome.submitter.refused)} "
         f"submit_retries={outcome.submitter.retries} feed_events={outcome.feed.events} "
         f"feed_connects={outcome.feed.connects} cut_jobs={len(outcome.faults.cut_jobs)} "
         f"limit={LIMIT_KEY}x{LIMIT_CONCURRENCY} over {TENANTS} tenants"
