@@ -29,6 +29,7 @@ class Outcome:
     finished: bool
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per job of each kind
     expected: dict[str, str] = field(default_factory=dict)  # plan key -> expected outcome
+    require_failover: bool = False  # a frozen scheduler must not stop admission
     submit_errors: list[str] = field(default_factory=list)
 
 
@@ -62,10 +63,10 @@ def drive(
     netem_seconds: float,
     duration: float,
     timeout: float,
+    require_failover: bool,
 ) -> Outcome:
-    """Run the load for about ``duration`` seconds, each fault at its fraction of it."""
-    from django.db import DatabaseError, connection
-
+    """Run the load for about ``duration`` seconds, each fault at its fraction of it. With
+    ``require_failover``, a scheduler freeze during which nothing was admitted is a failure."""
     base = topology.lb_url()
     submitter = Submitter(base, token, run_id=uuid.uuid4().hex[:8], ids=chaos.ids)
     submitter.post("/admin/limits/", {"key": LIMIT_KEY, "max_concurrency": LIMIT_CONCURRENCY})
@@ -73,20 +74,45 @@ def drive(
     feed.start()
     injector = Faults(chaos.fleet, lease=lease, netem_seconds=netem_seconds)
     injector.submitting = lambda: submitter.in_flight > 0
+    outcome = Outcome(
+        submitter,
+        feed,
+        injector,
+        finished=False,
+        expected=chaos.plan.expected,
+        require_failover=require_failover,
+    )
     done = [0]
-    outcome = Outcome(submitter, feed, injector, finished=False, expected=chaos.plan.expected)
     thread = threading.Thread(
         target=submit_all,
         args=(chaos, submitter, done, outcome.submit_errors, duration),
         daemon=True,
     )
     thread.start()
-    pending, total = list(faults), chaos.plan.total
     meter = cpu.Meter()
+    outcome.finished = watch(chaos, outcome, thread, done, list(faults), duration, timeout, meter)
+    injector.join()
+    outcome.cpu_ms = meter.per_job(done[0])
+    return outcome
+
+
+def watch(
+    chaos: Chaos,
+    outcome: Outcome,
+    submitting: threading.Thread,
+    done: list[int],
+    pending: list[tuple[float, str]],
+    duration: float,
+    timeout: float,
+    meter: cpu.Meter,
+) -> bool:
+    """Start each fault in its turn and print the progress until every submitted job has
+    ended (True), a submission was refused, or the hang guard (False)."""
+    from django.db import DatabaseError, connection
+
     last_fault = last_print = 0.0
-    load_start = time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not outcome.submit_errors:
+    start = time.monotonic()
+    while time.monotonic() < start + timeout and not outcome.submit_errors:
         revive(chaos.fleet)
         try:
             counts = status_counts()
@@ -97,35 +123,29 @@ def drive(
             continue
         done[0] = sum(counts[s] for s in TERMINAL)
         now = time.monotonic()
+        busy = outcome.faults.busy()
         if (
             pending
-            and not injector.busy()
+            and not busy
             and now - last_fault >= 2
-            and now - load_start >= pending[0][0] * duration
+            and now - start >= pending[0][0] * duration
         ):
-            injector.start(pending.pop(0)[1])
+            outcome.faults.start(pending.pop(0)[1])
             last_fault = now
         if now - last_print >= 3:
-            busy = " ".join(
+            states = " ".join(
                 f"{s}={counts[s]}" for s in ("pending", "queued", "running", "retrying")
             )
             say(
-                f"t={chaos.elapsed():.0f}s terminal={done[0]}/{total} {busy} submitted={len(chaos.ids)}"
+                f"t={chaos.elapsed():.0f}s terminal={done[0]}/{chaos.plan.total} {states} "
+                f"submitted={len(chaos.ids)}"
             )
             last_print = now
             meter.tick()
-        if (
-            not thread.is_alive()
-            and done[0] == len(chaos.ids)
-            and not pending
-            and not injector.busy()
-        ):
-            outcome.finished = True
-            break
+        if not submitting.is_alive() and done[0] == len(chaos.ids) and not pending and not busy:
+            return True
         time.sleep(0.5)
-    injector.join()
-    outcome.cpu_ms = meter.per_job(done[0])
-    return outcome
+    return False
 
 
 def feed_problems(outcome: Outcome, ids: dict[str, str]) -> list[str]:
@@ -164,6 +184,7 @@ def cluster_problems(outcome: Outcome) -> dict[str, list[str]]:
         ],
         "cut_not_rerun": [j for j, a in cut.items() if finals[uuid.UUID(j)] <= a],
         "fault_errors": outcome.faults.errors,
+        "admission_stalled": outcome.faults.stalls if outcome.require_failover else [],
         "submit_errors": outcome.submit_errors,
     }
 

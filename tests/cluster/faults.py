@@ -42,6 +42,7 @@ class Faults:
     done: Counter[str] = field(default_factory=Counter)
     cut_jobs: dict[str, int] = field(default_factory=dict)  # job id -> attempt at the cut
     freezes: list[str] = field(default_factory=list)
+    stalls: list[str] = field(default_factory=list)  # freezes during which nothing was admitted
     errors: list[str] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     qdisc: str = ""
@@ -143,6 +144,8 @@ class Faults:
             f"{ready} waiting at the start"
         )
         say(f"  {self.freezes[-1]}")
+        if admitted == 0:
+            self.stalls.append(self.freezes[-1])
 
     def _freeze_holder(self) -> tuple[str, bool]:
         """SIGSTOP the scheduler that holds the dispatcher's lock, checked once it is stopped

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace, root: Path, cleanup: list[Any]) -> int:
         lease=args.lease,
         netem_seconds=15 if args.quick else 30,
         duration=args.duration,
+        require_failover=args.pool_mode == "transaction",
         timeout=args.timeout,
     )
     passed = drive.report(chaos, outcome, run_log, args.pool_mode)
@@ -137,7 +138,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.cluster", description=__doc__.split("\n")[0]
     )
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "--pool-mode",
         choices=("transaction", "session"),
         default=topology.DEFAULT_POOL_MODE,
-        help=f"PgBouncer's pool_mode (default {topology.DEFAULT_POOL_MODE})",
+        help=f"PgBouncer's pool_mode (default {topology.DEFAULT_POOL_MODE}); in transaction mode "
+        "a frozen scheduler that stops all admission fails the run",
     )
     parser.add_argument("--lease", type=float, default=4.0, help="DRACONIC_LEASE_SECONDS (4)")
     parser.add_argument("--timeout", type=float, default=780, help="hang guard in seconds")
@@ -165,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     args.jobs = args.jobs or (200 if args.quick else 1200)
     args.duration = args.duration or (60 if args.quick else 240)
     args.seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     if os.geteuid() != 0 or shutil.which("ip") is None:
         say("needs root and iproute2's ip (network namespaces)")
         return 2
