@@ -20,16 +20,17 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from tests.chaos.experiment import Chaos
 from tests.chaos.plan import make_plan
-from tests.chaos.run import RUN_LOG_ENV, keep_logs, platform_env
+from tests.chaos.run import RUN_LOG_ENV, platform_env
 from tests.cluster import drive, driver, netns, topology
 from tests.cluster.faults import say
-from tests.harness import Supervisor
+from tests.harness import ROOT, Supervisor
 
 #: (fraction of the submissions' duration, fault): each waits for the one before to end.
 FULL_FAULTS = [
@@ -59,6 +60,15 @@ class _Endpoint:
 
     def url(self, *args: str) -> str:
         return self._url
+
+
+def keep_logs(root: Path) -> Path:
+    """Copy every process's log (and PostgreSQL's) to ``var/cluster-failed-<time>``."""
+    target = ROOT / "var" / f"cluster-failed-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in root.glob("*.log"):
+        shutil.copy(path, target / path.name)
+    return target
 
 
 def kill_all(fleet: Supervisor) -> None:
