@@ -7,7 +7,6 @@ seen at all, so the figures are lower bounds."""
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 
 from tests.cluster import netns, topology
@@ -64,7 +63,8 @@ class Meter:
     def per_job(self, jobs: int) -> dict[str, float]:
         """Milliseconds of CPU per job of each kind."""
         self.tick()
-        totals: Counter[str] = Counter()
+        totals: dict[str, float] = {}
         for key, seconds in self.last.items():
-            totals[key[0]] += max(0.0, seconds - self.first.get(key, 0.0))
+            spent = max(0.0, seconds - self.first.get(key, 0.0))
+            totals[key[0]] = totals.get(key[0], 0.0) + spent
         return {k: totals[k] * 1000 / max(jobs, 1) for k in sorted(totals)}

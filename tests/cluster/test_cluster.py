@@ -26,7 +26,7 @@ pytestmark = [
 
 
 @pytest.mark.timeout(900)
-def test_the_quick_cluster_run_loses_nothing_and_leaves_nothing_behind():
+def test_the_quick_cluster_run_loses_nothing_and_leaves_nothing_behind() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     done = subprocess.run(
         [sys.executable, "-m", "tests.cluster", "--quick", "--timeout", "600"],
@@ -43,7 +43,9 @@ def test_the_quick_cluster_run_loses_nothing_and_leaves_nothing_behind():
     assert summary.endswith("-> PASS"), summary
     for invariant in ("lost=0", "duplicates=0", "order_violations=0", "feed_missing=0"):
         assert f" {invariant} " in summary, summary
-    faults = dict(re.findall(r"(\w+)=(\d+)", re.search(r"faults=\d+ \((.*?)\)", summary)[1]))
+    injected = re.search(r"faults=\d+ \((.*?)\)", summary)
+    assert injected is not None, summary
+    faults = dict(re.findall(r"(\w+)=(\d+)", injected[1]))
     assert faults == {
         "api_kill": "1",
         "pgbouncer_restart": "1",
