@@ -148,6 +148,11 @@ class Job(models.Model):
                 condition=Q(status="completed"),
                 name="job_completed_at_idx",
             ),
+            # The charts' rollup reads the failed jobs of a bucket (with job_completed_at_idx
+            # for the completed ones); entries are written only when a job fails for good.
+            models.Index(
+                fields=["completed_at"], condition=Q(status="failed"), name="job_failed_at_idx"
+            ),
             # GET /jobs/: newest first per owner, optionally filtered.
             models.Index(fields=["owner", "-created_at"], name="job_owner_created_idx"),
             models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_idx"),
@@ -345,6 +350,7 @@ class Limit(models.Model):
 
 
 # The schedule models are part of this app; importing them here registers them.
+from jobs.rollups.models import JobRollup  # noqa: E402
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
 __all__ = [
@@ -355,6 +361,7 @@ __all__ = [
     "ExecutionLog",
     "Job",
     "JobDependency",
+    "JobRollup",
     "JobStatus",
     "Limit",
     "LogLevel",

@@ -19,6 +19,7 @@ from jobs.engine.cancel import cancel_running_attempt
 from jobs.engine.interrupted import job_settle_lost
 from jobs.engine.publish import Delivery, celery_task_id, publish
 from jobs.models import DeadLetterReason, Job, JobStatus
+from jobs.rollups.sweep import rollup_sweep
 
 logger = logging.getLogger("draconic.scheduler")
 
@@ -32,6 +33,7 @@ class TickReport:
     republished: int = 0
     terminated: int = 0
     admitted: int = 0
+    rolled_up: int = 0
 
 
 def scheduler_tick() -> TickReport:
@@ -48,6 +50,7 @@ def scheduler_tick() -> TickReport:
             report.republished = republish_stale_queued()
             report.terminated = terminate_cancelled_running()
             report.lost_attempts += sweep_overdue_running()
+            report.rolled_up = rollup_sweep().buckets
             report.admitted = admission.admit_ready()
     report.admitted += admission.dispatch()
     return report
