@@ -31,6 +31,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
+from admin_api.console import charts
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -43,7 +44,14 @@ GRAPH_LIMIT = 200
 #: Layout of the graph, in SVG user units.
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
 #: The only files served from static/dashboard/, with their content types.
-ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+ASSETS = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "console.css": "text/css",
+    "charts.js": "text/javascript",
+    "vendor/uPlot.iife.min.js": "text/javascript",
+    "vendor/uPlot.min.css": "text/css",
+}
 ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
 
 
@@ -332,5 +340,6 @@ urlpatterns = [
     path("stats.json", stats_view, name="dashboard-stats"),
     path("jobs/<uuid:job_id>/", job_view, name="dashboard-job"),
     path("jobs/<uuid:job_id>/graph.json", graph_view, name="dashboard-job-graph"),
-    path("assets/<str:name>", asset_view, name="dashboard-asset"),
+    path("assets/<path:name>", asset_view, name="dashboard-asset"),
+    *charts.urlpatterns,
 ]
