@@ -31,7 +31,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
-from admin_api.console import charts
+from admin_api.console import charts, schedules
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -342,4 +342,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/graph.json", graph_view, name="dashboard-job-graph"),
     path("assets/<path:name>", asset_view, name="dashboard-asset"),
     *charts.urlpatterns,
+    *schedules.urlpatterns,
 ]
