@@ -60,10 +60,11 @@ def visible_jobs(user: Any) -> QuerySet[Job]:
 
 
 def _status_counts(user: Any) -> dict[str, int]:
-    if user.is_staff:
+    if access.sees_everything(user):
         return metrics.job_counts()[0]
     counts = dict.fromkeys(JobStatus.values, 0)
-    rows = visible_jobs(user).order_by().values_list("status").annotate(n=Count("id"))
+    # count(*), not count(id): the owner index (owner, status, ...) alone answers it.
+    rows = visible_jobs(user).order_by().values_list("status").annotate(n=Count("*"))
     counts.update(dict(rows))
     return counts
 
