@@ -71,7 +71,7 @@ def type_totals(grain: Grain, since: Any) -> list[dict[str, Any]]:
         .annotate(completed=Sum("completed"), failed=Sum("failed"))
         .order_by("type")
     )
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 @login_required

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -69,7 +70,8 @@ ON CONFLICT (grain, bucket, type) DO UPDATE SET
 MARK_EMPTY_BUCKETS = f"""
 INSERT INTO {_TABLE} (grain, bucket, type, completed, failed)
 SELECT %(grain)s, b, '', 0, 0
-FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - %(width)s, %(width)s) AS b
+FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - %(width)s::interval,
+                     %(width)s::interval) AS b
 ON CONFLICT (grain, bucket, type) DO NOTHING
 """
 
@@ -123,14 +125,20 @@ def rollup_grain(grain: Grain, now: datetime) -> tuple[int, int, float]:
     width, oldest = WIDTH[grain], floor_to(now - KEEP[grain], grain)
     closed_until = floor_to(now - GRACE, grain)  # buckets before this one are closed
     with connection.cursor() as cursor:
-        cursor.execute(PRUNE_BUCKETS, {"grain": grain, "before": oldest})
+        cursor.execute(PRUNE_BUCKETS, {"grain": grain.value, "before": oldest})
         pruned = cursor.rowcount
-        cursor.execute(LAST_BUCKET, {"grain": grain})
+        cursor.execute(LAST_BUCKET, {"grain": grain.value})
         last = cursor.fetchone()[0]
     lo = oldest if last is None else max(oldest, last + width)
     hi = min(closed_until, lo + MAX_BUCKETS * width)
     if lo < hi:
-        params = {"grain": grain, "unit": grain.value, "lo": lo, "hi": hi, "width": width}
+        params: dict[str, Any] = {
+            "grain": grain.value,
+            "unit": grain.value,
+            "lo": lo,
+            "hi": hi,
+            "width": f"{int(width.total_seconds())} seconds",
+        }
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(ROLLUP_BUCKETS, params)
             cursor.execute(MARK_EMPTY_BUCKETS, params)
