@@ -50,9 +50,10 @@ def scheduler_tick() -> TickReport:
             report.republished = republish_stale_queued()
             report.terminated = terminate_cancelled_running()
             report.lost_attempts += sweep_overdue_running()
-            report.rolled_up = rollup_sweep().buckets
             report.admitted = admission.admit_ready()
     report.admitted += admission.dispatch()
+    # Outside the dispatcher's lock (it must not hold up admission): idempotent on its own.
+    report.rolled_up = rollup_sweep().buckets
     return report
 
 

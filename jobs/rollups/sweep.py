@@ -1,11 +1,12 @@
 """The scheduler's rollup sweep: aggregates the jobs that finished in each closed bucket,
 once, into ``JobRollup`` (see its module), and prunes the buckets past their keep.
 
-A bucket is closed ``GRACE`` after its end: a job's ``completed_at`` is the time its
-finishing statement started, so a transaction still open at the bucket's end commits within
-that grace. Each bucket is aggregated from the jobs table (through the partial indexes
+A bucket is closed ``GRACE`` after its end: a job's ``completed_at`` is ``now()`` of its
+finishing transaction (when it began), and those are short, so one still open at the
+bucket's end commits within that grace (one that does not is not counted). Each bucket is aggregated from the jobs table (through the partial indexes
 ``job_completed_at_idx`` and ``job_failed_at_idx``), never from smaller buckets: percentiles do
-not add up. The sweep is idempotent and safe with two schedulers: every row is an upsert of
+not add up. The sweep is idempotent and safe with two schedulers (it runs outside the
+dispatcher's lock, so as not to hold up admission): every row is an upsert of
 the same aggregate of the same closed rows, and a bucket's all-types row, written in the same
 transaction as its type rows even when nothing finished, marks it done. It catches up at most
 ``MAX_BUCKETS`` buckets of a grain per run, the oldest first, from no earlier than its keep.
@@ -25,8 +26,9 @@ from jobs.rollups.models import KEEP, WIDTH, Grain
 
 #: How long after its end a bucket is aggregated.
 GRACE = timedelta(seconds=30)
-#: The most buckets of one grain one run aggregates (a day of minutes takes 24 runs).
-MAX_BUCKETS = 60
+#: The most buckets of each grain one run aggregates, the oldest first (a day of minutes
+#: takes 24 runs, 8 days of hours 32): what one statement reads stays small.
+MAX_BUCKETS = {Grain.MINUTE: 60, Grain.HOUR: 6}
 _TABLE = "jobs_jobrollup"
 
 # ROLLUP_BUCKETS: the completed and the failed jobs that finished in [lo, hi) (each set read
@@ -130,7 +132,7 @@ def rollup_grain(grain: Grain, now: datetime) -> tuple[int, int, float]:
         cursor.execute(LAST_BUCKET, {"grain": grain.value})
         last = cursor.fetchone()[0]
     lo = oldest if last is None else max(oldest, last + width)
-    hi = min(closed_until, lo + MAX_BUCKETS * width)
+    hi = min(closed_until, lo + MAX_BUCKETS[grain] * width)
     if lo < hi:
         params: dict[str, Any] = {
             "grain": grain.value,
