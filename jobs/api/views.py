@@ -106,7 +106,7 @@ def _get_job_or_404(request: Request, job_id: Any) -> Job:
 class JobFilterSerializer(QueryFilterSerializer):
     status = StrictChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
     priority = StrictChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
-    type = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    type = serializers.CharField(max_length=255, required=False, allow_blank=True)
     scheduled = StrictChoiceField(
         choices=["true", "false"],
         required=False,
