@@ -31,6 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+SDK_SRC = ROOT / "sdk" / "src"
 QUEUES = "critical,high,normal,low"
 
 #: Where ``free_port`` looks first: the ports of this range are the tests' and the servers'
@@ -76,6 +77,9 @@ def process_env(**extra: str) -> dict[str, str]:
         DRACONIC_EXPORT_DIR=str(settings.DRACONIC_EXPORT_DIR),
         EMAIL_FILE_PATH=str(settings.EMAIL_FILE_PATH),
         PYTHONUNBUFFERED="1",
+        # This tree's draconic_sdk (the server imports its job-type core), whatever copy
+        # the environment's editable install points at.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")])),
     )
     env.update(extra)
     return env

@@ -51,6 +51,11 @@ def register(name: str, *, diagnostic: bool = False) -> Callable[[type[Handler]]
     return decorator
 
 
+def unregister(name: str) -> None:
+    """Forget the local type ``name`` (tests; a process's types are otherwise fixed)."""
+    _registry.pop(name, None)
+
+
 def register_job_type(job_type: JobType) -> type[Handler]:
     """Register a ``@job_type`` function under its name (again: no-op). Raises ValueError
     when the name is taken by another type or its defaults are out of bounds."""

@@ -138,5 +138,9 @@ def _retry(described: Mapping[str, Any] | None) -> RetryPolicy | None:
     classes of the pool's code, which only the pool's runtime can apply."""
     if not described:
         return None
-    keys = ("base_seconds", "cap_seconds", "jitter")
-    return RetryPolicy(**{k: float(described[k]) for k in keys if k in described})
+    default = RetryPolicy()
+    return RetryPolicy(
+        base_seconds=float(described.get("base_seconds", default.base_seconds)),
+        cap_seconds=float(described.get("cap_seconds", default.cap_seconds)),
+        jitter=float(described.get("jitter", default.jitter)),
+    )

@@ -1,0 +1,147 @@
+"""Job types from installed packages (entry points ``draconic.job_types``), loaded at start-up.
+
+Each test makes a real, tiny distribution (a package and its ``*.dist-info`` with
+``entry_points.txt``, as pip would install it) in a temporary directory, puts that directory
+on the ``PYTHONPATH`` of a new Python process and starts Django there, the way every Draconic
+process starts: nothing is installed into the shared environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.harness import ROOT, SDK_SRC
+
+START = (
+    "import json, django; django.setup(); "
+    "from jobs.types.registry import describe_types; "
+    "from jobs.types.entrypoints import loaded_entry_points; "
+    "print(json.dumps({'types': {t['name']: t for t in describe_types()}, "
+    "'entry_points': loaded_entry_points()}))"
+)
+
+
+def distribution(
+    site: Path, name: str, version: str, entry_points: str, files: dict[str, str]
+) -> None:
+    """Write a distribution ``name`` into ``site`` as an installer would."""
+    for path, text in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_text(textwrap.dedent(text))
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+
+
+def start(site: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), str(SDK_SRC)]),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", START],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+ACME = {
+    "acme_jobs/__init__.py": '''
+        from draconic_sdk import job_type
+
+        @job_type("acme.thumbnail", cpu_units=2)
+        def thumbnail(url: str, size: int = 128) -> dict:
+            """A thumbnail of the image at url."""
+            return {"url": url, "size": size}
+    ''',
+    "acme_jobs/single.py": """
+        from draconic_sdk import job_type
+
+        @job_type("acme.single")
+        def single(n: int) -> int:
+            return n
+    """,
+    "acme_jobs/classes.py": '''
+        from jobs.types import Handler
+
+        class Ping(Handler):
+            """Answers pong."""
+            def run(self, ctx):
+                return "pong"
+    ''',
+}
+ACME_POINTS = """
+    [draconic.job_types]
+    acme = acme_jobs
+    single = acme_jobs.single:single
+    acme.ping = acme_jobs.classes:Ping
+"""
+
+
+def test_a_packages_entry_points_add_its_types_at_start_up(tmp_path: Path) -> None:
+    distribution(tmp_path, "acme-jobs", "1.2", ACME_POINTS, ACME)
+    done = start(tmp_path)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    types = loaded["types"]
+    assert {"acme.thumbnail", "acme.single", "acme.ping", "send_email"} <= set(types)
+    assert types["acme.thumbnail"]["defaults"] == {"cpu_units": 2}
+    assert types["acme.thumbnail"]["payload_schema"]["required"] == ["url"]
+    assert types["acme.ping"]["payload_schema"] == {"type": "object"}
+    assert types["acme.ping"]["description"] == "Answers pong."
+    assert sorted(loaded["entry_points"]) == [
+        "acme-jobs 1.2: acme = acme_jobs",
+        "acme-jobs 1.2: acme.ping = acme_jobs.classes:Ping",
+        "acme-jobs 1.2: single = acme_jobs.single:single",
+    ]
+
+
+def test_an_entry_point_that_cannot_load_stops_start_up_naming_its_distribution(
+    tmp_path: Path,
+) -> None:
+    distribution(tmp_path, "acme-jobs", "1.2", ACME_POINTS, ACME)
+    broken = {"broken_jobs/__init__.py": "import no_such_dependency_here\n"}
+    points = "[draconic.job_types]\nbroken = broken_jobs\n"
+    distribution(tmp_path, "broken-jobs", "0.3", points, broken)
+    done = start(tmp_path)
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr
+    assert (
+        "the distribution broken-jobs 0.3 declares the job-type entry point 'broken'" in done.stderr
+    )
+    assert "No module named 'no_such_dependency_here'" in done.stderr
+
+
+def test_an_entry_point_that_is_not_a_job_type_stops_start_up(tmp_path: Path) -> None:
+    files = {"odd_jobs/__init__.py": "VALUE = 42\n"}
+    distribution(tmp_path, "odd-jobs", "1.0", "[draconic.job_types]\nodd = odd_jobs:VALUE\n", files)
+    done = start(tmp_path)
+    assert done.returncode != 0
+    assert "odd-jobs 1.0" in done.stderr
+    assert "is not a module, a draconic_sdk JobType or a jobs.types.Handler class" in done.stderr
+
+
+def test_a_type_name_two_packages_claim_stops_start_up(tmp_path: Path) -> None:
+    distribution(tmp_path, "acme-jobs", "1.2", ACME_POINTS, ACME)
+    files = {
+        "rival_jobs/__init__.py": """
+            from draconic_sdk import job_type
+
+            @job_type("acme.thumbnail")
+            def thumbnail(url: str) -> str:
+                return url
+        """
+    }
+    distribution(tmp_path, "rival-jobs", "2.0", "[draconic.job_types]\nrival = rival_jobs\n", files)
+    done = start(tmp_path)
+    assert done.returncode != 0
+    assert "rival-jobs 2.0" in done.stderr and "already registered" in done.stderr
