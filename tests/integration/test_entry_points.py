@@ -8,51 +8,10 @@ process starts: nothing is installed into the shared environment."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-from tests.harness import ROOT, SDK_SRC
-
-START = (
-    "import json, django; django.setup(); "
-    "from jobs.types.registry import describe_types; "
-    "from jobs.types.entrypoints import loaded_entry_points; "
-    "print(json.dumps({'types': {t['name']: t for t in describe_types()}, "
-    "'entry_points': loaded_entry_points()}))"
-)
-
-
-def distribution(
-    site: Path, name: str, version: str, entry_points: str, files: dict[str, str]
-) -> None:
-    """Write a distribution ``name`` into ``site`` as an installer would."""
-    for path, text in files.items():
-        (site / path).parent.mkdir(parents=True, exist_ok=True)
-        (site / path).write_text(textwrap.dedent(text))
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-
-
-def start(site: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), str(SDK_SRC)]),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-    }
-    return subprocess.run(
-        [sys.executable, "-c", START],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
+from tests.distributions import start_django as start
+from tests.distributions import write_distribution as distribution
 
 ACME = {
     "acme_jobs/__init__.py": '''
