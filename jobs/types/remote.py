@@ -7,10 +7,13 @@ and lists it in ``/job-types/`` with its pool. Two ways in, both read-only for t
 
 - ``register_remote(description, pool)``: this process knows the type (tests, a process that
   just received a registration);
-- ``add_remote_source(fn)``: ``fn(name)`` answers a ``RemoteType`` (or None) and ``fn(None)``
-  all of them, from wherever registrations are stored (the pools app reads its ``WorkerPool``
-  rows). A source is asked on every lookup of a name that is not a local type, so it must be
-  cheap; registrations live in PostgreSQL so every api process sees the same pools.
+- ``add_remote_source(fn)``: ``fn(name)`` answers the ``RemoteType``s of that name (an empty
+  iterable if none) and ``fn(None)`` all of them, from wherever registrations are stored. A
+  source is asked on every lookup of a name that is not a local type, so it must be cheap.
+  The default source, ``worker_pool_types``, reads the ``types`` JSON list (one
+  ``JobType.describe()`` per type) of the ``jobs.WorkerPool`` rows the pools app stores, so
+  every api process sees the same pools; a row's ``served`` attribute (a field or a property,
+  when the model has one) says whether a live worker of the pool serves its types.
 
 A name registered locally (a module, an entry point) always wins over a remote one.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from django.apps import apps
 
 from draconic_sdk.jobtypes import Defaults, RetryPolicy, validate_payload
 from jobs.types.defaults import defaults_problems
@@ -40,8 +45,11 @@ class RemoteType:
         return str(self.description["name"])
 
 
-#: ``fn(name)`` -> that type or None; ``fn(None)`` -> every type the source knows.
-RemoteSource = Callable[[str | None], Iterable[RemoteType] | RemoteType | None]
+#: ``fn(name)`` -> the types of that name; ``fn(None)`` -> every type the source knows.
+RemoteSource = Callable[[str | None], Iterable[RemoteType]]
+
+#: The pools app's model of registered pools (by name: it may not exist yet).
+WORKER_POOL_MODEL = "jobs.WorkerPool"
 
 _registered: dict[str, RemoteType] = {}
 _sources: list[RemoteSource] = []
@@ -89,8 +97,7 @@ def remote_type(name: str) -> RemoteType | None:
     if name in _registered:
         return _registered[name]
     for source in _sources:
-        found = source(name)
-        if isinstance(found, RemoteType):
+        for found in source(name):
             return found
     return None
 
@@ -99,11 +106,29 @@ def remote_types() -> list[RemoteType]:
     """Every remote type known, by name (a registration here wins over a source's)."""
     found: dict[str, RemoteType] = {}
     for source in _sources:
-        answer = source(None)
-        for remote in [answer] if isinstance(answer, RemoteType) else answer or []:
-            found[remote.name] = remote
+        for remote in source(None):
+            found.setdefault(remote.name, remote)
     merged = {**found, **_registered}
     return [merged[name] for name in sorted(merged)]
+
+
+def worker_pool_types(name: str | None) -> list[RemoteType]:
+    """The default source: the types the ``jobs.WorkerPool`` rows list (none while that
+    model does not exist)."""
+    try:
+        model = apps.get_model(WORKER_POOL_MODEL)
+    except LookupError:
+        return []
+    rows = model.objects.all()
+    if name is not None:  # jsonb containment: the pools whose list holds a type of that name
+        rows = rows.filter(types__contains=[{"name": name}])
+    found = []
+    for pool in rows.order_by("name"):
+        served = bool(getattr(pool, "served", True))
+        for description in pool.types or []:
+            if isinstance(description, dict) and name in (None, description.get("name")):
+                found.append(RemoteType(description, pool=pool.name, served=served))
+    return found
 
 
 def remote_handler_class(remote: RemoteType) -> type[Handler]:
@@ -144,3 +169,6 @@ def _retry(described: Mapping[str, Any] | None) -> RetryPolicy | None:
         cap_seconds=float(described.get("cap_seconds", default.cap_seconds)),
         jitter=float(described.get("jitter", default.jitter)),
     )
+
+
+add_remote_source(worker_pool_types)

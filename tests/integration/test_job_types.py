@@ -327,7 +327,7 @@ def test_a_remote_source_is_asked_for_names_that_are_not_local(api: Any) -> None
     def source(name: str | None) -> Any:
         asked.append(name)
         found = remote.RemoteType(description, pool="nightly", served=False)
-        return [found] if name is None else (found if name == "acme.sourced" else None)
+        return [found] if name in (None, "acme.sourced") else []
 
     remote.add_remote_source(source)
     try:

@@ -205,7 +205,7 @@ class AsyncClient:
     async def metrics(self) -> dict[str, Any]:
         return await self.transport.run(calls.metrics())
 
-    async def job_types(self) -> list[JobTypeInfo]:
+    async def job_types(self) -> builtins.list[JobTypeInfo]:
         return await self.transport.run(calls.job_types())
 
     @overload

@@ -188,7 +188,7 @@ class Client:
         """Jobs by status and priority, queue depths, resources (staff)."""
         return self.transport.run(calls.metrics())
 
-    def job_types(self) -> list[JobTypeInfo]:
+    def job_types(self) -> builtins.list[JobTypeInfo]:
         """Every job type the server accepts: payload schema, defaults, retry, pool."""
         return self.transport.run(calls.job_types())
 
