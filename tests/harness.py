@@ -78,11 +78,14 @@ def process_env(**extra: str) -> dict[str, str]:
         DRACONIC_EXPORT_DIR=str(settings.DRACONIC_EXPORT_DIR),
         EMAIL_FILE_PATH=str(settings.EMAIL_FILE_PATH),
         PYTHONUNBUFFERED="1",
-        # This tree's draconic_sdk (the server imports its job-type core), whatever copy
-        # the environment's editable install points at.
-        PYTHONPATH=os.pathsep.join(filter(None, [str(SDK_SRC), os.environ.get("PYTHONPATH")])),
     )
     env.update(extra)
+    # After any path the caller gives: the test run's own PYTHONPATH, then this tree's
+    # draconic_sdk (the server imports its job-type core), whatever copy the environment's
+    # editable install points at.
+    paths = [*extra.get("PYTHONPATH", "").split(os.pathsep)]
+    paths += [*os.environ.get("PYTHONPATH", "").split(os.pathsep), str(SDK_SRC)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
     return env
 
 

@@ -86,8 +86,6 @@ def platform_with_acme(platform: Supervisor, tmp_path: Path) -> tuple[str, str]:
     """daphne, a worker and the scheduler, started with the section's module and setting."""
     _, printed_dir = write_module(tmp_path / "acme")
     env = run_line_env(printed_dir, tmp_path / "acme")
-    # After the printed directory: this tree's own modules and SDK, as `make run` has them.
-    env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{process_env()['PYTHONPATH']}"
     platform.start_worker(**env)
     platform.start_scheduler(**env)
     base = platform.start_web(**env)
