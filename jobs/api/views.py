@@ -27,6 +27,7 @@ from jobs.api.output import (
     JobDetailOutputSerializer,
     JobOutputSerializer,
 )
+from jobs.api.plain_batch import plain_batch_specs
 from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
@@ -34,7 +35,6 @@ from jobs.api.serializers import (
     NoBodySerializer,
     QueryFilterSerializer,
     StrictChoiceField,
-    plain_batch_specs,
 )
 from jobs.engine.cancel import job_cancel
 from jobs.models import Job, JobStatus, Priority
