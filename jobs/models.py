@@ -55,7 +55,7 @@ class Job(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs", db_index=False
     )
-    type = models.CharField(max_length=64)
+    type = models.CharField(max_length=255)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     payload = models.JSONField(default=dict, blank=True)
