@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0009_limits_concurrency_key'),
+        ('jobs', '0010_ccharts_rollup_console_indexes'),
     ]
 
     operations = [
