@@ -31,6 +31,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
+from admin_api.console import job_page, jobs_page
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -43,7 +44,12 @@ GRAPH_LIMIT = 200
 #: Layout of the graph, in SVG user units.
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
 #: The only files served from static/dashboard/, with their content types.
-ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+ASSETS = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "console-jobs.css": "text/css",
+    "console-jobs.js": "text/javascript",
+}
 ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
 
 
@@ -127,6 +133,7 @@ def job_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
         "waiting": dashboard_panels.waiting_lines(job),
         "logs": logs,
         "ws_scope": "all" if request.user.is_staff else "",
+        **job_page.extra_context(job, request.user),
     }
     return render(request, "dashboard/job.html", context)
 
@@ -333,4 +340,6 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/", job_view, name="dashboard-job"),
     path("jobs/<uuid:job_id>/graph.json", graph_view, name="dashboard-job-graph"),
     path("assets/<str:name>", asset_view, name="dashboard-asset"),
+    *jobs_page.urlpatterns,
+    *job_page.urlpatterns,
 ]

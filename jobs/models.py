@@ -155,6 +155,17 @@ class Job(models.Model):
                 fields=["owner", "priority", "-created_at"], name="job_owner_priority_idx"
             ),
             models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type_idx"),
+            # The console's jobs page (admin_api.console.jobs_query): every job newest first,
+            # and filtered by status or type, in keyset order; the idempotency-key search
+            # across owners (partial: most jobs have no key).
+            models.Index(fields=["-created_at", "-id"], name="job_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="job_status_created_idx"),
+            models.Index(fields=["type", "-created_at", "-id"], name="job_type_created_idx"),
+            models.Index(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_idempotency_key_idx",
+            ),
             # A schedule's runs (its overlap policy asks for the unfinished ones). Partial: the
             # jobs no schedule fired, nearly all of them, write no entry.
             models.Index(
