@@ -37,14 +37,20 @@ def render(value: Any) -> SafeString:
             '<div class="entry"><span class="k">{}</span>: {}</div>',
             ((_compact(k), render(v)) for k, v in value.items()),
         )
-        return _folded(f"{{…}} {len(value)} keys, {len(text)} characters", entries)
+        return _folded(
+            f"{{…}} {len(value)} key{'' if len(value) == 1 else 's'}, {len(text)} characters",
+            entries,
+        )
     if isinstance(value, list):
         entries = format_html_join(
             "",
             '<div class="entry"><span class="k">[{}]</span> {}</div>',
             ((i, render(v)) for i, v in enumerate(value)),
         )
-        return _folded(f"[…] {len(value)} items, {len(text)} characters", entries)
+        return _folded(
+            f"[…] {len(value)} item{'' if len(value) == 1 else 's'}, {len(text)} characters",
+            entries,
+        )
     return format_html("<pre>{}</pre>", text)  # a long number: nothing to fold
 
 

@@ -14,11 +14,12 @@ and its two sub-pages: clone and resubmit, and the export download.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -130,7 +131,9 @@ def clone_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
         return _clone_form(request, source, text, flat_errors(data.errors), 400)
     try:
         with transaction.atomic():
-            job, created = job_submit(owner=request.user, spec=data.to_spec())
+            # login_required: a user, never anonymous.
+            owner = cast(User, request.user)
+            job, created = job_submit(owner=owner, spec=data.to_spec())
             if created:
                 audit.record(
                     request.user,

@@ -127,15 +127,15 @@ def matching(user: Any, data: dict[str, Any]) -> QuerySet[Job]:
 def _searched(qs: QuerySet[Job], q: str, where: str) -> QuerySet[Job]:
     if not q:
         return qs
-    if where == "id":
-        return qs.filter(id=parse_uuid(q))
-    if where == "batch":
-        return qs.filter(batch_id=parse_uuid(q))
+    parsed = parse_uuid(q)
+    if where in ("id", "batch"):
+        if parsed is None:
+            return qs.none()  # the form refuses it; a caller that did not validate finds none
+        return qs.filter(id=parsed) if where == "id" else qs.filter(batch_id=parsed)
     if where == "idempotency_key":
         return qs.filter(idempotency_key=q)
-    schedule_id = parse_uuid(q)
-    if schedule_id is not None:
-        return qs.filter(schedule_id=schedule_id)
+    if parsed is not None:
+        return qs.filter(schedule_id=parsed)
     named = Schedule.objects.filter(name=q).values("id")[:SCHEDULES_PER_NAME]
     return qs.filter(schedule_id__in=named)
 
@@ -203,5 +203,7 @@ def page(user: Any, data: dict[str, Any]) -> Page:
 def filter_query(data: dict[str, Any], **cursor: str) -> str:
     """The URL query of the filter in ``data`` (the raw GET values) with a cursor."""
     values = {name: data[name] for name in FILTER_FIELDS if data.get(name)}
+    if not values.get("q"):
+        values.pop("search_in", None)  # the select always sends one; alone it means nothing
     values.update(cursor)
     return urlencode(values)
