@@ -157,9 +157,22 @@ class Job(models.Model):
             models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type_idx"),
             # The console's jobs page (admin_api.console.jobs_query): every job newest first,
             # and filtered by status or type, in keyset order; the idempotency-key search
-            # across owners (partial: most jobs have no key).
+            # across owners (partial: most jobs have no key). By status: the ended jobs, the
+            # ones that pile up, by (status, created_at); the live ones (few: the backlog) by
+            # created_at alone, the status a filter. Not one (status, created_at) index over
+            # all: with the live statuses as its key, the admission's ready scan took it
+            # instead of job_ready_idx (test_indexes.test_index_scan_for_ready).
             models.Index(fields=["-created_at", "-id"], name="job_created_idx"),
-            models.Index(fields=["status", "-created_at", "-id"], name="job_status_created_idx"),
+            models.Index(
+                fields=["status", "-created_at", "-id"],
+                condition=Q(status__in=["completed", "failed", "cancelled"]),
+                name="job_ended_created_idx",
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(status__in=["pending", "queued", "running", "retrying"]),
+                name="job_live_created_idx",
+            ),
             models.Index(fields=["type", "-created_at", "-id"], name="job_type_created_idx"),
             models.Index(
                 fields=["idempotency_key"],
