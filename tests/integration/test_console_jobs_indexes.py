@@ -5,8 +5,6 @@ filter is EXPLAINed, and none may scan ``jobs_job`` sequentially. The 1,000,000-
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.db import connection
 from django.test import Client
