@@ -192,6 +192,18 @@ def test_an_on_call_viewer_browses_both_pages_and_is_offered_no_action(
             page.goto(daphne + "/dashboard/jobs/")
             page.wait_for_selector(f'tr[data-job-id="{job.id}"]')
             assert page.locator("#action-cancel").count() == 0
+            # By the keyboard alone: Tab reaches the search box, and the focus shows.
+            for _ in range(10):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.id") == "id_q":
+                    break
+            assert page.evaluate("document.activeElement.id") == "id_q"
+            outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline not in ("", "none"), outline
+            page.keyboard.type(str(job.id))
+            page.keyboard.press("Enter")  # submits the search form
+            page.wait_for_url(f"**q={job.id}*")
+            assert page.locator("#jobs-table tbody tr[data-job-id]").count() == 1
             page.click(f'tr[data-job-id="{job.id}"] a')
             page.wait_for_selector("#attempts-table")
             assert page.locator("#job-actions button, #job-clone").count() == 0
