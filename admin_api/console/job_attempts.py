@@ -20,8 +20,8 @@ from jobs.models import DeadLetter, ExecutionLog, Job, JobStatus
 
 #: At most this many state changes are read (a job has at most 20 attempts per re-drive).
 CHANGES = 1000
-#: The timeline's size, in SVG user units.
-TIMELINE_W, ROW_H, LABEL_W = 1000, 26, 90
+#: The narrowest bar, in percent of the timeline's width (an instant attempt still shows).
+MIN_BAR = 0.5
 
 
 @dataclass
@@ -33,10 +33,9 @@ class Attempt:
     outcome: str = JobStatus.RUNNING
     error: str = ""
     traceback: str = ""
-    # Set by the timeline.
-    x: int = 0
-    width: int = 0
-    y: int = 0
+    # Set by the timeline: where its bar starts and how long it is, in percent of the axis.
+    left: float = 0.0
+    width: float = 0.0
 
     @property
     def duration(self) -> timedelta | None:
@@ -84,26 +83,22 @@ def attempts(job: Job) -> list[Attempt]:
 @dataclass(frozen=True)
 class Timeline:
     attempts: list[Attempt]
-    width: int
-    height: int
     start: datetime | None
     end: datetime | None
 
 
 def timeline(found: list[Attempt]) -> Timeline:
-    """Lay the attempts out on one time axis: a bar each, from its start to its end (now, for
-    one still running), at least 2 units wide so an instant attempt still shows."""
+    """Lay the attempts out on one time axis, from the first start to the last end (now, for
+    one still running): each bar's start and length in percent of it (CSS draws them)."""
     if not found:
-        return Timeline([], TIMELINE_W, 0, None, None)
+        return Timeline([], None, None)
     now = timezone.now()
     start = found[0].started_at
     end = max((a.ended_at or now) for a in found)
     span = max((end - start).total_seconds(), 1e-6)
-    scale = (TIMELINE_W - LABEL_W - 10) / span
-    for row, attempt in enumerate(found):
-        offset = (attempt.started_at - start).total_seconds()
-        length = ((attempt.ended_at or now) - attempt.started_at).total_seconds()
-        attempt.x = LABEL_W + round(offset * scale)
-        attempt.width = max(2, round(length * scale))
-        attempt.y = 4 + row * ROW_H
-    return Timeline(found, TIMELINE_W, 8 + len(found) * ROW_H, start, end)
+    for attempt in found:
+        offset = (attempt.started_at - start).total_seconds() / span * 100
+        length = ((attempt.ended_at or now) - attempt.started_at).total_seconds() / span * 100
+        attempt.width = round(max(MIN_BAR, length), 2)
+        attempt.left = round(min(offset, 100 - attempt.width), 2)
+    return Timeline(found, start, end)

@@ -143,7 +143,7 @@ def test_an_operator_redrives_cancels_retries_and_clones_through_the_pages(
                 message=platform.logs(),
             )
             page.reload()
-            assert page.locator("#timeline rect.bar").count() >= 2
+            assert page.locator("#timeline .bar").count() >= 2
             assert page.locator("#attempts-table tbody tr").count() >= 2
             _shot(page, "job")
 

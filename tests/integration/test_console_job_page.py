@@ -6,12 +6,14 @@ browser run is ``tests/e2e/test_console_jobs_browser.py``."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from admin_api.console import job_attempts, job_json
 from admin_api.models import OperatorAction
@@ -63,13 +65,29 @@ def test_every_attempt_shows_its_worker_times_error_and_traceback(job_factory, s
     assert html.count('class="bar"') == 2  # the timeline draws both attempts
 
 
+def test_the_timeline_places_each_attempt_on_one_axis_from_first_start_to_last_end():
+    t0 = timezone.now() - timedelta(seconds=100)
+    first = job_attempts.Attempt(1, t0, "w", ended_at=t0 + timedelta(seconds=10))
+    instant = job_attempts.Attempt(
+        2, t0 + timedelta(seconds=50), "w", ended_at=t0 + timedelta(seconds=50)
+    )
+    last = job_attempts.Attempt(
+        3, t0 + timedelta(seconds=80), "w", ended_at=t0 + timedelta(seconds=100)
+    )
+    job_attempts.timeline([first, instant, last])
+    assert [(a.left, a.width) for a in (first, instant, last)] == [
+        (0, 10),
+        (50, job_attempts.MIN_BAR),  # an instant attempt still shows
+        (80, 20),
+    ]
+
+
 def test_a_running_attempt_has_no_end_and_its_bar_reaches_now(job_factory):
     job = move_to(job_factory(type="noop"), S.RUNNING)
     found = job_attempts.attempts(job)
     assert [(a.outcome, a.ended_at) for a in found] == [(S.RUNNING, None)]
     timeline = job_attempts.timeline(found)
-    assert timeline.attempts[0].x == job_attempts.LABEL_W
-    assert timeline.attempts[0].width == job_attempts.TIMELINE_W - job_attempts.LABEL_W - 10
+    assert (timeline.attempts[0].left, timeline.attempts[0].width) == (0, 100)
 
 
 def test_large_json_values_are_folded_and_every_text_escaped():
