@@ -92,7 +92,7 @@ def test_an_operator_redrives_cancels_retries_and_clones_through_the_pages(
             _login(page, daphne, "operator", "op-password")
 
             # The failed noop jobs, by the filter form (its values land in the URL).
-            page.click("header a.nav")
+            page.click('header nav a[href="/dashboard/jobs/"]')
             page.select_option("#id_status", "failed")
             page.fill("#id_type", "noop")
             page.click("#filter-submit")

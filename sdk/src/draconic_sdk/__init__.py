@@ -18,6 +18,7 @@ from draconic_sdk.errors import (
     ValidationError,
 )
 from draconic_sdk.graph import Graph
+from draconic_sdk.jobtypes import Defaults, JobType, RetryPolicy, job_type
 from draconic_sdk.models import (
     BatchResult,
     BulkRequeued,
@@ -43,11 +44,13 @@ __all__ = [
     "Client",
     "Conflict",
     "DeadLetter",
+    "Defaults",
     "DraconicError",
     "Event",
     "Graph",
     "Health",
     "Job",
+    "JobType",
     "Limit",
     "LogEntry",
     "NotFound",
@@ -55,10 +58,12 @@ __all__ = [
     "RateLimited",
     "Requeued",
     "ResourceRequirements",
+    "RetryPolicy",
     "Schedule",
     "ScheduleRun",
     "ServerUnavailable",
     "Timeout",
     "ValidationError",
     "__version__",
+    "job_type",
 ]

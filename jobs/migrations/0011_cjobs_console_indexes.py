@@ -10,15 +10,11 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('jobs', '0009_limits_concurrency_key'),
+        ('jobs', '0010_ccharts_rollup_console_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        AddIndexConcurrently(
-            model_name='job',
-            index=models.Index(fields=['-created_at', '-id'], name='job_created_idx'),
-        ),
         AddIndexConcurrently(
             model_name='job',
             index=models.Index(condition=models.Q(('status__in', ['completed', 'failed', 'cancelled'])), fields=['status', '-created_at', '-id'], name='job_ended_created_idx'),
