@@ -31,7 +31,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
-from admin_api.console import charts, schedules
+from admin_api.console import charts, job_page, jobs_page, schedules
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -47,6 +47,8 @@ NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
 ASSETS = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
+    "console-jobs.css": "text/css",
+    "console-jobs.js": "text/javascript",
     "console.css": "text/css",
     "charts.js": "text/javascript",
     "vendor/uPlot.iife.min.js": "text/javascript",
@@ -136,6 +138,7 @@ def job_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
         "waiting": dashboard_panels.waiting_lines(job),
         "logs": logs,
         "ws_scope": "all" if request.user.is_staff else "",
+        **job_page.extra_context(job, request.user),
     }
     return render(request, "dashboard/job.html", context)
 
@@ -344,4 +347,6 @@ urlpatterns = [
     path("assets/<path:name>", asset_view, name="dashboard-asset"),
     *charts.urlpatterns,
     *schedules.urlpatterns,
+    *jobs_page.urlpatterns,
+    *job_page.urlpatterns,
 ]
