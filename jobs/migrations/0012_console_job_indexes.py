@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('jobs', '0010_ccharts_rollup_console_indexes'),
+        ('jobs', '0011_type_length'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
