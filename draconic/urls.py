@@ -20,6 +20,7 @@ urlpatterns = [
     path("dashboard/", include("admin_api.dashboard")),
     path("jobs/", include("jobs.api.urls")),
     path("schedules/", include("jobs.schedules.urls")),
+    path("workers/", include("jobs.pools.urls")),
     # The operator API shares /admin/ with the Django admin; its paths come first.
     path("admin/", include("admin_api.urls")),
     path("admin/", admin.site.urls),

@@ -345,6 +345,8 @@ class Limit(models.Model):
 
 
 # The schedule models are part of this app; importing them here registers them.
+# So are the external worker pools' (jobs.pools).
+from jobs.pools.models import WorkerPool, WorkerToken  # noqa: E402
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
 __all__ = [
@@ -361,4 +363,6 @@ __all__ = [
     "Priority",
     "Schedule",
     "ScheduleFire",
+    "WorkerPool",
+    "WorkerToken",
 ]

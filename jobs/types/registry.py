@@ -87,8 +87,19 @@ def registered_types() -> list[str]:
 
 
 def get_handler(name: str) -> Handler | None:
-    """A fresh handler of type ``name``, or None if no such type may run here."""
+    """A fresh handler of type ``name``, or None if no such type may run here. A type an
+    external pool registered answers with its ``RemoteHandler`` (it validates payloads;
+    the pool runs it)."""
     cls = _registry.get(name)
-    if cls is None or (cls.diagnostic and not settings.DRACONIC_DIAGNOSTIC_TYPES):
+    if cls is None:
+        from jobs.types.remote import remote_handler
+
+        return remote_handler(name)
+    if cls.diagnostic and not settings.DRACONIC_DIAGNOSTIC_TYPES:
         return None
     return cls()
+
+
+def is_local(name: str) -> bool:
+    """True for a type built into this deployment (a Handler class registered here)."""
+    return name in _registry
