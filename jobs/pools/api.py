@@ -31,6 +31,9 @@ class WorkerApi(APIView):
     authentication_classes: ClassVar[list[Any]] = [WorkerTokenAuthentication]
     permission_classes: ClassVar[list[Any]] = [IsWorker]
     throttle_classes: ClassVar[list[Any]] = []
+    # Not in the public OpenAPI schema: the worker API is the SDK runtime's protocol with the
+    # server (draconic_sdk.worker.api), not an API for clients.
+    schema = None
     input_serializer: ClassVar[type[Serializer[Any]]]
 
     def permission_denied(
