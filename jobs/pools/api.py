@@ -28,9 +28,9 @@ class IsWorker(BasePermission):
 
 
 class WorkerApi(APIView):
-    authentication_classes: ClassVar[list[Any]] = [WorkerTokenAuthentication]
-    permission_classes: ClassVar[list[Any]] = [IsWorker]
-    throttle_classes: ClassVar[list[Any]] = []
+    authentication_classes = [WorkerTokenAuthentication]
+    permission_classes = [IsWorker]
+    throttle_classes = []
     # Not in the public OpenAPI schema: the worker API is the SDK runtime's protocol with the
     # server (draconic_sdk.worker.api), not an API for clients.
     schema = None

@@ -58,7 +58,8 @@ class StartSerializer(AttemptSerializer):
 class LogSerializer(AttemptSerializer):
     message = StrictCharField(max_length=10_000)
     level = StrictChoiceField(choices=LogLevel.choices, default=LogLevel.INFO)
-    context = serializers.DictField(required=False, default=dict)
+    # A field named like Serializer.context: the metaclass moves it into the declared fields.
+    context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
 
 
 class ProgressSerializer(AttemptSerializer):

@@ -180,7 +180,7 @@ def pools_overview() -> dict[str, Any]:
     """Every pool (live or not, its live workers, its types) and the types no live pool
     serves, for ``GET /admin/health`` and the dashboard."""
     rows = list(WorkerPool.objects.all())
-    pools = [
+    pools: list[dict[str, Any]] = [
         {
             "name": p.name,
             "live": is_live(p),
