@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 from typing import Any
@@ -44,6 +45,19 @@ def start_pool_worker(
     argv = [sys.executable, "-m", "draconic_sdk.cli", "worker", "--app", APP, "--pool", POOL]
     argv += ["-c", str(concurrency), "--name", name]
     platform.start(name, argv, worker_env(base, token))
+
+
+def start_django_pool_worker(
+    platform: Supervisor, name: str, base: str, token: str, *, team_db: str
+) -> None:
+    """``manage.py draconic_worker`` of the team's Django project (``team_settings``), after
+    ``migrate`` of its own database."""
+    env = worker_env(base, token)
+    env.update(DJANGO_SETTINGS_MODULE="tests.e2e.external.team_settings", TEAM_DB=team_db)
+    env.pop("DATABASE_URL")
+    manage = [sys.executable, "-m", "django"]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+    platform.start(name, [*manage, "draconic_worker", "--name", name], env)
 
 
 def new_token(pool: str = POOL) -> str:

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobStatus
-from tests.e2e.external_pool import OWN_DATABASE, call, new_token, start_pool_worker
+from tests.e2e.external_pool import (
+    OWN_DATABASE,
+    call,
+    new_token,
+    start_django_pool_worker,
+    start_pool_worker,
+)
 from tests.e2e.test_scheduling import submit, wait_terminal
 from tests.harness import wait_until
 
@@ -177,3 +183,27 @@ def test_a_type_no_live_pool_serves_waits_is_shown_in_health_and_runs_later(
     start(platform, server)
     (job,) = wait_terminal([job_id], platform)
     assert job.status == JobStatus.COMPLETED
+
+
+def test_manage_py_draconic_worker_runs_a_job_with_the_team_settings_and_database(
+    platform, server, api, tmp_path
+):
+    team_db = tmp_path / "team.sqlite3"
+    start_django_pool_worker(
+        platform, "django-worker", server["base"], server["token"], team_db=str(team_db)
+    )
+    wait_until(
+        lambda: (
+            "registered" in platform.log_tail("django-worker") or platform.check("django-worker")
+        ),
+        timeout=120,
+        message=platform.logs(),
+    )
+    job_id = submit(api, type="ext.team_signup", payload={"username": "ada"})["id"]
+    (job,) = wait_terminal([job_id], platform)
+    assert job.status == JobStatus.COMPLETED, platform.logs()
+    assert job.result == {
+        "users": ["ada"],
+        "settings": "the team's own settings",
+        "database": str(team_db),
+    }
