@@ -55,9 +55,13 @@ def _stale(job: Job, attempt: int) -> StaleAttempt:
 def attempt_start(*, pool: WorkerPool, job_id: UUID, attempt: int, worker: str) -> dict[str, Any]:
     """queued -> running for this attempt (the fenced start); what the runtime needs."""
     scoped_job(pool=pool, job_id=job_id)
-    job = attempts.job_start(job_id=job_id, attempt=attempt, worker=f"{pool.name}/{worker}")
+    name = f"{pool.name}/{worker}"[:255]
+    job = attempts.job_start(job_id=job_id, attempt=attempt, worker=name)
     if job is None:
         raise _stale(Job.objects.get(id=job_id), attempt)
+    # As a built-in worker does right after its start: the queued lease never expires until
+    # it is first renewed (a worker killed before that is armed by the scheduler's sweep).
+    ledger.ledger_renew(ledger.lease_id(job.id, attempt))
     pool_touch(pool=pool)
     return {
         "job_id": str(job.id),
