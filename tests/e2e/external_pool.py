@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 
 from jobs.pools.services import pool_token_create
-from tests.harness import ROOT, Supervisor, send
+from tests.harness import ROOT, Supervisor, free_port, send, wait_until
 
 POOL = "ext"
 APP = "tests.e2e.external.jobs"
@@ -58,6 +58,32 @@ def start_django_pool_worker(
     manage = [sys.executable, "-m", "django"]
     subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
     platform.start(name, [*manage, "draconic_worker", "--name", name], env)
+
+
+#: This branch's port range on the shared test machine (other branches' servers use the
+#: harness's default range at the same time).
+PORT_RANGE_START = 8700
+
+
+def start_web(platform: Supervisor, **env: str) -> str:
+    """daphne on ``draconic.asgi`` on a free port of ``PORT_RANGE_START``'s range; its URL
+    once it answers. Checks that the answer is ours: the worker API is mounted."""
+    port = free_port(PORT_RANGE_START)
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    proc = platform.start("web", [*argv, "draconic.asgi:application"], platform.environment(**env))
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"web exited at start-up:\n{platform.logs()}")
+        try:
+            status, _ = call(base, "dwk_none", "POST", "/workers/pools/heartbeat", {})
+        except OSError:
+            return False
+        return status == 401  # the worker API, refusing an unknown worker key
+
+    wait_until(up, timeout=120, interval=0.2, message=f"web to serve {base}")
+    return base
 
 
 def new_token(pool: str = POOL) -> str:

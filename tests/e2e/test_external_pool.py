@@ -18,6 +18,7 @@ from tests.e2e.external_pool import (
     new_token,
     start_django_pool_worker,
     start_pool_worker,
+    start_web,
 )
 from tests.e2e.test_scheduling import submit, wait_terminal
 from tests.harness import wait_until
@@ -31,7 +32,7 @@ def server(platform: Any, settings: Any) -> dict[str, str]:
     """The server and the scheduler, a pool token; the pool's worker is the test's to start."""
     settings.DRACONIC_LEASE_SECONDS = 2
     settings.DRACONIC_POOL_LIVE_SECONDS = 4
-    base = platform.start_web(**FAST)
+    base = start_web(platform, **FAST)
     platform.start_scheduler(**FAST)
     return {"base": base, "token": new_token()}
 
