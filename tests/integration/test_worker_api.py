@@ -3,16 +3,18 @@ attempt calls, routing to the pool's queues, and a type no live pool serves."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.engine.admission import dispatch
-from jobs.models import ExecutionLog, Job, JobStatus, WorkerPool
-from jobs.pools.services import pool_token_create
+from jobs.models import ExecutionLog, Job, JobStatus, WorkerPool, WorkerToken
+from jobs.pools.services import pool_for_key, pool_token_create
 from jobs.redis_client import get_redis
 
 RESIZE = {
@@ -161,3 +163,22 @@ def test_a_type_no_live_pool_serves_waits_without_blocking_and_shows_in_health(
     assert beat.status_code == 200
     dispatch()
     assert Job.objects.get(id=job_id).status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_a_revoked_worker_token_stops_working():
+    worker = worker_client("gamma")
+    beat = {"pool": "gamma", "worker": "g1"}
+    assert worker.post("/workers/pools/heartbeat", beat, format="json").status_code == 200
+    WorkerToken.objects.update(revoked_at=timezone.now())
+    assert worker.post("/workers/pools/heartbeat", beat, format="json").status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_command_prints_a_working_token():
+    out = io.StringIO()
+    call_command("createpooltoken", "epsilon", stdout=out)
+    key = out.getvalue().strip()
+    assert WorkerPool.objects.get(name="epsilon").tokens.count() == 1
+    assert pool_for_key(key) == WorkerPool.objects.get(name="epsilon")
+    assert pool_for_key(key + "x") is None
