@@ -80,11 +80,14 @@ def pool_register(
     if builtin:
         raise JobConflict(f"types built into Draconic cannot be served by a pool: {builtin}")
     with transaction.atomic():
-        others = WorkerPool.objects.exclude(id=pool.id).select_for_update()
+        # Every pool's row, locked in id order: two pools registering the same type at once
+        # are serialised (one gets the type, the other a 409), and cannot deadlock.
+        rows = {p.id: p for p in WorkerPool.objects.select_for_update().order_by("id")}
+        others = [p for pid, p in rows.items() if pid != pool.id]
         taken = sorted({n for other in others for n in other.type_names()} & set(names))
         if taken:
             raise JobConflict(f"types already served by another pool: {', '.join(taken)}")
-        row = WorkerPool.objects.select_for_update().get(id=pool.id)
+        row = rows[pool.id]
         was_live = is_live(row)
         row.types = list(types)
         _seen(row, worker, concurrency)

@@ -4,17 +4,21 @@ attempt calls, routing to the pool's queues, and a type no live pool serves."""
 from __future__ import annotations
 
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.engine.admission import dispatch
+from jobs.errors import JobConflict
 from jobs.models import ExecutionLog, Job, JobStatus, WorkerPool, WorkerToken
-from jobs.pools.services import pool_for_key, pool_token_create
+from jobs.pools.services import pool_for_key, pool_register, pool_token_create
 from jobs.redis_client import get_redis
 
 RESIZE = {
@@ -182,3 +186,27 @@ def test_the_command_prints_a_working_token():
     assert WorkerPool.objects.get(name="epsilon").tokens.count() == 1
     assert pool_for_key(key) == WorkerPool.objects.get(name="epsilon")
     assert pool_for_key(key + "x") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_pools_registering_one_type_at_once_one_gets_it():
+    for name in ("a", "b"):
+        pool_token_create(pool=name)
+    pools = list(WorkerPool.objects.filter(name__in=["a", "b"]))
+    barrier = threading.Barrier(2)
+
+    def take(pool: WorkerPool) -> str:
+        barrier.wait()
+        try:
+            pool_register(pool=pool, worker="w", concurrency=1, types=[RESIZE])
+            return "registered"
+        except JobConflict:
+            return "refused"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as threads:
+        outcomes = sorted(threads.map(take, pools))
+    assert outcomes == ["refused", "registered"]
+    owners = [p.name for p in WorkerPool.objects.all() if "acme.resize" in p.type_names()]
+    assert len(owners) == 1
