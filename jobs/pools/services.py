@@ -28,7 +28,7 @@ from jobs.engine import wakeup
 from jobs.errors import JobConflict
 from jobs.models import Priority
 from jobs.pools.models import WorkerPool, WorkerToken, hash_key
-from jobs.types import registry
+from jobs.types import registry, remote
 
 #: Every worker key starts with this, so any API can tell one from a user's token.
 KEY_PREFIX = "dwk_"
@@ -95,6 +95,8 @@ def pool_register(
         if not was_live:
             transaction.on_commit(wakeup.request_dispatch)  # its held jobs may start now
     _forget_routes()
+    for description in types:  # this process sees them at once (others read the rows)
+        remote.register_remote(description, row.name)
     return Registration(pool=row.name, queues=pool_queues(row.name))
 
 
