@@ -155,6 +155,26 @@ def test_a_cancel_reaches_a_running_external_job(platform, server, api):
     assert job.logs.filter(message="attempt 1 stopped: cancelled").exists()
 
 
+def test_a_cancelled_external_job_that_ignores_it_is_terminated(platform, server, api, tmp_path):
+    start(platform, server)
+    body = {"path": str(tmp_path / "runs.txt"), "seconds": 120}  # sleeps, never checks
+    job_id = submit(api, type="ext.count_runs", payload=body)["id"]
+    wait_until(
+        lambda: Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists(),
+        timeout=120,
+        message=platform.logs(),
+    )
+    assert api.patch(f"/jobs/{job_id}/cancel").status_code == 200
+    (job,) = wait_terminal([job_id], platform)
+    assert job.status == JobStatus.CANCELLED, platform.logs()
+    # The scheduler's revoke (terminate) reached the pool's worker over the broker.
+    wait_until(
+        lambda: "Terminating" in platform.log_tail("pool-worker", 20000),
+        timeout=60,
+        message=platform.logs(),
+    )
+
+
 def test_a_job_past_its_timeout_fails_as_a_timeout(platform, server, api, tmp_path):
     start(platform, server)
     body = {"path": str(tmp_path / "runs.txt"), "seconds": 60}
