@@ -34,6 +34,7 @@ from admin_api import access, dashboard_panels, metrics
 from admin_api.console import charts, job_page, jobs_page, schedules
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
+from jobs.pools.services import pools_overview
 from workers.liveness import alive_workers
 
 #: Rows of the latest-jobs table, and of a job page's log.
@@ -110,6 +111,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "since": since,
         "schedules": dashboard_panels.schedule_rows(request.user),
         "limits": dashboard_panels.limit_rows() if request.user.is_staff else None,
+        "pools": pools_overview(),
     }
     return render(request, "dashboard/index.html", context)
 

@@ -385,6 +385,8 @@ class Limit(models.Model):
 
 
 # The schedule models are part of this app; importing them here registers them.
+# So are the external worker pools' (jobs.pools) and the chart rollups' (jobs.rollups).
+from jobs.pools.models import WorkerPool, WorkerToken  # noqa: E402
 from jobs.rollups.models import JobRollup  # noqa: E402
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
@@ -403,4 +405,6 @@ __all__ = [
     "Priority",
     "Schedule",
     "ScheduleFire",
+    "WorkerPool",
+    "WorkerToken",
 ]

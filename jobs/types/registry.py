@@ -164,3 +164,8 @@ def describe_types() -> list[dict[str, Any]]:
         if remote.name not in described and cls is not None:
             described[remote.name] = {**cls.describe(), "served": remote.served}
     return [described[name] for name in sorted(described)]
+
+
+def is_local(name: str) -> bool:
+    """True for a type of this deployment (a module's or an entry point's), not a pool's."""
+    return name in _registry
