@@ -155,11 +155,11 @@ def get_handler(name: str) -> Handler | None:
     return None if cls is None else cls()
 
 
-def describe_types() -> list[dict[str, Any]]:
-    """Every type a client may submit, local and remote, as ``/job-types/`` lists it (without
-    ``served``), by name."""
+def describe_types(*, local_only: bool = False) -> list[dict[str, Any]]:
+    """Every type a client may submit, local and remote (the pools' are read from the
+    database), as ``/job-types/`` lists it (without ``served``), by name."""
     described = {name: _registry[name].describe() for name in registered_types()}
-    for remote in remote_types():
+    for remote in [] if local_only else remote_types():
         cls = handler_class(remote.name)
         if remote.name not in described and cls is not None:
             described[remote.name] = {**cls.describe(), "served": remote.served}
