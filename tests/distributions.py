@@ -17,7 +17,7 @@ START_AND_LIST = (
     "import json, django; django.setup(); "
     "from jobs.types.registry import describe_types; "
     "from jobs.types.entrypoints import loaded_entry_points; "
-    "print(json.dumps({'types': {t['name']: t for t in describe_types()}, "
+    "print(json.dumps({'types': {t['name']: t for t in describe_types(local_only=True)}, "
     "'entry_points': loaded_entry_points()}))"
 )
 
