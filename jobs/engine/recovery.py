@@ -138,6 +138,7 @@ def _unheld(leases: Sequence[str]) -> list[str]:
         .filter(id__in=ids)
         .values_list("id", "attempt", "status")
     }
+
     def unheld(job_id: str, attempt: int) -> bool:
         if job_id not in existing:
             return True  # its job is gone (or the lease is not a job's)

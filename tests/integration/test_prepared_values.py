@@ -31,6 +31,7 @@ def mode(request: Any, settings: Any) -> Iterator[str]:
     for session in list(prepared._prepared.values()):
         session.pooled = was
 
+
 ROUND_TRIP = """
 SELECT %(text)s::text AS text, %(items)s::text[] AS items, %(nested)s::int[] AS nested,
        %(ids)s::uuid[] AS ids, %(doc)s::jsonb AS doc, %(nothing)s::text AS nothing
