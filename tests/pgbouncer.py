@@ -44,7 +44,9 @@ ignore_startup_parameters = extra_float_digits,options
 class PgBouncer:
     """One PgBouncer process; ``start()`` returns once it accepts connections."""
 
-    def __init__(self, *, pg_host: str = "127.0.0.1", pg_port: int = 5432, pool_size: int = 40):
+    def __init__(self, *, pg_host: str = "127.0.0.1", pg_port: int = 5432, pool_size: int = 10):
+        """``pool_size`` server connections are shared by every client: few, so that the
+        clients' transactions keep landing on each other's sessions."""
         self.pg_host, self.pg_port, self.pool_size = pg_host, pg_port, pool_size
         self.dir = Path(tempfile.mkdtemp(prefix="draconic-pgbouncer-"))
         self.port = 0
@@ -77,6 +79,20 @@ class PgBouncer:
             )
         wait_until(self._accepts, timeout=30, message=f"PgBouncer on port {self.port}")
         return self.port
+
+    def server_port(self, dbname: str) -> int:
+        """The port PostgreSQL says it listens on, asked through PgBouncer: not PgBouncer's,
+        which is how the processes tell they are pooled (``DRACONIC_DB_POOLED=AUTO``)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=dbname)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT inet_server_port()")
+                (port,) = cursor.fetchone()
+        finally:
+            conn.close()
+        return int(port)
 
     def _accepts(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -88,13 +88,18 @@ def execute(cursor: Any, *calls: tuple[str, Mapping[str, Any]]) -> None:
     """Run each ``(statement, parameters)``, all in one query string (prepared statements on
     a connection of our own, plain queries through a pooler); the cursor then holds the
     result of the last one."""
-    done = _prepared.get(connection.connection)
-    if done is None:
-        done = _prepared.setdefault(connection.connection, _Session(pooled=pooled(cursor)))
-    if done.pooled:
-        text, parameters = compose(*calls)
-        cursor.execute(text, parameters)
-        return
+    session = _prepared.get(connection.connection)
+    if session is None:
+        session = _prepared.setdefault(connection.connection, _Session(pooled=pooled(cursor)))
+    if session.pooled:
+        cursor.execute(*compose(*calls))
+    else:
+        _execute_prepared(cursor, session, calls)
+
+
+def _execute_prepared(
+    cursor: Any, done: _Session, calls: tuple[tuple[str, Mapping[str, Any]], ...]
+) -> None:
     texts, values = [], []
     for statement, parameters in calls:
         prepared = prepare(statement)

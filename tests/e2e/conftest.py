@@ -38,6 +38,8 @@ def pgbouncer(django_db_setup: None) -> Iterator[PgBouncer | None]:
     )
     route_database(("127.0.0.1", bouncer.start()))
     try:
+        # The processes find themselves pooled by this difference, and send no PREPARE.
+        assert bouncer.server_port(connection.settings_dict["NAME"]) != bouncer.port
         yield bouncer
     finally:
         route_database(None)
