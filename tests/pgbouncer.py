@@ -20,8 +20,9 @@ from pathlib import Path
 from tests.harness import free_port, wait_until
 
 BINARY = os.environ.get("PGBOUNCER", "/usr/sbin/pgbouncer")
-#: Where its port is looked for: the tests' range, above what the servers of a test take.
-PORT_BASE = 18240
+#: Where its port is looked for: the tests' range, above what the servers of a test take
+#: (``DRACONIC_TEST_PGBOUNCER_PORT`` moves it, for a machine shared by several test runs).
+PORT_BASE = int(os.environ.get("DRACONIC_TEST_PGBOUNCER_PORT", "18240"))
 
 CONFIG = """\
 [databases]
