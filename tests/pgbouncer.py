@@ -90,7 +90,9 @@ class PgBouncer:
         try:
             with conn.cursor() as cursor:
                 cursor.execute("SELECT inet_server_port()")
-                (port,) = cursor.fetchone()
+                row = cursor.fetchone()
+                assert row is not None
+                (port,) = row
         finally:
             conn.close()
         return int(port)
