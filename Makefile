@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PORT FLOWER_PORT
 
-.PHONY: run test test-fast test-unit bench chaos cluster lint fmt worker beat scheduler flower venv migrate clean
+.PHONY: run test test-fast test-pgbouncer test-unit bench chaos cluster lint fmt worker beat scheduler flower venv migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file (or the SDK's pyproject.toml) changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml
@@ -38,6 +38,17 @@ test: venv  ## installs what is missing, then runs the whole suite
 test-fast: venv  ## tests/unit + tests/integration: PostgreSQL and Redis, no worker processes
 	@$(PY) manage.py waitforservices --timeout 60
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+# The e2e files the PgBouncer pass runs (.ci/run): submit, graphs, retries, DLQ, cancel,
+# limits, schedules, shutdown/recovery, live updates, the frozen dispatcher.
+TESTS_PGBOUNCER ?= tests/e2e/test_jobs.py tests/e2e/test_scheduling.py tests/e2e/test_recovery.py \
+	tests/e2e/test_redrive_story.py tests/e2e/test_cancel_push.py tests/e2e/test_limits.py \
+	tests/e2e/test_schedules.py tests/e2e/test_shutdown.py tests/e2e/test_delayed.py \
+	tests/e2e/test_frozen_dispatcher.py tests/e2e/test_live_updates.py
+
+test-pgbouncer: venv  ## those e2e tests with the processes behind a PgBouncer in transaction mode
+	@$(PY) manage.py waitforservices --timeout 60
+	DRACONIC_TEST_PGBOUNCER=1 $(PY) -m pytest $(TESTS_PGBOUNCER) $(PYTEST_ARGS)
 
 test-unit: venv  ## tests/unit alone: needs neither PostgreSQL nor Redis
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -115,6 +115,12 @@ WORKER_DB_CONN_MAX_AGE = env_int("WORKER_DB_CONN_MAX_AGE", 300, minimum=0)
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
     "DB_CONNECT_TIMEOUT", 5, minimum=1
 )
+# Behind PgBouncer in transaction mode nothing may outlive a transaction: no server-side
+# cursors (QuerySet.iterator() would keep a WITH HOLD cursor in the session), and the engine's
+# statements go as plain queries instead of prepared ones (jobs/engine/prepared.py). "auto"
+# tells a pooler by the server's port differing from the one dialled; docs/scaling.md.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+DRACONIC_DB_POOLED = env_choice("DRACONIC_DB_POOLED", "AUTO", ("AUTO", "TRUE", "FALSE"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, resource ledger, channel layer, cache --------------------------
@@ -203,6 +209,9 @@ DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
 # An external worker pool none of whose workers was heard from (registration, heartbeat,
 # lease renewal) for this long is not live: its types' jobs wait (jobs.pools).
 DRACONIC_POOL_LIVE_SECONDS = env_float("DRACONIC_POOL_LIVE_SECONDS", 60.0, minimum=1)
+# One dispatcher at a time runs admission and the sweeps, under a Redis lease it renews at each
+# step: one that stops (frozen, cut off) loses it this long after its last renewal.
+DRACONIC_DISPATCH_LEASE_SECONDS = env_float("DRACONIC_DISPATCH_LEASE_SECONDS", 5.0, minimum=0.5)
 DRACONIC_DISPATCH_LINGER_SECONDS = env_float("DRACONIC_DISPATCH_LINGER_SECONDS", 0.01, minimum=0)
 DRACONIC_DISPATCH_HOLD_SECONDS = env_float("DRACONIC_DISPATCH_HOLD_SECONDS", 0.1, minimum=0)
 

@@ -57,16 +57,29 @@ def free_port(start: int = PORT_BASE, taken: set[int] | None = None) -> int:
     raise RuntimeError(f"no free port in {start}-{start + 99}")
 
 
+#: Where the processes reach PostgreSQL, if not where the tests do: ``(host, port)`` of a
+#: pooler in front of it (``tests/pgbouncer.py``, set by ``route_database``).
+_db_route: tuple[str, int] | None = None
+
+
+def route_database(address: tuple[str, int] | None) -> None:
+    """Point the processes started from now on at ``(host, port)`` (a PgBouncer) for this
+    run's database, or back at PostgreSQL itself with ``None``."""
+    global _db_route
+    _db_route = address
+
+
 def process_env(**extra: str) -> dict[str, str]:
     """The environment of a platform process pointed at this test run's database and Redis."""
     from django.conf import settings
     from django.db import connection
 
     db = connection.settings_dict
+    host, port = _db_route or (db["HOST"] or "127.0.0.1", db["PORT"] or 5432)
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
-        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{host}:{port}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL,
         MAX_CPU_UNITS=str(settings.MAX_CPU_UNITS),
         MAX_MEMORY_MB=str(settings.MAX_MEMORY_MB),

@@ -6,8 +6,15 @@ One thread renews each lease every third of its lifetime; a lease found no longe
 attempt no longer running, means the scheduler gave up on it: the handler is told to stop. A
 cancel request reaches the handler at once through Redis pub/sub (``jobs.engine.cancel``
 publishes the attempt's lease; a second thread listens), and as a fallback the keeper reads
-the cancel flags of all its attempts every ``DRACONIC_CANCEL_POLL_SECONDS`` (one indexed
-read). A job that ends within a second costs it nothing.
+the cancel notices of all its attempts every ``DRACONIC_CANCEL_POLL_SECONDS`` (one Redis
+``MGET``). A job that ends within a second costs it nothing.
+
+The keeper's threads never touch PostgreSQL: Django gives each thread a connection of its own,
+and a worker process is to hold one (the main thread's, which runs the attempts; docs/scaling.md
+counts them). Whether a lease that is no longer held was given up is told by the ledger alone:
+the scheduler frees a running attempt's lease only after it settled the attempt (lost, timed
+out) or found its job no longer running at that attempt; a ledger Redis lost (no ``epoch``) is
+rebuilt with the lease, so the keeper waits for that rather than stopping the handler.
 """
 
 from __future__ import annotations
@@ -18,15 +25,12 @@ import os
 import threading
 import time
 from typing import Any
-from uuid import UUID
 
 import redis
 from django.conf import settings
-from django.db import connections
 
 from jobs.engine import ledger
-from jobs.engine.cancel import cancel_channel
-from jobs.models import Job
+from jobs.engine.cancel import cancel_channel, cancel_notice_key
 from jobs.redis_client import get_redis
 
 logger = logging.getLogger("draconic.worker")
@@ -80,7 +84,6 @@ class LeaseKeeper:
                     _poll_cancels(watched)
             except Exception:  # keep going: a missed renewal is retried next tick
                 logger.warning("lease keeper failed", exc_info=True)
-                connections.close_all()  # this thread's connection may be the broken part
 
     def _renew(self, watched: Watched) -> None:
         now = time.monotonic()
@@ -90,7 +93,7 @@ class LeaseKeeper:
             with self._lock:
                 if lease in self._watched:
                     self._watched[lease] = (job_id, cancel, now + _renew_every())
-            if not ledger.ledger_renew(lease) and not _still_running(lease):
+            if not ledger.ledger_renew(lease) and _given_up(lease):
                 cancel.set()  # superseded: its result would be ignored anyway
 
     def _listen(self) -> None:
@@ -126,17 +129,16 @@ def _renew_every() -> float:
 
 
 def _poll_cancels(watched: Watched) -> None:
-    ids = [job_id for job_id, cancel, _ in watched.values() if not cancel.is_set()]
-    if not ids:
+    waiting = [(lease, cancel) for lease, (_, cancel, _) in watched.items() if not cancel.is_set()]
+    if not waiting:
         return
-    cancelled = set(
-        Job.objects.filter(id__in=ids, cancel_requested=True).values_list("id", flat=True)
-    )
-    for job_id, cancel, _ in watched.values():
-        if UUID(job_id) in cancelled:
+    notices = get_redis().mget([cancel_notice_key(lease) for lease, _ in waiting])
+    for (_, cancel), notice in zip(waiting, notices, strict=True):
+        if notice is not None:
             cancel.set()
 
 
-def _still_running(lease: str) -> bool:
-    job_id, attempt = ledger.parse_lease(lease)
-    return Job.objects.filter(id=job_id, attempt=attempt, status="running").exists()
+def _given_up(lease: str) -> bool:
+    """A lease the renewal found not held: given up by the scheduler, unless Redis lost the
+    whole ledger (then the rebuild from PostgreSQL brings the lease back: renew again)."""
+    return ledger.ledger_is_present() and not ledger.ledger_renew(lease)

@@ -1,7 +1,8 @@
 """The engine: from a stored job to its terminal state.
 
 - ``transitions`` + ``statements``: the state machine; every status change is a named move
-  running one whole SQL statement (``prepared`` runs them as prepared statements).
+  running one whole SQL statement (``prepared`` runs them: prepared statements on a
+  connection of our own, plain queries through a transaction pooler).
 - ``admission``: which ready jobs start now (the one policy: aged priority, round-robin
   between owners and concurrency keys, starvation) and moving them to ``queued``;
   ``capacity`` holds the one capacity rule; ``limits`` the limit rules (which apply to a job,
@@ -10,6 +11,7 @@
   Celery messages.
 - ``attempts``: start, complete, fail (with ``retry``'s policy); ``cancel``: every way to
   ``cancelled``; ``deadletter``: into and out of the DLQ.
-- ``sweeps``: the scheduler's safety net; ``recovery``: the ledger rebuilt from PostgreSQL.
+- ``sweeps``: the scheduler's safety net; ``recovery``: the ledger rebuilt from PostgreSQL;
+  ``fence``: the dispatch lease (one dispatcher at a time, for a bounded time).
 - ``resolver`` (pure graph functions) and ``graph`` (graph queries).
 """

@@ -23,28 +23,32 @@ for when its next token comes, so it is admitted then, not at the next tick; a j
 by a concurrency limit is admitted by the dispatch that every release requests. The granted
 jobs move to ``queued`` and are published to Celery after the commit.
 
-One dispatcher at a time holds a PostgreSQL advisory lock; a process that finds it taken
-leaves a "dirty" flag in Redis (``wakeup``) that the holder sees before it lets go, so no
-request to dispatch is lost and two dispatchers never book the same capacity.
+One dispatcher at a time holds the dispatch lease (``fence``: a Redis key with an expiry and a
+fencing token, renewed at every page); a process that finds it taken leaves a "dirty" flag in
+Redis (``wakeup``) that the holder sees before it lets go, so no request to dispatch is lost.
+Two dispatchers never book the same capacity whether or not the lease is held: the rows are
+locked ``SKIP LOCKED`` and each booking is one atomic Lua call, fenced by the lease's token,
+so a holder that was frozen past its lease books nothing when it wakes. A holder that stops
+loses the lease within ``DRACONIC_DISPATCH_LEASE_SECONDS``; the next dispatch or scheduler
+tick takes it over.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.db import Error as DBError
 from django.db import connection, transaction
 
 from jobs.engine import (
     capacity,
     deadletter,
+    fence,
     ledger,
     limits,
     prepared,
@@ -60,7 +64,6 @@ from jobs.redis_client import get_redis
 
 logger = logging.getLogger("draconic.dispatcher")
 
-_LOCK_KEY = 0x4452_4143  # "DRAC"
 #: How many ready rows one pass may look at before it yields (bounds a pass's time).
 MAX_SCAN = 2000
 #: A pass reads at most the free CPU units plus this many jobs of one (owner, key) line: no
@@ -106,11 +109,18 @@ def dispatch() -> int:
     client.set(dirty, 1)
     admitted = 0
     while True:
-        with dispatch_lock() as got:
-            if not got:
-                return admitted  # the holder will see our dirty flag before it lets go
-            while client.getdel(dirty):
-                admitted += admit_ready()
+        try:
+            with fence.hold() as got:
+                if not got:
+                    return admitted  # the holder sees our dirty flag before it lets go
+                while client.getdel(dirty):
+                    admitted += admit_ready()
+        except fence.Fenced:
+            # Our lease expired mid-pass (we were stopped or slow): the pass rolled back what
+            # it had not committed; hand the request to whoever holds the lease now.
+            logger.warning("dispatch lease lost mid-pass; leaving the rest to its next holder")
+            wakeup.request_dispatch()
+            return admitted
         if not client.exists(dirty):
             return admitted
 
@@ -123,25 +133,6 @@ def dispatch_here() -> None:
     except Exception:
         logger.warning("inline dispatch failed; leaving it to the scheduler", exc_info=True)
         wakeup.request_dispatch()
-
-
-@contextmanager
-def dispatch_lock() -> Iterator[bool]:
-    """Hold the dispatcher's advisory lock if it is free; yields whether we got it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
-        got = bool(cursor.fetchone()[0])
-    try:
-        yield got
-    finally:
-        if got:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
-            except DBError:
-                # The session died (PostgreSQL restarted) and its lock with it; let the
-                # original error, if any, be the one that propagates.
-                connection.close()
 
 
 def wait_for_room(hold: float) -> None:
@@ -162,7 +153,8 @@ def wait_for_room(hold: float) -> None:
 
 
 def admit_ready() -> int:
-    """One pass over the ready jobs (the caller holds the dispatch lock)."""
+    """One pass over the ready jobs (the caller holds the dispatch lease, ``fence``; raises
+    ``fence.Fenced`` if it expired, having rolled back the page it was on)."""
     wakeup.clear_due()  # this pass serves it; a job still rate-held sets the next one
     usage = ledger.ledger_usage()
     free = usage.capacity_cpu - usage.cpu_units
@@ -175,6 +167,7 @@ def admit_ready() -> int:
     admitted = 0
     wake_in: float | None = None
     for start in range(0, len(order), limit):
+        fence.keep()  # each page renews the dispatch lease (or finds it lost, and stops)
         with transaction.atomic():
             rows = ready_page(order[start : start + limit])
             decision = decide(_refuse_oversize(rows), rules)

@@ -3,7 +3,7 @@
 - Its owner (or an operator) cancels it: a waiting job (pending, queued, retrying) ends at
   once, and a queued job's lease is released; a running one is asked to stop: the request is
   written in its log, flagged on the row, and published to its worker at once (the worker
-  also polls the flag, in case the message is lost).
+  also polls a notice left in Redis, ``cancel_notice_key``, in case the message is lost).
 - A running attempt stops because of that request, or the scheduler terminates it after
   ``DRACONIC_CANCEL_GRACE_SECONDS``: ``cancel_running_attempt``.
 - A job that will never complete (failed or cancelled) takes its pending descendants with it.
@@ -16,6 +16,7 @@ import logging
 from uuid import UUID
 
 import redis
+from django.conf import settings
 from django.db import connection, transaction
 
 from jobs.engine import graph, ledger, prepared, statements, transitions, wakeup
@@ -66,11 +67,32 @@ def cancel_channel() -> str:
     return key("cancel")
 
 
+def cancel_notice_key(lease: str) -> str:
+    """The Redis key that stays set while a cancel of ``lease`` waits for its worker: what
+    the worker's poll reads when it missed the message (its listener was reconnecting). The
+    poll reads Redis, not PostgreSQL, so a worker process needs one database connection."""
+    return key("cancel", lease)
+
+
 def _tell_worker(lease: str) -> None:
     try:
-        get_redis().publish(cancel_channel(), lease)
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.set(cancel_notice_key(lease), 1, ex=_notice_ttl())
+        pipe.publish(cancel_channel(), lease)
+        pipe.execute()
     except redis.RedisError:
-        logger.warning("could not publish the cancel of %s; its worker's poll will see it", lease)
+        logger.warning(
+            "could not tell the worker of %s to stop; the scheduler terminates it after the "
+            "cancel grace",
+            lease,
+        )
+
+
+def _notice_ttl() -> int:
+    """Long enough for any attempt still running to see it: past the grace after which the
+    scheduler terminates the attempt anyway, and past a lease."""
+    grace = settings.DRACONIC_CANCEL_GRACE_SECONDS + settings.DRACONIC_LEASE_SECONDS
+    return max(60, int(grace * 2))
 
 
 def _cancel_waiting(job: Job, reason: str) -> bool:

@@ -24,6 +24,7 @@ from uuid import UUID
 import redis
 from django.conf import settings
 
+from jobs.engine import fence
 from jobs.engine.limits import LimitCheck
 from jobs.redis_client import get_redis, key
 
@@ -89,7 +90,8 @@ _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2])
 # A claim is granted only if every check passes and it fits: then its tokens are taken, its
 # names' counters go up and it holds its CPU and memory, all in this one atomic call.
 _RESERVE = (
-    _NOW
+    fence.FENCE
+    + _NOW
     + """
 if redis.call('EXISTS', KEYS[4]) == 0 then return {-1} end
 local cap_cpu, cap_mem = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -204,7 +206,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(AR
 # PostgreSQL), the limits' counters included; the rate buckets are kept (a flush loses them:
 # each starts full again, one second's worth of tokens).
 _REBUILD = (
-    _NOW
+    fence.FENCE
+    + _NOW
     + """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 local cpu, mem = 0, 0
@@ -223,6 +226,33 @@ end
 redis.call('HSET', KEYS[1], 'cpu', cpu, 'mem', mem)
 redis.call('SET', KEYS[4], ARGV[1])
 return cpu
+"""
+)
+
+
+# KEYS: used, leases, expiry, names, running.  ARGV: lease, cpu, mem, ttl ('inf'), names ...
+# Adds each lease the ledger does not hold (one it holds is left as it is); returns how many
+# it added. The reconcile's repair: unlike a rebuild it keeps what others booked meanwhile.
+_ADD_MISSING = (
+    fence.FENCE
+    + _NOW
+    + """
+local added = 0
+for i = 1, #ARGV, 5 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    local c, m, names, ttl = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), ARGV[i+4], ARGV[i+3]
+    redis.call('HINCRBY', KEYS[1], 'cpu', c)
+    redis.call('HINCRBY', KEYS[1], 'mem', m)
+    redis.call('HSET', KEYS[2], ARGV[i], c .. ':' .. m)
+    redis.call('ZADD', KEYS[3], ttl == 'inf' and 'inf' or (now + tonumber(ttl)), ARGV[i])
+    if names ~= '' then
+      redis.call('HSET', KEYS[4], ARGV[i], names)
+      for name in string.gmatch(names, '[^\\n]+') do redis.call('HINCRBY', KEYS[5], name, 1) end
+    end
+    added = added + 1
+  end
+end
+return added
 """
 )
 
@@ -266,7 +296,12 @@ def ledger_reserve_all(claims: Sequence[Claim]) -> Reservation:
         args += ["\n".join(claim.names), len(claim.checks)]
         for check in claim.checks:
             args += check.args()
-    result = _script(_RESERVE)(keys=_keys(), args=args)
+    try:
+        result = _script(_RESERVE)(
+            keys=[fence.lease_key(), *_keys()], args=[fence.current(), *args]
+        )
+    except redis.ResponseError as exc:
+        fence.raise_fenced(exc)
     if result and result[0] == -1:
         raise LedgerLost("the resource ledger is missing from Redis")
     *outcomes, wait_ms = (int(r) for r in result)
@@ -315,7 +350,27 @@ def ledger_rebuild(entries: Iterable[Entry]) -> int:
     for lease, cpu, mem, ttl, *rest in entries:
         names = rest[0] if rest else ()
         args += [lease, cpu, mem, "inf" if ttl == float("inf") else ttl, "\n".join(names)]
-    return int(_script(_REBUILD)(keys=_keys()[:6], args=args))
+    try:
+        keys = [fence.lease_key(), *_keys()[:6]]
+        return int(_script(_REBUILD)(keys=keys, args=[fence.current(), *args]))
+    except redis.ResponseError as exc:
+        fence.raise_fenced(exc)
+
+
+def ledger_add_missing(entries: Iterable[Entry]) -> int:
+    """Add those of ``(lease, cpu, mem, ttl[, names])`` the ledger does not hold, keeping every
+    lease it holds (fenced like the reserve); returns how many it added."""
+    args: list[str | int | float] = []
+    for lease, cpu, mem, ttl, *rest in entries:
+        names = rest[0] if rest else ()
+        args += [lease, cpu, mem, "inf" if ttl == float("inf") else ttl, "\n".join(names)]
+    if not args:
+        return 0
+    try:
+        keys = [fence.lease_key(), *_release_keys()]
+        return int(_script(_ADD_MISSING)(keys=keys, args=[fence.current(), *args]))
+    except redis.ResponseError as exc:
+        fence.raise_fenced(exc)
 
 
 def ledger_is_present() -> bool:

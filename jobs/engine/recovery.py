@@ -2,7 +2,7 @@
 ``running`` jobs. PostgreSQL is the truth; the ledger is rebuilt from it whenever Redis lost
 its data, and stray leases are freed. The limits come back with it: their rules live in
 PostgreSQL (read on each admission pass), their counters are the leases' limit names, rebuilt
-here (a lost rate bucket starts full). Runs under the dispatch lock."""
+here (a lost rate bucket starts full). Runs beside admission: see ``reconcile_ledger``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 
 from jobs.engine import ledger, limits
 from jobs.engine.publish import Delivery, publish
@@ -91,19 +92,68 @@ def rebuild_ledger(jobs: Sequence[Leased] | None = None, *, republish: bool = Tr
 
 def reconcile_ledger() -> int:
     """Make the ledger hold exactly the leases of ``queued``/``running`` jobs. Returns how many
-    stray leases it freed."""
+    stray leases it freed.
+
+    It runs beside admission (another dispatcher, or one whose dispatch lease expired while it
+    was frozen, may be between its reserve and its commit), so it never replaces the ledger:
+    a lease PostgreSQL holds and Redis misses is added (``ledger_add_missing``), and a lease
+    Redis holds is freed only while this transaction holds its job's row and sees that the
+    job does not hold it; a row another transaction has locked (an admission in flight) is
+    skipped, its lease left for the next tick."""
     # Redis first, then PostgreSQL: a job is settled in PostgreSQL before its lease is
     # released, so a lease missing from the first read cannot belong to a job the second
-    # read still sees as leased, unless Redis lost it.
+    # read still sees as leased, unless Redis lost it; and an admission reserves before it
+    # commits, so a lease the second read sees was in Redis before it (a repeat adds nothing).
     held = ledger.ledger_leases()
     jobs = leased_jobs()
     truth = {j.lease for j in jobs}
-    stray = [lease for lease in held if lease not in truth]
-    missing = [lease for lease in truth if lease not in held]
+    missing = [j for j in jobs if j.lease not in held]
     if missing:
-        logger.warning("ledger misses %d leases held in PostgreSQL; rebuilding", len(missing))
-        rebuild_ledger(jobs, republish=False)
-        return len(stray)
-    if stray:
-        logger.warning("freeing %d ledger leases of jobs that no longer hold any", len(stray))
-    return ledger.ledger_release(stray)
+        logger.warning("ledger misses %d leases held in PostgreSQL; adding them", len(missing))
+        ledger.ledger_add_missing(_entry(j) for j in missing)
+    candidates = [lease for lease in held if lease not in truth]
+    if not candidates:
+        return 0
+    with transaction.atomic():
+        stray = _unheld(candidates)
+        if stray:
+            logger.warning("freeing %d ledger leases of jobs that no longer hold any", len(stray))
+        return ledger.ledger_release(stray)
+
+
+def _entry(job: Leased) -> ledger.Entry:
+    ttl = float("inf") if job.status == JobStatus.QUEUED else settings.DRACONIC_LEASE_SECONDS
+    return (job.lease, job.cpu_units, job.memory_mb, ttl, job.names)
+
+
+def _unheld(leases: Sequence[str]) -> list[str]:
+    """Those of ``leases`` whose job, read under its row lock (taken here, rows locked by
+    others skipped), is gone or holds no lease of that attempt."""
+    wanted = {lease: ledger.parse_lease(lease) for lease in leases}
+    ids = {job_id for job_id, _ in wanted.values() if _is_uuid(job_id)}
+    existing = {str(i) for i in Job.objects.filter(id__in=ids).values_list("id", flat=True)}
+    locked = {
+        str(i): (attempt, status)
+        for i, attempt, status in Job.objects.select_for_update(skip_locked=True)
+        .filter(id__in=ids)
+        .values_list("id", "attempt", "status")
+    }
+
+    def unheld(job_id: str, attempt: int) -> bool:
+        if job_id not in existing:
+            return True  # its job is gone (or the lease is not a job's)
+        return job_id in locked and locked[job_id] not in _holding(attempt)
+
+    return [lease for lease, (job_id, attempt) in wanted.items() if unheld(job_id, attempt)]
+
+
+def _holding(attempt: int) -> set[tuple[int, str]]:
+    return {(attempt, JobStatus.QUEUED), (attempt, JobStatus.RUNNING)}
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True

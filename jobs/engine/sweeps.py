@@ -1,7 +1,8 @@
 """The scheduler's tick: the safety net under the event-driven paths. Each sweep finds what
 an event should have settled and did not (a lost worker, a lost message, a handler that
-ignored its cancel, a ledger Redis lost) and settles it. Safe to run twice (everything runs
-under the dispatcher's advisory lock, and every change is a fenced compare-and-swap)."""
+ignored its cancel, a ledger Redis lost) and settles it. Safe to run twice (one scheduler at a
+time sweeps, the one holding the dispatch lease, ``fence``; and every change is a
+compare-and-swap fenced by the attempt, so a sweep a stopped holder finishes late is harmless)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
-from jobs.engine import admission, ledger, recovery
+from jobs.engine import admission, fence, ledger, recovery
 from jobs.engine.attempts import job_fail_attempt
 from jobs.engine.cancel import cancel_running_attempt
 from jobs.engine.interrupted import job_settle_lost
@@ -37,24 +38,39 @@ class TickReport:
 
 
 def scheduler_tick() -> TickReport:
+    """The sweeps and an admission pass, by whichever scheduler holds the dispatch lease (the
+    others skip them this tick), renewing it between sweeps; then a dispatch, which serves
+    the requests a holder that stopped left behind once its lease expired."""
     report = TickReport()
-    with admission.dispatch_lock() as got:
-        if got:
-            report.ran = True
-            if not ledger.ledger_is_present():
-                recovery.rebuild_ledger()
-                report.ledger_rebuilt = True
-            else:
-                report.leases_freed = recovery.reconcile_ledger()
-            report.lost_attempts = sweep_expired_leases()
-            report.republished = republish_stale_queued()
-            report.terminated = terminate_cancelled_running()
-            report.lost_attempts += sweep_overdue_running()
-            report.admitted = admission.admit_ready()
+    try:
+        with fence.hold() as got:
+            if got:
+                report.ran = True
+                _sweep(report)
+                fence.keep()
+                report.admitted = admission.admit_ready()
+    except fence.Fenced:
+        logger.warning("dispatch lease lost during the tick; the next holder sweeps again")
     report.admitted += admission.dispatch()
     # Outside the dispatcher's lock (it must not hold up admission): idempotent on its own.
     report.rolled_up = rollup_sweep().buckets
     return report
+
+
+def _sweep(report: TickReport) -> None:
+    if not ledger.ledger_is_present():
+        recovery.rebuild_ledger()
+        report.ledger_rebuilt = True
+    else:
+        report.leases_freed = recovery.reconcile_ledger()
+    fence.keep()
+    report.lost_attempts = sweep_expired_leases()
+    fence.keep()
+    report.republished = republish_stale_queued()
+    fence.keep()
+    report.terminated = terminate_cancelled_running()
+    fence.keep()
+    report.lost_attempts += sweep_overdue_running()
 
 
 def sweep_expired_leases() -> int:

@@ -138,7 +138,7 @@ class Faults:
             created_at__gte=_aware(start + 2),
             created_at__lt=_aware(start + FREEZE_SECONDS),
         ).count()
-        what = "holding the dispatch lock" if held else "(no session lock to hold)"
+        what = "holding the dispatch lease" if held else "(not caught holding the lease)"
         self.freezes.append(
             f"{victim} {what} frozen {FREEZE_SECONDS:.0f}s: {admitted} jobs admitted meanwhile, "
             f"{ready} waiting at the start"
@@ -152,10 +152,10 @@ class Faults:
         (the lock is taken per admission pass); s1 when, for 10 s, none is found holding it."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            holder = lock_holder()
+            holder = lock_holder(self.fleet)
             if holder:
                 _signal(self.fleet.pid(holder), signal.SIGSTOP)
-                if lock_holder() == holder:
+                if lock_holder(self.fleet) == holder:
                     return holder, True
                 _signal(self.fleet.pid(holder), signal.SIGCONT)
             time.sleep(0.02)

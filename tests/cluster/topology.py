@@ -21,10 +21,9 @@ SCHEDULERS = [Host("s1", 41), Host("s2", 42)]
 HOSTS = [DB, LB, *APIS, *WORKERS, *SCHEDULERS]
 DATABASE = "cluster"
 WORKER_CONCURRENCY = 4
-#: The pool mode of PgBouncer when none is given. Transaction mode is the goal (issue 16); it
-#: needs the engine without SQL-level PREPARE and without the session advisory lock (branch
-#: pgb), so until that is merged the cluster runs in session mode.
-DEFAULT_POOL_MODE = "session"
+#: The pool mode of PgBouncer when none is given: transaction mode, as production runs it (the
+#: engine keeps no session state behind a pooler; ``--pool-mode session`` compares).
+DEFAULT_POOL_MODE = "transaction"
 
 
 def host_env(base: dict[str, str], lease: float) -> dict[str, str]:

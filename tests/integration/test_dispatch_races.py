@@ -108,9 +108,9 @@ def test_four_concurrent_dispatchers_admit_each_job_once_up_to_capacity(user: An
 
 
 @pytest.mark.usefixtures("capacity_50")
-def test_passes_racing_without_the_advisory_lock_still_never_double_admit(user: Any) -> None:
-    """``SKIP LOCKED`` and the atomic ledger hold even if two passes overlap (defence in
-    depth under the advisory lock)."""
+def test_passes_racing_without_the_dispatch_lease_still_never_double_admit(user: Any) -> None:
+    """``SKIP LOCKED`` and the atomic ledger hold even if two passes overlap (a holder frozen
+    past its dispatch lease wakes up mid-pass while the next holder runs one)."""
     job_submit_batch(owner=user, specs=[make_spec(memory_mb=10) for _ in range(200)])
     ledger.ledger_rebuild([])
 

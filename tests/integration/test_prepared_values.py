@@ -1,11 +1,13 @@
-"""``jobs.engine.prepared`` against the real PostgreSQL: values reach a prepared statement
-exactly as given, hostile ones included (quotes, backslashes, NULLs, placeholders, array
-syntax, nested arrays), because psycopg2 quotes them and the statement's own casts type them."""
+"""``jobs.engine.prepared`` against the real PostgreSQL: values reach a statement exactly as
+given, hostile ones included (quotes, backslashes, NULLs, placeholders, array syntax, nested
+arrays), because psycopg2 quotes them and the statement's own casts type them; prepared (a
+connection of our own) and as plain queries (``DRACONIC_DB_POOLED=TRUE``, a pooler) alike."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +16,21 @@ from psycopg2.extras import Json
 
 from jobs.engine import prepared
 from jobs.models import Job
+
+
+@pytest.fixture(autouse=True, params=["FALSE", "TRUE"], ids=["prepared", "pooled"])
+def mode(request: Any, settings: Any) -> Iterator[str]:
+    """Each test runs both ways (a connection that decided already is told again, and told
+    back afterwards)."""
+    settings.DRACONIC_DB_POOLED = request.param
+    session = prepared._prepared.get(connection.connection) if connection.connection else None
+    was = session.pooled if session is not None else False
+    if session is not None:
+        session.pooled = request.param == "TRUE"
+    yield str(request.param)
+    for session in list(prepared._prepared.values()):
+        session.pooled = was
+
 
 ROUND_TRIP = """
 SELECT %(text)s::text AS text, %(items)s::text[] AS items, %(nested)s::int[] AS nested,
@@ -97,7 +114,20 @@ def test_several_statements_go_in_one_round_trip_and_the_last_one_answers() -> N
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_new_connection_prepares_again() -> None:
+def test_a_new_connection_prepares_again_or_needs_nothing_kept(mode: str) -> None:
     assert round_trip(text="before")["text"] == "before"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        kept = cursor.fetchone()[0]
+    # Through a pooler the session keeps nothing: its next transaction may be elsewhere.
+    assert (kept == 0) == (mode == "TRUE")
     connection.close()
     assert round_trip(text="after")["text"] == "after"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auto_tells_a_direct_connection_by_its_port(settings: Any) -> None:
+    settings.DRACONIC_DB_POOLED = "AUTO"
+    connection.close()
+    round_trip(text="x")
+    assert prepared._prepared[connection.connection].pooled is False

@@ -1,5 +1,6 @@
-"""``jobs.engine.prepared.prepare``: how a statement with named parameters becomes a
-``PREPARE``d one. Pure: no database."""
+"""``jobs.engine.prepared``: how a statement with named parameters becomes a ``PREPARE``d
+one (``prepare``), and how calls go out as one plain query string through a pooler
+(``compose``: no ``PREPARE``, nothing left in the session). Pure: no database."""
 
 from __future__ import annotations
 
@@ -38,6 +39,32 @@ def test_a_statement_without_parameters_is_executed_by_name() -> None:
     assert p.parameters == () and p.call() == f"EXECUTE {p.name}"
 
 
+def test_one_call_is_sent_as_written_with_its_own_values() -> None:
+    text, values = prepared.compose(("SELECT %(b)s, %(a)s, %(b)s", {"a": 1, "b": 2}))
+    assert text == "SELECT %(c1_b)s, %(c1_a)s, %(c1_b)s"
+    assert values == {"c1_a": 1, "c1_b": 2}
+
+
+def test_calls_naming_the_same_parameter_keep_their_own_values() -> None:
+    text, values = prepared.compose(
+        ("SELECT %(id)s::uuid[]", {"id": ["x"]}), ("SELECT %(id)s::int", {"id": 7})
+    )
+    assert text == "SELECT %(c1_id)s::uuid[]; SELECT %(c2_id)s::int"
+    assert values == {"c1_id": ["x"], "c2_id": 7}
+
+
+def test_a_literal_percent_is_left_for_the_driver_and_is_not_a_parameter() -> None:
+    text, values = prepared.compose(("SELECT 'a%%b' LIKE %(pattern)s", {"pattern": "a"}))
+    assert text == "SELECT 'a%%b' LIKE %(c1_pattern)s"
+    assert values == {"c1_pattern": "a"}
+
+
+def test_no_statement_is_prepared_or_executed_by_name() -> None:
+    text, _ = prepared.compose(("SELECT 1", {}), ("SELECT 2", {}))
+    assert text == "SELECT 1; SELECT 2"
+    assert "PREPARE" not in text and "EXECUTE" not in text
+
+
 def test_each_statement_gets_one_name_for_the_life_of_the_process() -> None:
     first = prepared.prepare(statements.READY_ORDER)
     assert prepared.prepare(statements.READY_ORDER) is first
@@ -57,6 +84,16 @@ def test_every_named_statement_prepares_with_only_numbered_parameters(statement:
     p = prepared.prepare(statement)
     assert "%(" not in p.text and "%%" not in p.text
     assert p.text.count("$") >= len(p.parameters)
+
+
+@pytest.mark.parametrize("statement", PREPARED, ids=lambda s: s.split()[0][:20])
+def test_every_named_statement_composes_with_only_its_own_prefixed_parameters(
+    statement: str,
+) -> None:
+    names = set(re.findall(r"%\((\w+)\)s", statement))
+    text, values = prepared.compose((statement, dict.fromkeys(names)))
+    assert set(re.findall(r"%\((\w+)\)s", text)) == {f"c1_{n}" for n in names} == set(values)
+    assert "PREPARE" not in text
 
 
 def columns_of(statement: str) -> list[str]:
