@@ -98,6 +98,12 @@ def _retry_or_dead_letter(
         next_attempt_at=timezone.now() + decision.delay,
         message=f"attempt {attempt} failed ({error[:200]}); retry in "
         f"{decision.delay.total_seconds():.1f}s",
-        context={"reason": str(reason or "error"), "retry_in": decision.delay.total_seconds()},
+        # The whole error and traceback: a client reads every failed attempt's from the log.
+        context={
+            "reason": str(reason or "error"),
+            "retry_in": decision.delay.total_seconds(),
+            "error": error,
+            "traceback": traceback,
+        },
     )
     return JobStatus.RETRYING if retrying else None
