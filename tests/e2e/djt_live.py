@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 
 from draconic import celery_app
 from tests.e2e.sdk_live import Live
-from tests.harness import ROOT, Supervisor, _answers, free_port, wait_until
+from tests.harness import ROOT, Supervisor, _answers, free_port, wait_until, worker_argv
 
 #: Where the platform's processes find the bridged types and this branch's SDK.
 BRIDGE_ENV = {
@@ -50,7 +50,7 @@ def start_web(platform: Supervisor, **env: str) -> str:
 
 def start_bridged(platform: Supervisor, user: Any, staff_user: Any) -> Live:
     url = start_web(platform, **BRIDGE_ENV)
-    platform.start_worker(**BRIDGE_ENV)
+    platform.start("worker", worker_argv("worker"), platform.environment(**BRIDGE_ENV))
     platform.start_scheduler(**BRIDGE_ENV)
     token, _ = Token.objects.get_or_create(user=user)
     staff, _ = Token.objects.get_or_create(user=staff_user)

@@ -83,12 +83,12 @@ CELERY_STATES = {
 }
 
 
-class DraconicTask(Task):  # type: ignore[misc]  # celery-types leaves Task generic-untyped
+class DraconicTask(Task):  # type: ignore[type-arg]  # generic in celery-types only
     """A Celery task that runs as a Draconic job (see the module's docstring)."""
 
     abstract = True
 
-    def apply_async(
+    def apply_async(  # type: ignore[override]  # a DraconicResult, not an AsyncResult
         self,
         args: Any = None,
         kwargs: Any = None,
@@ -110,7 +110,11 @@ class DraconicTask(Task):  # type: ignore[misc]  # celery-types leaves Task gene
         job_id = _job_id(task_id)
         request = self._request(payload, job_id, options)
         client = self.draconic_client()
-        bridging.send_on_commit(lambda: client.submit(**request))
+
+        def send() -> None:
+            client.submit(**request)
+
+        bridging.send_on_commit(send)
         return DraconicResult(job_id, client)
 
     def _request(

@@ -105,13 +105,9 @@ class DraconicBackend(BaseTaskBackend):
         signals.task_enqueued.send(type(self), task_result=result)
         return result
 
-    def _request(
-        self, task: Task[Any, Any], args: Any, kwargs: Any
-    ) -> tuple[str, dict[str, Any]]:
+    def _request(self, task: Task[Any, Any], args: Any, kwargs: Any) -> tuple[str, dict[str, Any]]:
         try:
-            payload = bridging.payload_of(
-                task.func, args, kwargs, skip_first=task.takes_context
-            )
+            payload = bridging.payload_of(task.func, args, kwargs, skip_first=task.takes_context)
         except bridging.PayloadError as exc:
             raise InvalidTask(str(exc)) from None
         job_id = bridging.new_job_id()

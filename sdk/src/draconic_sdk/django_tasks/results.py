@@ -31,11 +31,11 @@ STATUSES = {
 _CLASS = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
-class AttemptTimedOut(Exception):  # noqa: N818  # named as the outcome it reports
+class AttemptTimedOut(Exception):  # named as the outcome it reports
     """An attempt ran past the job's ``timeout_seconds``."""
 
 
-class AttemptLost(Exception):  # noqa: N818
+class AttemptLost(Exception):
     """An attempt ended without an exception of its own (its worker was lost, or it was
     stopped); the message is Draconic's."""
 
@@ -45,7 +45,7 @@ def task_result(*, task: Task[Any, Any], job: Job, logs: Sequence[LogEntry], bac
     status = STATUSES[job.status]
     starts = [line for line in logs if line.to_status == "running"]
     finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
-    result = TaskResult(
+    result: Any = TaskResult(
         task=task,
         id=job.id,
         status=status,
