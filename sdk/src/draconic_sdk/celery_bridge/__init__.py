@@ -8,11 +8,13 @@ which a project's Draconic worker finds the bridged tasks of a module (registere
 serializer, or a ``BridgeError`` listing each problem with what to do. ``rate_limit_rules``
 are the limit rules the tasks' ``rate_limit`` options ask for; ``ensure_rate_limits`` creates
 or updates them through the staff API, and with a token that is not staff's returns them for
-an operator to create (``draconic limits create type:<name> --rate 10/m``).
+an operator to create (``draconic limits set type:<name> --rate 10/m``).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -38,6 +40,7 @@ __all__ = [
     "RateLimitReport",
     "bridged_tasks",
     "check_app",
+    "django_check",
     "ensure_rate_limits",
     "job_type_of",
     "job_types",
@@ -69,10 +72,13 @@ def _resolved(value: Any) -> DraconicTask | None:
     return task if isinstance(task, DraconicTask) and task.name else None
 
 
-def bridged_tasks(app: Any) -> list[DraconicTask]:
-    """The app's bridged tasks (importing its task modules first, as a worker would), not
-    Celery's own (``celery.chord`` and the like are DraconicTasks too under ``task_cls``)."""
-    app.loader.import_default_modules()
+def bridged_tasks(app: Any, modules: Iterable[str] = ()) -> list[DraconicTask]:
+    """The app's bridged tasks, once ``modules`` (where its tasks are defined) are imported;
+    not Celery's own (``celery.chord`` and the like are DraconicTasks too under ``task_cls``).
+    Celery's ``import_default_modules`` is not called: under Django it runs the system
+    checks, this one among them."""
+    for name in modules:
+        importlib.import_module(name)
     return [
         task
         for name, task in sorted(app.tasks.items())
@@ -80,14 +86,31 @@ def bridged_tasks(app: Any) -> list[DraconicTask]:
     ]
 
 
-def check_app(app: Any) -> list[DraconicTask]:
+def check_app(app: Any, modules: Iterable[str] = ()) -> list[DraconicTask]:
     """Refuse (``BridgeError``, every problem listed) an app with a bridged task that cannot
     run on Draconic; returns its bridged tasks."""
-    tasks = bridged_tasks(app)
+    tasks = bridged_tasks(app, modules)
     reasons = [r for t in tasks for r in problems(t, app_serializer=app.conf.task_serializer)]
     if reasons:
         raise BridgeError("the Celery bridge cannot run: " + "; ".join(reasons))
     return tasks
+
+
+def django_check(app: Any, modules: Iterable[str] = ()) -> Any:
+    """A Django system check running ``check_app(app, modules)`` (register it in an
+    AppConfig's ``ready``: ``checks.register(django_check(celery_app, [...]))``): ``manage.py
+    check``, ``migrate``, ``runserver`` and the worker refuse to start while a task cannot be
+    bridged."""
+    from django.core import checks
+
+    def bridge_check(**kwargs: Any) -> list[checks.CheckMessage]:
+        try:
+            check_app(app, modules)
+        except BridgeError as exc:
+            return [checks.Error(str(exc), id="draconic_sdk.E010")]
+        return []
+
+    return bridge_check
 
 
 def rate_limit_rules(tasks: list[DraconicTask]) -> dict[str, str]:
