@@ -242,3 +242,16 @@ def test_the_exception_class_path_is_read_from_the_tracebacks_last_line(
     trace: str, path: str
 ) -> None:
     assert results.exception_class_path(trace) == path
+
+
+def test_discovery_finds_a_modules_tasks_through_the_registered_sources() -> None:
+    import draconic_sdk.celery_bridge
+    import draconic_sdk.django_tasks
+
+    assert draconic_sdk.django_tasks.source.job_types in bridging.sources()
+    assert draconic_sdk.celery_bridge.job_types in bridging.sources()
+    names = {t.name for t in bridging.job_types_of(djt_tasks)}
+    assert names == {
+        f"tests.e2e.djt_tasks.{name}"
+        for name in ("add", "explode", "succeed_on_attempt", "flaky_total", "label")
+    }

@@ -152,10 +152,11 @@ def _register_local(fn: Source) -> Source:
 def register_source(fn: Source) -> Source:
     """Register ``fn(module) -> [JobType]`` with the worker runtime's discovery (the pools'
     ``draconic_sdk.worker.register_source`` once it exists, this module's list until then)."""
+    _register_local(fn)  # job_types_of reads them, with or without the runtime
     try:
         from draconic_sdk import worker  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
-        return _register_local(fn)
+        return fn
     worker.register_source(fn)
     return fn
 

@@ -173,8 +173,7 @@ class DraconicBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(
                 f"{job.id} is a {job.type!r} job, not a task this process can import"
             )
-        exact = task.using(priority=job.priority_rank, run_after=job.run_at)
-        return exact if exact.backend == self.alias else task
+        return task.using(priority=job.priority_rank, run_after=job.run_at)
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         unknown = sorted(set(self.options) - OPTIONS)
