@@ -78,6 +78,26 @@ def test_the_example_checks_migrates_and_lists_its_three_job_types(tmp_path: Pat
     }
 
 
+def test_the_examples_rolled_back_enqueues_never_reach_draconic(
+    platform: Supervisor, user: Any, staff_user: Any, tmp_path: Path
+) -> None:
+    """Runs today: a rolled-back enqueue sends nothing, so the server need not know the shop's
+    types. Had either been sent, the server would have refused it (400, an unknown type) and
+    the command would have failed."""
+    from jobs.models import Job as JobRow
+
+    live = djt_live.start_bridged(platform, user, staff_user)
+    env = shop_env(tmp_path / "shop.sqlite3", DRACONIC_URL=live.url, DRACONIC_TOKEN=live.token)
+    manage(env, "migrate", "--no-input", "-v0")
+    ids = json.loads(manage(env, "shop_demo", "--rollback"))
+    assert set(ids) == {"restock", "labels"} and all(ids.values())
+    assert not JobRow.objects.exists()
+    stock = dict(
+        sqlite3.connect(tmp_path / "shop.sqlite3").execute("SELECT sku, stock FROM shop_product")
+    )
+    assert stock == {"MUG-1": 9, "TEA-1": 2}
+
+
 # --- end to end, with the pools branch's runtime ---------------------------------------------
 
 HAS_RUNTIME = importlib.util.find_spec("draconic_sdk.worker") is not None
