@@ -255,3 +255,16 @@ def test_discovery_finds_a_modules_tasks_through_the_registered_sources() -> Non
         f"tests.e2e.djt_tasks.{name}"
         for name in ("add", "explode", "succeed_on_attempt", "flaky_total", "label")
     }
+
+
+def test_a_task_taking_star_args_is_refused_where_it_is_defined() -> None:
+    from django.test import override_settings
+    from django_tasks import task
+    from django_tasks.exceptions import InvalidTaskError
+
+    tasks = {"default": {"BACKEND": "draconic_sdk.django_tasks.DraconicBackend"}}
+    with override_settings(TASKS=tasks), pytest.raises(InvalidTaskError, match=r"\*skus"):
+        task()(_star_args)
+
+
+def _star_args(*skus: str) -> None: ...

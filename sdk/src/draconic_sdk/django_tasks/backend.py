@@ -71,9 +71,10 @@ class DraconicBackend(BaseTaskBackend):
         return AsyncClient(self.url, self.token, timeout=self.timeout)
 
     def validate_task(self, task: Task[Any, Any]) -> None:
+        """Django's checks, and a payload that names every argument (no ``*args``): a task that
+        cannot be a job is refused where it is defined, at import."""
         super().validate_task(task)
-        try:  # its payload must have names for every argument
-            bridging.payload_function(task.func, skip_first=task.takes_context)
+        try:
             _refuse_var_positional(task)
         except TypeError as exc:
             raise InvalidTask(str(exc)) from None
