@@ -111,6 +111,9 @@ class Job(models.Model):
         db_index=False,
     )
     scheduled_for = models.DateTimeField(null=True, blank=True)
+    # The client's exact priority within its level (django.tasks' -100..100, larger sooner),
+    # kept so a client reads back what it asked for. Admission does not order by it (yet).
+    priority_rank = models.SmallIntegerField(default=0, db_default=0)
 
     dependencies = models.ManyToManyField(
         "self",

@@ -54,6 +54,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             "updated_at",
             "schedule",
             "scheduled_for",
+            "priority_rank",
         )
         read_only_fields: tuple[str, ...] = fields
 
@@ -103,6 +104,7 @@ class JobOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
             # The schedule that fired it and the due time it fired for (null otherwise).
             "schedule": str(job.schedule_id) if job.schedule_id else None,
             "scheduled_for": when(job.scheduled_for) if job.scheduled_for else None,
+            "priority_rank": job.priority_rank,
         }
 
 

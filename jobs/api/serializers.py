@@ -159,6 +159,10 @@ class ResourceRequirementsSerializer(StrictSerializer):
 
 
 class JobInputSerializer(StrictSerializer):
+    id = serializers.UUIDField(
+        required=False,
+        help_text="The new job's id, chosen by the client (a UUID; default: the server picks).",
+    )
     type = StrictCharField(
         max_length=MAX_TYPE_LENGTH, help_text="A registered job type (see GET /job-types/)."
     )
@@ -166,6 +170,12 @@ class JobInputSerializer(StrictSerializer):
         choices=list(Priority.labels),
         required=False,
         help_text="Default: the type's default priority, else normal.",
+    )
+    priority_rank = StrictIntegerField(
+        min_value=-100,
+        max_value=100,
+        default=0,
+        help_text="The client's exact priority within its level (larger sooner), kept and shown.",
     )
     payload = serializers.JSONField(default=dict, help_text="A JSON object, at most 64 KiB.")
     resource_requirements = ResourceRequirementsSerializer(required=False)
@@ -268,6 +278,8 @@ class JobInputSerializer(StrictSerializer):
             key=data.get("key"),
             run_at=due_time(data),
             concurrency_key=data.get("concurrency_key") or "",
+            job_id=data.get("id"),
+            priority_rank=data.get("priority_rank", 0),
         )
 
 
@@ -303,6 +315,9 @@ class BatchJobInputSerializer(JobInputSerializer):
         help_text="Keys of jobs in this batch, or ids of existing jobs.",
     )
     idempotency_key = None  # type: ignore[assignment]
+    # A batch's jobs take neither (its plain path would drop them): single submits only.
+    id = None  # type: ignore[assignment]
+    priority_rank = None  # type: ignore[assignment]
 
     def validate_depends_on(self, value: list[Any]) -> list[str]:
         duplicates = _repeated(value)

@@ -21,14 +21,14 @@ WITH new AS (
          attempt, attempt_offset, timeout_seconds, idempotency_key, concurrency_key, batch_id,
          result, error, pending_parents, cancel_requested, worker, created_at, queued_at,
          started_at, completed_at, next_attempt_at, run_at, updated_at, schedule_id,
-         scheduled_for)
+         scheduled_for, priority_rank)
     VALUES
         (%(id)s, %(owner_id)s, %(type)s, %(priority)s, %(status)s, %(payload)s, %(cpu_units)s,
          %(memory_mb)s, %(max_attempts)s, %(attempt)s, %(attempt_offset)s, %(timeout_seconds)s,
          %(idempotency_key)s, %(concurrency_key)s, %(batch_id)s, %(result)s, %(error)s,
          %(pending_parents)s, %(cancel_requested)s, %(worker)s, %(created_at)s, %(queued_at)s,
          %(started_at)s, %(completed_at)s, %(next_attempt_at)s, %(run_at)s, %(updated_at)s,
-         %(schedule_id)s, %(scheduled_for)s)
+         %(schedule_id)s, %(scheduled_for)s, %(priority_rank)s)
     RETURNING id, created_at)
 INSERT INTO jobs_executionlog
     (job_id, attempt, level, message, from_status, to_status, context, created_at)
@@ -45,7 +45,7 @@ WITH new AS (
          attempt, attempt_offset, timeout_seconds, idempotency_key, concurrency_key, batch_id,
          result, error, pending_parents, cancel_requested, worker, created_at, queued_at,
          started_at, completed_at, next_attempt_at, run_at, updated_at, schedule_id,
-         scheduled_for)
+         scheduled_for, priority_rank)
     VALUES %s
     RETURNING id, created_at)
 INSERT INTO jobs_executionlog

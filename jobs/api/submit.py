@@ -47,6 +47,9 @@ class JobSpec:
     schedule_id: UUID | None = None
     scheduled_for: datetime | None = None
     concurrency_key: str = ""
+    #: The id the client chose for the job (None: a new random one).
+    job_id: UUID | None = None
+    priority_rank: int = 0
 
 
 def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
@@ -58,6 +61,8 @@ def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
         existing = _job_with_key(owner, spec)
         if existing is not None:
             return existing, False
+    if spec.job_id is not None:
+        _refuse_taken_id(spec.job_id)
     # Without parents, storing the job (and its log row) is one statement, atomic by itself:
     # no BEGIN/COMMIT round trips. With parents, their lock and the edges share a transaction.
     block = transaction.atomic() if spec.depends_on else nullcontext()
@@ -65,7 +70,8 @@ def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
         with block:
             statuses = _lock_parents(owner.pk, spec.depends_on, field_name="depends_on")
             pending = sum(1 for s in statuses.values() if s != JobStatus.COMPLETED)
-            job = _new_job(owner.pk, spec, job_id=uuid.uuid4(), pending=pending, batch=None)
+            job_id = spec.job_id or uuid.uuid4()
+            job = _new_job(owner.pk, spec, job_id=job_id, pending=pending, batch=None)
             job.created_at = job.updated_at = timezone.now()
             _store([job])
             _insert_edges([(job.id, UUID(p)) for p in statuses])
@@ -74,8 +80,16 @@ def job_submit(*, owner: User, spec: JobSpec) -> tuple[Job, bool]:
         existing = _job_with_key(owner, spec) if spec.idempotency_key else None
         if existing is not None:
             return existing, False
+        if spec.job_id is not None:
+            _refuse_taken_id(spec.job_id)  # two requests raced for one id without a key
         raise
     return job, True
+
+
+def _refuse_taken_id(job_id: UUID) -> None:
+    """A client-chosen id that another job has (any owner's) is a 409 naming ``id``."""
+    if Job.objects.filter(id=job_id).exists():
+        raise JobConflict({"id": f"{job_id} is the id of another job; choose a new one"})
 
 
 def _job_with_key(owner: User, spec: JobSpec) -> Job | None:
@@ -106,6 +120,8 @@ def _differences(job: Job, spec: JobSpec) -> list[str]:
         "max_attempts": (job.max_attempts, spec.max_attempts),
         "timeout_seconds": (job.timeout_seconds, spec.timeout_seconds),
         "concurrency_key": (job.concurrency_key, spec.concurrency_key),
+        "priority_rank": (job.priority_rank, spec.priority_rank),
+        "id": (job.id, spec.job_id or job.id),
     }
     differing = [name for name, (old, new) in stored.items() if old != new]
     parents = {str(p) for p in job.parent_edges.values_list("depends_on_id", flat=True)}
@@ -217,6 +233,7 @@ def _new_job(
         next_attempt_at=spec.run_at,
         schedule_id=spec.schedule_id,
         scheduled_for=spec.scheduled_for,
+        priority_rank=spec.priority_rank,
     )
 
 

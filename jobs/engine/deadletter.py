@@ -37,7 +37,7 @@ def job_dead_letter(
             attempt=attempt,
             error=error,
             message=f"failed for good ({reason}): {error[:300]}",
-            context={"reason": str(reason)},
+            context={"reason": str(reason), "error": error, "traceback": traceback},
         )
         if change is not None:
             _enter(change, reason=reason, error=error, traceback=traceback)

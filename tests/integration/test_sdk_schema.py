@@ -94,7 +94,10 @@ LEFT_OUT = {
 ERROR_SCHEMAS = {"Error", "IdempotencyConflict"}
 #: Request schema -> the method whose parameters carry its fields; (schema, field) -> param.
 REQUESTS = {
-    "JobInputRequest": (Client.submit, {"resource_requirements": ("cpu_units", "memory_mb")}),
+    "JobInputRequest": (
+        Client.submit,
+        {"resource_requirements": ("cpu_units", "memory_mb"), "id": ("job_id",)},
+    ),
     "BatchJobInputRequest": (Graph.add, {"resource_requirements": ("cpu_units", "memory_mb")}),
     "BatchInputRequest": (Graph.add, {"jobs": ("self",)}),  # one add per job
     "ResourceRequirementsRequest": (Client.submit, {}),

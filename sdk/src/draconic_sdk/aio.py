@@ -133,6 +133,8 @@ class AsyncClient:
         run_at: datetime | str | None = None,
         delay_seconds: float | None = None,
         concurrency_key: str | None = None,
+        job_id: str | None = None,
+        priority_rank: int | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
         options = JobOptions(
@@ -151,7 +153,7 @@ class AsyncClient:
             options=options,
             depends_on=depends_on,
             idempotency_key=idempotency_key,
-            extra=extra,
+            extra=calls.identity(job_id, priority_rank, extra),
         )
         return await self.transport.run(call)
 

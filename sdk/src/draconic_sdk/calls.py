@@ -65,6 +65,20 @@ def new_idempotency_key() -> str:
     return f"sdk-{uuid.uuid4()}"
 
 
+def identity(
+    job_id: str | None, priority_rank: int | None, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The body fields of a submit's chosen ``id`` and ``priority_rank`` (when given), then
+    ``extra``."""
+    body: dict[str, Any] = {}
+    if job_id is not None:
+        body["id"] = str(job_id)
+    if priority_rank is not None:
+        body["priority_rank"] = priority_rank
+    body.update(extra or {})
+    return body
+
+
 def submit(
     type: str,
     payload: Mapping[str, Any] | None = None,

@@ -105,10 +105,14 @@ class Client:
         run_at: datetime | str | None = None,
         delay_seconds: float | None = None,
         concurrency_key: str | None = None,
+        job_id: str | None = None,
+        priority_rank: int | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
         """Store a job (``POST /jobs/``); unset options take the type's defaults. Without an
-        ``idempotency_key`` one is generated, and every automatic retry reuses it."""
+        ``idempotency_key`` one is generated, and every automatic retry reuses it. ``job_id``: the
+        id the new job gets (a UUID the caller chose); ``priority_rank``: an exact priority
+        within the level (-100..100, larger sooner), kept with the job."""
         options = JobOptions(
             priority=priority,
             cpu_units=cpu_units,
@@ -125,7 +129,7 @@ class Client:
             options=options,
             depends_on=depends_on,
             idempotency_key=idempotency_key,
-            extra=extra,
+            extra=calls.identity(job_id, priority_rank, extra),
         )
         return self.transport.run(call)
 

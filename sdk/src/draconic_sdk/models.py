@@ -63,6 +63,8 @@ class Job:
     #: "at": ...}]``, parents, retry_backoff, capacity, a limit); [] when nothing holds it,
     #: None when it is not waiting or the answer was a list's.
     waiting_on: list[dict[str, Any]] | None = None
+    #: The client's exact priority within its level (django.tasks' -100..100); 0 by default.
+    priority_rank: int = 0
 
     @property
     def done(self) -> bool:
@@ -97,6 +99,7 @@ class Job:
             schedule=data.get("schedule"),
             scheduled_for=_when(data.get("scheduled_for")),
             waiting_on=data.get("waiting_on"),
+            priority_rank=data.get("priority_rank") or 0,
         )
 
 

@@ -1,0 +1,161 @@
+"""The example project (``examples/django_shop``), a Django project of its own with its own
+SQLite database, run as its README says.
+
+The first test runs today: the project checks, migrates and lists the three job types its
+worker serves, in processes of its own. The second is the end-to-end run with the project's
+own Draconic worker (``manage.py draconic_worker``, the external-pool runtime): it is skipped
+until that runtime (``draconic_sdk.worker``) and the server's worker pools are present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import djt_live
+from tests.harness import ROOT, Supervisor, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SHOP = ROOT / "examples" / "django_shop"
+TYPES = ["shop.tasks.restock", "shop.celery_tasks.print_labels", "shop.jobs.stock_report"]
+TIMEOUT = 180  # a hang guard for a broken platform, not a performance assertion
+
+
+def shop_env(database: Path, **extra: str) -> dict[str, str]:
+    """The shop's environment: its settings, its database, this branch's SDK."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE"))}
+    paths = [str(ROOT / "sdk" / "src"), os.environ.get("PYTHONPATH", "")]
+    env.update(
+        DJANGO_SETTINGS_MODULE="shop_project.settings",
+        SHOP_DATABASE=str(database),
+        PYTHONPATH=os.pathsep.join(p for p in paths if p),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+def manage(env: dict[str, str], *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=SHOP,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"manage.py {' '.join(argv)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_the_example_checks_migrates_and_lists_its_three_job_types(tmp_path: Path) -> None:
+    env = shop_env(tmp_path / "shop.sqlite3")
+    manage(env, "check")
+    manage(env, "migrate", "--no-input", "-v0")
+    tables = sqlite3.connect(tmp_path / "shop.sqlite3").execute(
+        "SELECT name FROM sqlite_master WHERE name = 'shop_product'"
+    )
+    assert tables.fetchall() == [("shop_product",)]  # its own database, not Draconic's
+    described = {t["name"]: t for t in json.loads(manage(env, "shop_types"))}
+    assert list(described) == TYPES
+    assert described["shop.tasks.restock"]["payload_schema"]["required"] == ["sku", "count"]
+    assert described["shop.tasks.restock"]["defaults"] == {"priority": "high"}  # priority=10
+    labels = described["shop.celery_tasks.print_labels"]
+    assert labels["defaults"] == {"max_attempts": 3, "timeout_seconds": 30}
+    assert labels["retry"]["retry_on"] == ["django.db.utils.OperationalError"]
+    assert described["shop.jobs.stock_report"]["payload_schema"]["properties"] == {
+        "threshold": {"type": "integer", "default": 5}
+    }
+
+
+def test_the_examples_rolled_back_enqueues_never_reach_draconic(
+    platform: Supervisor, user: Any, staff_user: Any, tmp_path: Path
+) -> None:
+    """Runs today: a rolled-back enqueue sends nothing, so the server need not know the shop's
+    types. Had either been sent, the server would have refused it (400, an unknown type) and
+    the command would have failed."""
+    from jobs.models import Job as JobRow
+
+    live = djt_live.start_bridged(platform, user, staff_user)
+    env = shop_env(tmp_path / "shop.sqlite3", DRACONIC_URL=live.url, DRACONIC_TOKEN=live.token)
+    manage(env, "migrate", "--no-input", "-v0")
+    ids = json.loads(manage(env, "shop_demo", "--rollback"))
+    assert set(ids) == {"restock", "labels"} and all(ids.values())
+    assert not JobRow.objects.exists()
+    stock = dict(
+        sqlite3.connect(tmp_path / "shop.sqlite3").execute("SELECT sku, stock FROM shop_product")
+    )
+    assert stock == {"MUG-1": 9, "TEA-1": 2}
+
+
+# --- end to end, with the pools branch's runtime ---------------------------------------------
+
+HAS_RUNTIME = importlib.util.find_spec("draconic_sdk.worker") is not None
+
+
+def worker_token(pool: str, staff_user: Any) -> str:
+    """A worker token scoped to ``pool``. This is the one place that depends on how the pools
+    branch issues worker tokens (written before it merged: adapt here if it differs)."""
+    from jobs.models import WorkerPool  # type: ignore[attr-defined]  # the pools branch's
+
+    return str(WorkerPool.issue_token(name=pool))
+
+
+@pytest.mark.skipif(not HAS_RUNTIME, reason="needs the external-pool runtime (pools branch)")
+def test_the_example_runs_end_to_end_with_its_own_worker(
+    platform: Supervisor, user: Any, staff_user: Any, tmp_path: Path
+) -> None:
+    live = djt_live.start_bridged(platform, user, staff_user)
+    database = tmp_path / "shop.sqlite3"
+    env = shop_env(
+        database,
+        DRACONIC_URL=live.url,
+        DRACONIC_TOKEN=live.token,
+        DRACONIC_WORKER_TOKEN=worker_token("shop", staff_user),
+    )
+    manage(env, "migrate", "--no-input", "-v0")
+    platform.start("shop-worker", [sys.executable, "manage.py", "draconic_worker"], env)
+    types = _job_types_served(live)
+    assert set(TYPES) <= set(types) and all(types[t]["pool"] == "shop" for t in TYPES)
+
+    # Rolled back: nothing sent. Committed: the three run and write the shop's model.
+    from jobs.models import Job as JobRow
+
+    rolled_back = json.loads(manage(env, "shop_demo", "--rollback"))
+    report = json.loads(manage(env, "shop_demo", "--timeout", str(TIMEOUT)))
+    assert not JobRow.objects.filter(id__in=list(rolled_back.values())).exists()
+    assert report["restock"]["status"] == "SUCCESSFUL" and report["restock"]["return_value"] == 7
+    assert len(report["restock"]["worker_ids"]) == 1
+    assert report["labels"] == {"id": report["labels"]["id"], "status": "completed", "result": 3}
+    assert report["report"]["result"] == {"low": [], "total_stock": 16}
+    stock = dict(sqlite3.connect(database).execute("SELECT sku, stock FROM shop_product"))
+    assert stock == {"MUG-1": 9, "TEA-1": 7}  # the jobs wrote the shop's own database
+    assert JobRow.objects.count() == 3
+
+
+def _job_types_served(live: Any) -> dict[str, Any]:
+    import httpx
+
+    def served() -> dict[str, Any] | None:
+        answer = httpx.get(
+            f"{live.url}/job-types/", headers={"Authorization": f"Token {live.token}"}
+        )
+        if answer.status_code != 200:
+            return None
+        body = answer.json()
+        items = body.get("results", body) if isinstance(body, dict) else body
+        found = {t["name"]: t for t in items}
+        return found if set(TYPES) <= set(found) else None
+
+    wait_until(lambda: served() is not None, timeout=TIMEOUT, message="the shop's pool to register")
+    return served() or {}
