@@ -290,6 +290,14 @@ class DeadLetter(models.Model):
     requeued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: The group of the letter: its job type, exception class and message shape, hashed
+    #: (``jobs.engine.fingerprint``), written with the row.
+    fingerprint = models.CharField(max_length=40, blank=True, default="", db_default="")
+    #: Discarded by an operator: out of the dead-letter queue's views, the job stays failed.
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering: ClassVar = ["-created_at"]
@@ -305,7 +313,14 @@ class DeadLetter(models.Model):
                 fields=["reason", "-created_at"],
                 condition=Q(requeued_at__isnull=True),
                 name="deadletter_open_idx",
-            )
+            ),
+            # The console's groups (GROUP BY fingerprint with first/last seen) and a group's
+            # letters newest first: the letters in the queue only.
+            models.Index(
+                fields=["fingerprint", "created_at", "id"],
+                condition=Q(requeued_at__isnull=True, discarded_at__isnull=True),
+                name="deadletter_group_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -345,6 +360,7 @@ class Limit(models.Model):
 
 
 # The schedule models are part of this app; importing them here registers them.
+from jobs.pauses import Pause  # noqa: E402
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
 __all__ = [
@@ -358,6 +374,7 @@ __all__ = [
     "JobStatus",
     "Limit",
     "LogLevel",
+    "Pause",
     "Priority",
     "Schedule",
     "ScheduleFire",

@@ -17,7 +17,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.engine import cancel, graph, prepared, statements, transitions, wakeup
+from jobs.engine import cancel, fingerprint, graph, prepared, statements, transitions, wakeup
 from jobs.live.events import Change
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 
@@ -67,6 +67,7 @@ def _enter(change: Change, *, reason: DeadLetterReason, error: str, traceback: s
         error=error,
         traceback=traceback,
         attempts=change.attempt,
+        fingerprint=fingerprint.fingerprint(change.type, error),
     )
     cancel.cancel_descendants(change.job_id, reason=f"parent {change.job_id} failed")
 
