@@ -31,6 +31,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
+from admin_api.console.urls import ops_urlpatterns as console_ops_urls
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from workers.liveness import alive_workers
@@ -43,7 +44,11 @@ GRAPH_LIMIT = 200
 #: Layout of the graph, in SVG user units.
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
 #: The only files served from static/dashboard/, with their content types.
-ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+ASSETS = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "console-ops.css": "text/css",
+}
 ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
 
 
@@ -333,4 +338,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/", job_view, name="dashboard-job"),
     path("jobs/<uuid:job_id>/graph.json", graph_view, name="dashboard-job-graph"),
     path("assets/<str:name>", asset_view, name="dashboard-asset"),
+    *console_ops_urls,
 ]

@@ -46,4 +46,3 @@ class Pause(models.Model):
         if self.job_type is not None:
             return f"type {self.job_type}"
         return f"priority {Priority(self.priority).label}"
-
