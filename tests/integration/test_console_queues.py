@@ -47,7 +47,9 @@ def test_a_paused_type_waits_while_the_jobs_behind_it_are_admitted(
     assert [_status(j) for j in others] == [JobStatus.QUEUED] * 3
 
 
-def test_a_paused_priority_waits_and_its_resume_requests_a_dispatch(staff_user: Any, job_factory: Any) -> None:
+def test_a_paused_priority_waits_and_its_resume_requests_a_dispatch(
+    staff_user: Any, job_factory: Any
+) -> None:
     pause = pausing.pause_create(actor=staff_user, priority=Priority.HIGH)
     high, normal = job_factory(priority="high"), job_factory(priority="normal")
     admission.dispatch()
@@ -57,7 +59,10 @@ def test_a_paused_priority_waits_and_its_resume_requests_a_dispatch(staff_user: 
     assert get_redis().exists(wakeup.dirty_key())  # the resume asked for a dispatch
     admission.dispatch()
     assert _status(high) == JobStatus.QUEUED
-    assert [a.action for a in OperatorAction.objects.order_by("id")] == ["pause_priority", "resume_priority"]
+    assert [a.action for a in OperatorAction.objects.order_by("id")] == [
+        "pause_priority",
+        "resume_priority",
+    ]
 
 
 def test_waiting_on_names_the_pause_on_the_api_and_the_job_page(
@@ -81,7 +86,9 @@ def test_waiting_on_names_the_pause_on_the_api_and_the_job_page(
 def test_the_pauses_endpoint_lists_creates_and_deletes_for_staff_only(
     staff_api: Any, api: Any, job_factory: Any
 ) -> None:
-    created = staff_api.post("/admin/pauses/", {"job_type": "noop", "reason": "incident 7"}, format="json")
+    created = staff_api.post(
+        "/admin/pauses/", {"job_type": "noop", "reason": "incident 7"}, format="json"
+    )
     assert created.status_code == 201, created.content
     body = created.json()
     assert (body["job_type"], body["priority"], body["created_by"]) == ("noop", None, "operator")
@@ -107,7 +114,9 @@ def test_the_pauses_endpoint_lists_creates_and_deletes_for_staff_only(
         ({"job_type": "noop", "paused": True}, {"paused"}),
     ],
 )
-def test_a_bad_pause_is_a_400_naming_the_fields(staff_api: Any, body: dict[str, Any], fields: set[str]) -> None:
+def test_a_bad_pause_is_a_400_naming_the_fields(
+    staff_api: Any, body: dict[str, Any], fields: set[str]
+) -> None:
     response = staff_api.post("/admin/pauses/", body, format="json")
     assert response.status_code == 400
     assert fields <= set(response.json()), response.json()
@@ -150,22 +159,39 @@ def test_the_pause_form_counts_first_then_pauses_and_who_may(
     confirm = _client(staff_user).post("/dashboard/queues/pause/", {"job_type": "fail"})
     assert b"3 waiting job(s)" in confirm.content and not Pause.objects.exists()
     for who in (user, viewer_user):
-        refused = _client(who).post("/dashboard/queues/pause/", {"job_type": "fail", "confirm": "3"})
+        refused = _client(who).post(
+            "/dashboard/queues/pause/", {"job_type": "fail", "confirm": "3"}
+        )
         assert refused.status_code == 403
     assert _client(user).get("/dashboard/queues/").status_code == 403
     assert b"Pause type" not in _client(viewer_user).get("/dashboard/queues/").content
-    no_token = _client(staff_user, csrf=True).post("/dashboard/queues/pause/", {"job_type": "fail", "confirm": "3"})
+    no_token = _client(staff_user, csrf=True).post(
+        "/dashboard/queues/pause/", {"job_type": "fail", "confirm": "3"}
+    )
     assert no_token.status_code == 403 and not Pause.objects.exists()
-    done = _client(staff_user).post("/dashboard/queues/pause/", {"job_type": "fail", "confirm": "3"})
+    done = _client(staff_user).post(
+        "/dashboard/queues/pause/", {"job_type": "fail", "confirm": "3"}
+    )
     assert b"Paused type fail" in done.content
     pause = Pause.objects.get()
-    assert _client(viewer_user).post("/dashboard/queues/resume/", {"pause": str(pause.id), "confirm": "3"}).status_code == 403
-    assert _client(staff_user).post("/dashboard/queues/pause/", {"priority": "soon"}).json() == {"priority": ["one of critical, high, normal, low"]}
-    resumed = _client(staff_user).post("/dashboard/queues/resume/", {"pause": str(pause.id), "confirm": "3"})
+    assert (
+        _client(viewer_user)
+        .post("/dashboard/queues/resume/", {"pause": str(pause.id), "confirm": "3"})
+        .status_code
+        == 403
+    )
+    assert _client(staff_user).post("/dashboard/queues/pause/", {"priority": "soon"}).json() == {
+        "priority": ["one of critical, high, normal, low"]
+    }
+    resumed = _client(staff_user).post(
+        "/dashboard/queues/resume/", {"pause": str(pause.id), "confirm": "3"}
+    )
     assert b"Resumed type fail" in resumed.content and not Pause.objects.exists()
 
 
-def test_worker_rows_join_the_heartbeat_and_the_running_jobs(staff_user: Any, job_factory: Any) -> None:
+def test_worker_rows_join_the_heartbeat_and_the_running_jobs(
+    staff_user: Any, job_factory: Any
+) -> None:
     liveness.beat_once("w1@host", {"concurrency": 4, "queues": ["normal"], "pid": 7}, ttl=30)
     liveness.beat_once("gone@host", {"concurrency": 2}, ttl=30)
     liveness.forget("gone@host")  # stopped: not alive, still seen
@@ -179,14 +205,19 @@ def test_worker_rows_join_the_heartbeat_and_the_running_jobs(staff_user: Any, jo
     assert 'data-worker="w1@host" data-alive="true"' in page
     assert 'data-worker="gone@host" data-alive="false"' in page
     # Quiet is only for a worker alive now.
-    assert _client(staff_user).post("/dashboard/workers/quiet/", {"worker": "gone@host"}).status_code == 400
+    assert (
+        _client(staff_user).post("/dashboard/workers/quiet/", {"worker": "gone@host"}).status_code
+        == 400
+    )
 
 
 def test_the_audit_page_is_newest_first_filtered_and_keyset_paginated(
     user: Any, viewer_user: Any, staff_user: Any
 ) -> None:
     for n in range(60):
-        audit.record(staff_user if n % 2 else viewer_user, "pause_type" if n % 3 else "discard", f"thing {n}")
+        audit.record(
+            staff_user if n % 2 else viewer_user, "pause_type" if n % 3 else "discard", f"thing {n}"
+        )
     client = _client(staff_user)
     client.get("/dashboard/audit/")
     with CaptureQueriesContext(connection) as first:
@@ -201,7 +232,9 @@ def test_the_audit_page_is_newest_first_filtered_and_keyset_paginated(
     filtered = client.get("/dashboard/audit/?actor=operator&action=discard").content.decode()
     expected = OperatorAction.objects.filter(actor_name="operator", action="discard").count()
     assert len(re.findall(r"data-action-id=", filtered)) == expected > 0
-    assert client.get("/dashboard/audit/?who=x").json() == {"who": ["unknown filter; allowed: actor, action, before"]}
+    assert client.get("/dashboard/audit/?who=x").json() == {
+        "who": ["unknown filter; allowed: actor, action, before"]
+    }
     assert client.get("/dashboard/audit/?before=x").status_code == 400
     assert _client(viewer_user).get("/dashboard/audit/").status_code == 200
     assert _client(user).get("/dashboard/audit/").status_code == 403

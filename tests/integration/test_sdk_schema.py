@@ -23,6 +23,7 @@ from draconic_sdk import (
     Job,
     Limit,
     LogEntry,
+    Pause,
     Requeued,
     ResourceRequirements,
     Schedule,
@@ -58,6 +59,9 @@ OPERATIONS = {
     "admin_limits_get": "limits.get",
     "admin_limits_update": "limits.update",
     "admin_limits_delete": "limits.delete",
+    "admin_pauses_list": "pauses.list",
+    "admin_pauses_create": "pauses.create",
+    "admin_pauses_delete": "pauses.delete",
 }
 #: Response schemas -> the model that reads them ("Paginated" is every page of a list).
 MODELS: dict[str, type] = {
@@ -73,6 +77,7 @@ MODELS: dict[str, type] = {
     "ScheduleDetailOutput": Schedule,  # with next_fire_times and last_runs
     "ScheduleRun": ScheduleRun,
     "LimitOutput": Limit,
+    "PauseOutput": Pause,
     "Paginated": Page,
 }
 #: (schema, field) -> the model's field that holds it under another name.
@@ -101,6 +106,7 @@ REQUESTS = {
     "PatchedScheduleInputRequest": (Client().schedules.update, {}),
     "LimitInputRequest": (Client().limits.create, {}),
     "PatchedLimitInputRequest": (Client().limits.update, {}),
+    "PauseInputRequest": (Client().pauses.create, {}),
 }
 #: Query parameters the client sets itself.
 PAGING = {"page", "page_size"}
