@@ -43,6 +43,6 @@ class Pause(models.Model):
         """``type send_email`` or ``priority high``."""
         from jobs.models import Priority
 
-        if self.job_type is not None:
+        if self.job_type is not None or self.priority is None:
             return f"type {self.job_type}"
         return f"priority {Priority(self.priority).label}"

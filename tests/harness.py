@@ -34,8 +34,9 @@ VENV_BIN = Path(sys.executable).parent
 QUEUES = "critical,high,normal,low"
 
 #: Where ``free_port`` looks first: the ports of this range are the tests' and the servers'
-#: of this machine leave them alone.
-PORT_BASE = 18150
+#: of this machine leave them alone. ``DRACONIC_TEST_PORT_BASE`` moves it, so that test runs
+#: side by side on one machine (each in its own range) do not take each other's ports.
+PORT_BASE = int(os.environ.get("DRACONIC_TEST_PORT_BASE", "18150"))
 
 
 def free_port(start: int = PORT_BASE, taken: set[int] | None = None) -> int:

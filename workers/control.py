@@ -16,7 +16,7 @@ import os
 import signal
 from typing import Any
 
-from celery.worker.control import control_command, ok
+from celery.worker.control import control_command
 
 from workers import liveness
 
@@ -30,10 +30,10 @@ def draconic_quiet(state: Any, **_: Any) -> dict[str, str]:
     beat = liveness.current()
     if beat is not None:
         beat.mark_quiet()
-    return ok(f"quiet: no longer consuming from {', '.join(queues) or 'any queue'}")
+    return {"ok": f"quiet: no longer consuming from {', '.join(queues) or 'any queue'}"}
 
 
 @control_command()
 def draconic_stop(state: Any, **_: Any) -> dict[str, str]:
     os.kill(os.getpid(), signal.SIGTERM)
-    return ok("warm shutdown started")
+    return {"ok": "warm shutdown started"}

@@ -42,7 +42,7 @@ def audit_view(request: HttpRequest) -> HttpResponse:
     entries = list(rows.order_by("-id")[: PAGE + 1])
     more = len(entries) > PAGE
     entries = entries[:PAGE]
-    filters = {k: v for k, v in (("actor", actor), ("action", action)) if v}
+    filters: dict[str, str | int] = {k: v for k, v in (("actor", actor), ("action", action)) if v}
     context = {
         "entries": entries,
         "actor": actor,

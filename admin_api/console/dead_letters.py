@@ -107,7 +107,7 @@ def target_letters(*, group: str | None, letter: int | None) -> QuerySet[DeadLet
     """The open letters an action names: a whole group, or one letter."""
     if group is not None:
         return open_letters().filter(fingerprint=group)
-    return open_letters().filter(id=letter)
+    return open_letters().filter(id=letter or 0)
 
 
 def count_targets(letters: QuerySet[DeadLetter]) -> int:

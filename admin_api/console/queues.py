@@ -111,9 +111,9 @@ def _pause_target(request: HttpRequest) -> tuple[str | None, int | None] | HttpR
 def _waiting(job_type: str | None, priority: int | None) -> int:
     """How many waiting (pending or retrying) jobs a pause holds now."""
     qs = Job.objects.filter(status__in=["pending", "retrying"])
-    return (
-        qs.filter(type=job_type) if job_type is not None else qs.filter(priority=priority)
-    ).count()
+    if job_type is not None:
+        return qs.filter(type=job_type).count()
+    return qs.filter(priority=priority or 0).count()
 
 
 @operator_action
@@ -122,7 +122,9 @@ def pause_view(request: HttpRequest) -> HttpResponse:
     if isinstance(target, HttpResponse):
         return target
     job_type, priority = target
-    what = f"type {job_type}" if job_type is not None else f"priority {Priority(priority).label}"
+    what = (
+        f"type {job_type}" if job_type is not None else f"priority {Priority(priority or 0).label}"
+    )
     back = reverse("dashboard-queues")
     confirmed = confirmed_count(request)
     if confirmed is None:

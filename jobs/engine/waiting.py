@@ -86,7 +86,7 @@ def _pause_reason(pause: Pause) -> Reason:
             "job_type": pause.job_type,
             "since": pause.created_at,
         }
-    label = Priority(pause.priority).label
+    label = Priority(pause.priority or 0).label  # the check constraint: set when no type
     return {"reason": "paused", "pause": "priority", "priority": label, "since": pause.created_at}
 
 

@@ -120,13 +120,18 @@ def test_a_type_paused_on_the_page_waits_while_others_run_and_resume_runs_it(
         page.click("#pause-type-submit")
         assert "Paused type fail" in _confirm(page, "Pause type fail?")
 
-        held = [_submit(daphne, token, {"type": "fail", "payload": {"fail_attempts": 0}}) for _ in range(2)]
+        held = [
+            _submit(daphne, token, {"type": "fail", "payload": {"fail_attempts": 0}})
+            for _ in range(2)
+        ]
         runs = _submit(daphne, token, {"type": "noop"})  # submitted after, same priority
         _wait_status(daphne, token, [runs], "completed")
         for job_id in held:
             job = _status(daphne, token, job_id)
             assert job["status"] == "pending", job
-            assert [(r["reason"], r.get("job_type")) for r in job["waiting_on"]] == [("paused", "fail")]
+            assert [(r["reason"], r.get("job_type")) for r in job["waiting_on"]] == [
+                ("paused", "fail")
+            ]
 
         page.goto(f"{daphne}/dashboard/jobs/{held[0]}/")
         assert "paused: type fail is paused" in page.inner_text("main")
@@ -166,8 +171,17 @@ def test_dead_letters_grouped_by_shape_discard_a_group_and_redrive_one_on_the_pa
         page.goto(daphne + "/dashboard/dead/")
         rows = page.locator("#dead-groups tbody tr")
         assert rows.count() == 2
-        counts = dict(zip(page.locator(".ops-shape").all_inner_texts(), page.locator("[data-count]").all_inner_texts(), strict=True))
-        assert counts == {"HandlerError: user <n> not found": "2", "HandlerError: disk <path> is full": "1"}, counts
+        counts = dict(
+            zip(
+                page.locator(".ops-shape").all_inner_texts(),
+                page.locator("[data-count]").all_inner_texts(),
+                strict=True,
+            )
+        )
+        assert counts == {
+            "HandlerError: user <n> not found": "2",
+            "HandlerError: disk <path> is full": "1",
+        }, counts
         _shots(page, "dead")
 
         group = rows.filter(has_text="user <n> not found")
@@ -226,3 +240,18 @@ def test_quiet_a_worker_on_the_page_it_finishes_its_job_and_takes_no_new_one(
         platform.start_worker("w2")
         _wait_status(daphne, token, later, "completed")
         assert {_status(daphne, token, i)["worker"].split("@")[0] for i in later} == {"w2"}
+
+        # Stop: the warm shutdown of a SIGTERM (the worker's own grace), from the page.
+        wait_until(
+            lambda: _worker_row(page, daphne, "w2").get_attribute("data-alive") == "true",
+            timeout=TIMEOUT,
+            message="w2 on the page",
+        )
+        w2 = _worker_row(page, daphne, "w2").get_attribute("data-worker")
+        _worker_row(page, daphne, "w2").get_by_role("button", name=f"Stop {w2}").click()
+        _confirm(page, f"Stop 1 worker, {w2}")
+        wait_until(
+            lambda: platform.procs["w2"].poll() is not None, timeout=TIMEOUT, message="w2 to exit"
+        )
+        assert "shutting down: taking no new jobs" in platform.log_tail("w2", 20_000)
+        assert _worker_row(page, daphne, "w2").get_attribute("data-alive") == "false"

@@ -238,3 +238,32 @@ def test_the_audit_page_is_newest_first_filtered_and_keyset_paginated(
     assert client.get("/dashboard/audit/?before=x").status_code == 400
     assert _client(viewer_user).get("/dashboard/audit/").status_code == 200
     assert _client(user).get("/dashboard/audit/").status_code == 403
+
+
+def test_quiet_and_stop_are_for_operators_only_and_say_when_a_worker_did_not_answer(
+    user: Any, viewer_user: Any, staff_user: Any
+) -> None:
+    liveness.beat_once("ghost@host", {"concurrency": 1, "queues": ["normal"]}, ttl=30)
+    body = {"worker": "ghost@host", "confirm": "1"}
+    for verb in ("quiet", "stop"):
+        for who in (user, viewer_user):
+            assert _client(who).post(f"/dashboard/workers/{verb}/", body).status_code == 403
+        assert (
+            _client(staff_user, csrf=True).post(f"/dashboard/workers/{verb}/", body).status_code
+            == 403
+        )
+        asked = _client(staff_user).post(f"/dashboard/workers/{verb}/", {"worker": "ghost@host"})
+        assert f"{verb.capitalize()} 1 worker, ghost@host" in asked.content.decode()
+    assert not OperatorAction.objects.exists()
+    # No process answers to that name: the broadcast waits its bounded timeout and says so.
+    done = _client(staff_user).post("/dashboard/workers/quiet/", body).content.decode()
+    assert "sent to ghost@host, which did not answer" in done
+    entry = OperatorAction.objects.get()
+    assert (entry.action, entry.target, entry.detail) == (
+        "quiet",
+        "worker ghost@host",
+        {"answered": False},
+    )
+    assert _client(staff_user).post("/dashboard/workers/quiet/", {}).json() == {
+        "worker": ["a worker's name"]
+    }
