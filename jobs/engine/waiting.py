@@ -9,7 +9,7 @@ kind of reason is one small function that returns the reasons it finds (``{"reas
 ...}``), empty when it does not hold; ``waiting_on`` lists them in that order. An empty list
 for a waiting job means nothing holds it: the next dispatch pass admits it.
 
-A paused job type or priority (``jobs.pauses``) is one of the job's own reasons too:
+A paused job type or priority (``jobs.models.Pause``) is one of the job's own reasons too:
 ``{"reason": "paused", "pause": "type" | "priority", "job_type" | "priority": ..., "since": ...}``,
 one per pause that holds it.
 

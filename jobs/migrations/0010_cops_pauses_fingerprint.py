@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('job_type', models.CharField(blank=True, max_length=64, null=True, unique=True)),
-                ('priority', models.PositiveSmallIntegerField(blank=True, null=True, unique=True)),
+                ('priority', models.PositiveSmallIntegerField(blank=True, choices=[(0, 'critical'), (1, 'high'), (2, 'normal'), (3, 'low')], null=True, unique=True)),
                 ('reason', models.CharField(blank=True, default='', max_length=200)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],

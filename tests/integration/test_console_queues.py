@@ -1,4 +1,4 @@
-"""Pauses (``jobs.pauses``): admission passes over a paused type or priority without blocking
+"""Pauses (``jobs.models.Pause``): admission passes over a paused type or priority without blocking
 what is behind it, a resume admits at once, ``waiting_on`` and the pages say so; the staff REST
 endpoint ``/admin/pauses/``; the queues page's depths and latency; the workers' rows; the audit
 page. Real PostgreSQL and Redis, admission run in this process."""
