@@ -109,8 +109,9 @@ def _pause_target(request: HttpRequest) -> tuple[str | None, int | None] | HttpR
 
 
 def _waiting(job_type: str | None, priority: int | None) -> int:
-    """How many waiting (pending or retrying) jobs a pause holds now."""
-    qs = Job.objects.filter(status__in=["pending", "retrying"])
+    """How many jobs a pause holds back now: those waiting with no parent left (over
+    job_ready_idx; the ones still waiting for parents are held once those complete)."""
+    qs = Job.objects.filter(status__in=["pending", "retrying"], pending_parents=0)
     if job_type is not None:
         return qs.filter(type=job_type).count()
     return qs.filter(priority=priority or 0).count()
@@ -130,8 +131,8 @@ def pause_view(request: HttpRequest) -> HttpResponse:
     if confirmed is None:
         count = _waiting(job_type, priority)
         question = (
-            f"Pause {what}? {count} waiting job(s) of it will not be admitted until it is "
-            "resumed (running ones finish)."
+            f"Pause {what}? {count} waiting job(s) of it, and every later one, will not be "
+            "admitted until it is resumed (running ones finish)."
         )
         # A pause touches the type even with no job waiting: confirm at least 1.
         return confirm_page(
