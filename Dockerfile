@@ -13,9 +13,11 @@ WORKDIR /app
 RUN groupadd --gid 10001 draconic \
     && useradd --uid 10001 --gid draconic --create-home --shell /usr/sbin/nologin draconic
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+# Dependencies first: this layer is rebuilt only when requirements.txt or the SDK changes
+# (the server imports draconic_sdk's job-type core: @job_type, the payload schemas).
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY sdk/ sdk/
+RUN pip install -r requirements.txt ./sdk
 
 COPY --chown=draconic:draconic . .
 # var/ holds what the processes write (exports, mail files, collected static files); created

@@ -7,7 +7,7 @@ PORT ?= 8000
 FLOWER_PORT ?= 5555
 export PORT FLOWER_PORT
 
-.PHONY: run test test-fast test-unit bench chaos lint fmt worker beat scheduler flower venv migrate clean
+.PHONY: run test test-fast test-unit bench chaos cluster lint fmt worker beat scheduler flower venv migrate clean
 
 # The virtualenv is rebuilt whenever a requirements file (or the SDK's pyproject.toml) changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt sdk/pyproject.toml
@@ -47,6 +47,9 @@ bench: migrate  ## the benchmarks, printing a table
 
 chaos: migrate  ## the fault-injection run, printing its summary
 	$(PY) -m tests.chaos $(CHAOS_ARGS)
+
+cluster: venv  ## the platform on network-namespace hosts under faults (root), printing its summary
+	$(PY) -m tests.cluster $(CLUSTER_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -31,6 +31,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
+from admin_api.console import charts, schedules
 from admin_api.console.urls import ops_urlpatterns as console_ops_urls
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
@@ -47,6 +48,10 @@ NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
 ASSETS = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
+    "console.css": "text/css",
+    "charts.js": "text/javascript",
+    "vendor/uPlot.iife.min.js": "text/javascript",
+    "vendor/uPlot.min.css": "text/css",
     "console-ops.css": "text/css",
 }
 ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
@@ -57,10 +62,11 @@ def visible_jobs(user: Any) -> QuerySet[Job]:
 
 
 def _status_counts(user: Any) -> dict[str, int]:
-    if user.is_staff:
+    if access.sees_everything(user):
         return metrics.job_counts()[0]
     counts = dict.fromkeys(JobStatus.values, 0)
-    rows = visible_jobs(user).order_by().values_list("status").annotate(n=Count("id"))
+    # count(*), not count(id): the owner index (owner, status, ...) alone answers it.
+    rows = visible_jobs(user).order_by().values_list("status").annotate(n=Count("*"))
     counts.update(dict(rows))
     return counts
 
@@ -337,6 +343,8 @@ urlpatterns = [
     path("stats.json", stats_view, name="dashboard-stats"),
     path("jobs/<uuid:job_id>/", job_view, name="dashboard-job"),
     path("jobs/<uuid:job_id>/graph.json", graph_view, name="dashboard-job-graph"),
-    path("assets/<str:name>", asset_view, name="dashboard-asset"),
+    path("assets/<path:name>", asset_view, name="dashboard-asset"),
+    *charts.urlpatterns,
+    *schedules.urlpatterns,
     *console_ops_urls,
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from django.db.models import F, OuterRef, QuerySet, Subquery
 
+from admin_api import access
 from jobs.engine import limits, waiting
 from jobs.models import Job, Limit
 from jobs.schedules.models import Schedule, ScheduleFire
@@ -77,7 +78,10 @@ def _when(at: datetime) -> str:
 
 
 def visible_schedules(user: Any) -> QuerySet[Schedule]:
-    return Schedule.objects.all() if user.is_staff else Schedule.objects.filter(owner=user)
+    """Every schedule for operators and on-call viewers (``admin_api.access``), else one's own."""
+    if access.sees_everything(user):
+        return Schedule.objects.all()
+    return Schedule.objects.filter(owner=user)
 
 
 def schedule_rows(user: Any) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ BULK_REDRIVE_LIMIT = 10_000
 
 
 class DeadLetterFilterSerializer(QueryFilterSerializer):
-    type = StrictCharField(max_length=64, required=False, allow_blank=True)
+    type = StrictCharField(max_length=255, required=False, allow_blank=True)
     reason = StrictChoiceField(choices=DeadLetterReason.values, required=False, allow_blank=True)
 
 
@@ -33,7 +33,7 @@ class DeadLetterBulkRetryInputSerializer(StrictSerializer):
     (``{"ids": "x"}``, the unknown field dropped) re-drove the whole queue: now it takes at
     least one filter, or ``"all": true`` alone."""
 
-    type = StrictCharField(max_length=64, required=False, help_text="Only jobs of this type.")
+    type = StrictCharField(max_length=255, required=False, help_text="Only jobs of this type.")
     reason = StrictChoiceField(
         choices=DeadLetterReason.values, required=False, help_text="Only letters of this reason."
     )

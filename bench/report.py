@@ -46,6 +46,10 @@ def below(limit: float) -> Callable[[float, float | None], bool]:
     return lambda value, ratio: value < limit
 
 
+def at_most(limit: float) -> Callable[[float, float | None], bool]:
+    return lambda value, ratio: value <= limit
+
+
 def at_least(limit: float) -> Callable[[float, float | None], bool]:
     return lambda value, ratio: value >= limit
 

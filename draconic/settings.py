@@ -258,6 +258,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Fields named "reason" with other choices (waiting_on's) must not rename this one.
     "ENUM_NAME_OVERRIDES": {"ReasonEnum": "jobs.models.DeadLetterReason"},
+    # drf-spectacular's default hook, then one component per job type's payload.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "admin_api.job_types.document_job_types",
+    ],
 }
 
 # --- Security: request size, headers, cookies, TLS (owned by the security tests) ----------

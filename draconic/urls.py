@@ -5,6 +5,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from admin_api.job_types import JobTypesApi
 from admin_api.views import prometheus_metrics
 from draconic.apidocs import RedocView, SwaggerView
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="prometheus-metrics"),
     path("dashboard/", include("admin_api.dashboard")),
     path("jobs/", include("jobs.api.urls")),
+    path("job-types/", JobTypesApi.as_view(), name="job-types"),
     path("schedules/", include("jobs.schedules.urls")),
     # The operator API shares /admin/ with the Django admin; its paths come first.
     path("admin/", include("admin_api.urls")),

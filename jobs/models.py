@@ -55,7 +55,7 @@ class Job(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs", db_index=False
     )
-    type = models.CharField(max_length=64)
+    type = models.CharField(max_length=255)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     payload = models.JSONField(default=dict, blank=True)
@@ -148,6 +148,22 @@ class Job(models.Model):
                 condition=Q(status="completed"),
                 name="job_completed_at_idx",
             ),
+            # The charts' rollup reads the failed jobs of a bucket (with job_completed_at_idx
+            # for the completed ones); entries are written only when a job fails for good.
+            models.Index(
+                fields=["completed_at"], condition=Q(status="failed"), name="job_failed_at_idx"
+            ),
+            # The counts by status and priority (admin_api.metrics) read this small index
+            # alone (an index-only scan; deduplicated, a few MB for a million jobs). Its
+            # predicate is always true (the column's CHECK): only a query that says it, the
+            # counts, may use it; the dispatcher's ready scan took it over job_ready_idx.
+            models.Index(
+                fields=["status", "priority"],
+                condition=Q(priority__gte=0),
+                name="job_status_priority_idx",
+            ),
+            # The console: the newest jobs of everyone (staff, viewers), newest first.
+            models.Index(fields=["created_at", "id"], name="job_created_idx"),
             # GET /jobs/: newest first per owner, optionally filtered.
             models.Index(fields=["owner", "-created_at"], name="job_owner_created_idx"),
             models.Index(fields=["owner", "status", "-created_at"], name="job_owner_status_idx"),
@@ -365,7 +381,7 @@ class Limit(models.Model):
 # outlives every process; waiting_on names it (jobs.engine.waiting.paused).
 class Pause(models.Model):
     #: The paused job type; null when the row pauses a priority.
-    job_type = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    job_type = models.CharField(max_length=255, null=True, blank=True, unique=True)
     #: The paused priority; null when the row pauses a type.
     priority = models.PositiveSmallIntegerField(
         choices=Priority.choices, null=True, blank=True, unique=True
@@ -398,6 +414,7 @@ class Pause(models.Model):
 
 
 # The schedule models are part of this app; importing them here registers them.
+from jobs.rollups.models import JobRollup  # noqa: E402
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
 __all__ = [
@@ -408,6 +425,7 @@ __all__ = [
     "ExecutionLog",
     "Job",
     "JobDependency",
+    "JobRollup",
     "JobStatus",
     "Limit",
     "LogLevel",

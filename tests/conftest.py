@@ -9,6 +9,8 @@ database only when a test asks for them.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 pytest_plugins = ["tests.factories"]
+
+#: Every process a test starts imports this tree's draconic_sdk (the server imports its
+#: job-type core), whatever copy the environment's editable install points at.
+_SDK_SRC = str(Path(__file__).resolve().parent.parent / "sdk" / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    dict.fromkeys(p for p in [_SDK_SRC, *os.environ.get("PYTHONPATH", "").split(os.pathsep)] if p)
+)
 
 
 def _client_for(user: Any) -> APIClient:

@@ -31,11 +31,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+SDK_SRC = ROOT / "sdk" / "src"
 QUEUES = "critical,high,normal,low"
 
 #: Where ``free_port`` looks first: the ports of this range are the tests' and the servers'
-#: of this machine leave them alone. ``DRACONIC_TEST_PORT_BASE`` moves it, so that test runs
-#: side by side on one machine (each in its own range) do not take each other's ports.
+#: of this machine leave them alone.
+#: ``DRACONIC_TEST_PORT_BASE`` moves it, for runs that share the machine with other runs.
 PORT_BASE = int(os.environ.get("DRACONIC_TEST_PORT_BASE", "18150"))
 
 
@@ -79,6 +80,12 @@ def process_env(**extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
+    # After any path the caller gives: the test run's own PYTHONPATH, then this tree's
+    # draconic_sdk (the server imports its job-type core), whatever copy the environment's
+    # editable install points at.
+    paths = [*extra.get("PYTHONPATH", "").split(os.pathsep)]
+    paths += [*os.environ.get("PYTHONPATH", "").split(os.pathsep), str(SDK_SRC)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
     return env
 
 

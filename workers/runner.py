@@ -91,7 +91,8 @@ def _execute(job: Job, cancel: threading.Event) -> Outcome:
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:5000]
         trace = traceback.format_exc()[-20000:]
-        permanent = bool(getattr(exc, "permanent", False))
+        # HandlerError(permanent=True), or the type's retry policy gives up on this exception.
+        permanent = handler.is_permanent(exc) if handler is not None else True
         status = _record(
             lambda: job_fail_attempt(
                 job_id=job.id, attempt=attempt, error=error, traceback=trace, permanent=permanent

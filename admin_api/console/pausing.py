@@ -76,7 +76,7 @@ def pause_list() -> list[Pause]:
 class PauseInputSerializer(StrictSerializer):
     """One job type or one priority to pause (exactly one), and why."""
 
-    job_type = StrictCharField(required=False, max_length=64, help_text="A job type to pause.")
+    job_type = StrictCharField(required=False, max_length=255, help_text="A job type to pause.")
     priority = StrictChoiceField(
         required=False, choices=Priority.labels, help_text="A priority to pause."
     )

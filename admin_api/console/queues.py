@@ -101,8 +101,8 @@ def _pause_target(request: HttpRequest) -> tuple[str | None, int | None] | HttpR
     if (job_type is None) == (priority is None):
         message = "give exactly one of job_type and priority"
         return bad_request({"job_type": message, "priority": message})
-    if job_type is not None and len(job_type) > 64:
-        return bad_request({"job_type": "at most 64 characters"})
+    if job_type is not None and len(job_type) > 255:
+        return bad_request({"job_type": "at most 255 characters"})
     if priority is not None and priority not in Priority.labels:
         return bad_request({"priority": f"one of {', '.join(Priority.labels)}"})
     return job_type, None if priority is None else int(Priority.by_name(priority))

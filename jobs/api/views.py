@@ -27,6 +27,7 @@ from jobs.api.output import (
     JobDetailOutputSerializer,
     JobOutputSerializer,
 )
+from jobs.api.plain_batch import plain_batch_specs
 from jobs.api.serializers import (
     BatchInputSerializer,
     DependenciesInputSerializer,
@@ -34,7 +35,6 @@ from jobs.api.serializers import (
     NoBodySerializer,
     QueryFilterSerializer,
     StrictChoiceField,
-    plain_batch_specs,
 )
 from jobs.engine.cancel import job_cancel
 from jobs.models import Job, JobStatus, Priority
@@ -106,7 +106,7 @@ def _get_job_or_404(request: Request, job_id: Any) -> Job:
 class JobFilterSerializer(QueryFilterSerializer):
     status = StrictChoiceField(choices=JobStatus.values, required=False, allow_blank=True)
     priority = StrictChoiceField(choices=list(Priority.labels), required=False, allow_blank=True)
-    type = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    type = serializers.CharField(max_length=255, required=False, allow_blank=True)
     scheduled = StrictChoiceField(
         choices=["true", "false"],
         required=False,

@@ -15,6 +15,7 @@ from jobs.engine import admission, cancel, deadletter, ledger, transitions, wake
 from jobs.engine.retry import RetryPolicy
 from jobs.live import events
 from jobs.models import DeadLetterReason, Job, JobStatus
+from jobs.types.registry import handler_class
 
 
 def job_start(*, job_id: UUID | str, attempt: int, worker: str) -> Job | None:
@@ -81,7 +82,9 @@ def _retry_or_dead_letter(
     """The retry policy's decision for the failed attempt, made: the new status, or None if
     the attempt was settled meanwhile."""
     attempt = job.attempt
-    decision = RetryPolicy.from_settings().decide(
+    # The type's policy as this process knows it now (every process loads the same types).
+    handler = handler_class(job.type)
+    decision = RetryPolicy.of_type(handler.retry if handler else None).decide(
         attempt=attempt - job.attempt_offset, max_attempts=job.max_attempts, permanent=permanent
     )
     if decision is None:

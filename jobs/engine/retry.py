@@ -1,4 +1,7 @@
-"""When a failed attempt runs again: exponential backoff with jitter and a cap. Pure."""
+"""When a failed attempt runs again: exponential backoff with jitter and a cap. Pure.
+
+Each job type may set its own (``draconic_sdk.RetryPolicy``: base, cap, jitter); the
+``DRACONIC_RETRY_*`` settings are the policy of the types that set none (``of_type``)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+
+from draconic_sdk.jobtypes import RetryPolicy as TypeRetryPolicy
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,13 @@ class RetryPolicy:
             max_delay=settings.DRACONIC_RETRY_MAX_SECONDS,
             jitter=settings.DRACONIC_RETRY_JITTER,
         )
+
+    @classmethod
+    def of_type(cls, retry: TypeRetryPolicy | None) -> RetryPolicy:
+        """The backoff of a job type's retry policy; the settings' when the type sets none."""
+        if retry is None:
+            return cls.from_settings()
+        return cls(base_delay=retry.base_seconds, max_delay=retry.cap_seconds, jitter=retry.jitter)
 
     def delay_for(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds before attempt ``attempt + 1``: base * 2**(attempt-1), capped, +-jitter."""

@@ -19,6 +19,7 @@ from jobs.engine.cancel import cancel_running_attempt
 from jobs.engine.interrupted import job_settle_lost
 from jobs.engine.publish import Delivery, celery_task_id, publish
 from jobs.models import DeadLetterReason, Job, JobStatus
+from jobs.rollups.sweep import rollup_sweep
 
 logger = logging.getLogger("draconic.scheduler")
 
@@ -32,6 +33,7 @@ class TickReport:
     republished: int = 0
     terminated: int = 0
     admitted: int = 0
+    rolled_up: int = 0
 
 
 def scheduler_tick() -> TickReport:
@@ -50,6 +52,8 @@ def scheduler_tick() -> TickReport:
             report.lost_attempts += sweep_overdue_running()
             report.admitted = admission.admit_ready()
     report.admitted += admission.dispatch()
+    # Outside the dispatcher's lock (it must not hold up admission): idempotent on its own.
+    report.rolled_up = rollup_sweep().buckets
     return report
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.db import close_old_connections, connection
 
+from draconic_sdk.jobtypes import Defaults, RetryPolicy
 from jobs.models import ExecutionLog, Job, JobDependency, LogLevel
 
 
@@ -74,11 +76,24 @@ class JobContext:
         return {str(pid): {"type": ptype, "result": result} for pid, ptype, result in rows}
 
 
+#: The ``pool`` of a type run by this deployment's own Celery workers.
+BUILT_IN = "built-in"
+#: The payload schema listed for a handler that declares none.
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
 class Handler:
-    """Base class of job handlers. Subclasses set nothing but override ``run``."""
+    """Base class of job handlers. Subclasses override ``run`` (and usually
+    ``validate_payload``); they may declare a ``payload_schema`` (listed by ``/job-types/``),
+    per-type ``defaults`` and a ``retry`` policy, as a ``@job_type`` function does."""
 
     type_name: ClassVar[str] = ""
     diagnostic: ClassVar[bool] = False
+    payload_schema: ClassVar[dict[str, Any] | None] = None
+    defaults: ClassVar[Defaults] = Defaults()
+    #: None: the deployment's ``DRACONIC_RETRY_*`` settings.
+    retry: ClassVar[RetryPolicy | None] = None
+    pool: ClassVar[str] = BUILT_IN
 
     def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, str]:
         """Errors in ``payload`` by field name, checked at submit; empty when it is usable."""
@@ -87,3 +102,22 @@ class Handler:
     def run(self, ctx: JobContext) -> Any:
         """Do the job's work and return a JSON-serialisable result, or raise HandlerError."""
         raise NotImplementedError
+
+    def is_permanent(self, exc: BaseException) -> bool:
+        """Whether an attempt that raised ``exc`` must not be retried: the exception says so
+        (``HandlerError(permanent=True)``), or the type's retry policy gives up on it."""
+        if getattr(exc, "permanent", False):
+            return True
+        return self.retry is not None and not self.retry.retries(exc)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The type as ``GET /job-types/`` lists it (``served`` is added there)."""
+        return {
+            "name": cls.type_name,
+            "description": inspect.cleandoc(cls.__dict__.get("__doc__") or ""),
+            "payload_schema": cls.payload_schema or ANY_OBJECT,
+            "defaults": cls.defaults.describe(),
+            "retry": cls.retry.describe() if cls.retry else None,
+            "pool": cls.pool,
+        }

@@ -1,4 +1,7 @@
-"""The job-type registry: ``@register("name")`` maps a job type to a handler class.
+"""The job-type registry: ``@register("name")`` maps a job type to a handler class, and
+``register_job_type`` does the same for a ``draconic_sdk.job_type`` function (as a
+``FunctionHandler`` class, ``jobs.types.functions``); a name that is not local may be a type
+an external pool serves (``jobs.types.remote``).
 
 The built-in types register themselves when the ``workers`` app is ready (see
 ``workers.apps``), and so do a deployment's own modules, listed in the setting
@@ -8,7 +11,10 @@ imports them at start-up, and one that cannot be imported stops the process with
 without a configured module would accept its jobs in one place and fail them in another; a
 lazy import on first use made every submit answer 500 instead. ``missing_modules()`` lets
 the health check say so if a module is somehow absent all the same. Diagnostic types
-(``noop``, ``fail``) are offered only when ``DRACONIC_DIAGNOSTIC_TYPES`` is on.
+(``noop``, ``fail``) are offered only when ``DRACONIC_DIAGNOSTIC_TYPES`` is on. A module
+registers its types by decorating ``Handler`` classes with ``@register`` or by defining
+``@job_type`` functions at its top level; installed packages add theirs through entry points
+(``jobs.types.entrypoints``).
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from draconic_sdk.jobtypes import JobType, job_types_in
+from jobs.types.functions import handler_class_for
 from jobs.types.handler import Handler
+from jobs.types.remote import remote_handler_class, remote_type, remote_types
 
 _registry: dict[str, type[Handler]] = {}
 #: Deployment modules imported by ``load_modules``, in order.
@@ -40,6 +51,43 @@ def register(name: str, *, diagnostic: bool = False) -> Callable[[type[Handler]]
     return decorator
 
 
+def unregister(name: str) -> None:
+    """Forget the local type ``name`` (tests; a process's types are otherwise fixed)."""
+    _registry.pop(name, None)
+
+
+def register_job_type(job_type: JobType) -> type[Handler]:
+    """Register a ``@job_type`` function under its name (again: no-op). Raises ValueError
+    when the name is taken by another type or its defaults are out of bounds."""
+    existing = _registry.get(job_type.name)
+    if existing is not None and getattr(existing, "job_type", None) is job_type:
+        return existing
+    cls = handler_class_for(job_type)
+    return register(job_type.name)(cls)
+
+
+def register_module_types(module: ModuleType) -> list[str]:
+    """Register the ``@job_type`` functions ``module`` defines at its top level (its
+    ``@register`` classes registered themselves on import); their names."""
+    return [register_job_type(job_type).type_name for job_type in job_types_in(module)]
+
+
+def register_object(obj: Any, *, name: str = "") -> list[str]:
+    """Register what an entry point names: a module, a JobType or a Handler class (under
+    ``name`` if it was not registered yet). Raises TypeError for anything else."""
+    if isinstance(obj, ModuleType):
+        return register_module_types(obj)
+    if isinstance(obj, JobType):
+        return [register_job_type(obj).type_name]
+    if isinstance(obj, type) and issubclass(obj, Handler):
+        if not obj.type_name:
+            register(name)(obj)
+        return [obj.type_name]
+    raise TypeError(
+        f"{obj!r} is not a module, a draconic_sdk JobType or a jobs.types.Handler class"
+    )
+
+
 def load_modules(modules: Iterable[str]) -> None:
     """Import each of a deployment's job-type modules, which register their types.
 
@@ -49,7 +97,7 @@ def load_modules(modules: Iterable[str]) -> None:
         if module in _loaded_modules:
             continue
         try:
-            importlib.import_module(module)
+            register_module_types(importlib.import_module(module))
         except Exception as exc:
             raise ImproperlyConfigured(_load_error(module, exc)) from exc
         _loaded_modules.append(module)
@@ -86,9 +134,33 @@ def registered_types() -> list[str]:
     )
 
 
-def get_handler(name: str) -> Handler | None:
-    """A fresh handler of type ``name``, or None if no such type may run here."""
+def handler_class(name: str) -> type[Handler] | None:
+    """The handler class of type ``name`` (a local type, else a remote one), or None if no
+    such type may be submitted here."""
     cls = _registry.get(name)
-    if cls is None or (cls.diagnostic and not settings.DRACONIC_DIAGNOSTIC_TYPES):
+    if cls is not None:
+        return None if cls.diagnostic and not settings.DRACONIC_DIAGNOSTIC_TYPES else cls
+    remote = remote_type(name)
+    if remote is None:
         return None
-    return cls()
+    try:
+        return remote_handler_class(remote)
+    except ValueError:  # refused at registration; a stored one that went bad is unknown
+        return None
+
+
+def get_handler(name: str) -> Handler | None:
+    """A fresh handler of type ``name``, or None if no such type may be submitted here."""
+    cls = handler_class(name)
+    return None if cls is None else cls()
+
+
+def describe_types() -> list[dict[str, Any]]:
+    """Every type a client may submit, local and remote, as ``/job-types/`` lists it (without
+    ``served``), by name."""
+    described = {name: _registry[name].describe() for name in registered_types()}
+    for remote in remote_types():
+        cls = handler_class(remote.name)
+        if remote.name not in described and cls is not None:
+            described[remote.name] = {**cls.describe(), "served": remote.served}
+    return [described[name] for name in sorted(described)]

@@ -77,6 +77,27 @@ class Other:
 Step = Request | Export | Sleep | WebSocket | Other
 
 
+def section(markdown: str, heading: str) -> str:
+    """The section under ``heading`` (a whole heading line, e.g. ``## Schedules``), up to the
+    next heading of its level or above (a ``#`` line inside a code block is no heading)."""
+    level = len(heading.split(" ", 1)[0])
+    lines = markdown.splitlines(keepends=True)
+    first = lines.index(heading + "\n")
+    fenced = False
+    for number in range(first + 1, len(lines)):
+        line = lines[number]
+        fenced = fenced != line.startswith("```")
+        marks = len(line) - len(line.lstrip("#"))
+        if not fenced and 0 < marks <= level and line[marks : marks + 1] == " ":
+            return "".join(lines[first:number])
+    return "".join(lines[first:])
+
+
+def without_section(markdown: str, heading: str) -> str:
+    """``markdown`` without the section under ``heading``."""
+    return markdown.replace(section(markdown, heading), "", 1)
+
+
 def blocks(text: str) -> list[tuple[str, str]]:
     """``(language, body)`` of every fenced code block, in order."""
     return [(m["lang"], m["body"]) for m in FENCE.finditer(text)]

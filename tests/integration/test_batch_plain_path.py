@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from jobs.api.serializers import BatchInputSerializer, plain_batch_specs
+from jobs.api.plain_batch import plain_batch_specs
+from jobs.api.serializers import BatchInputSerializer
 
 BASE: dict[str, Any] = {"key": "a", "type": "noop", "payload": {"n": 1}}
 

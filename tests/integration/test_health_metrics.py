@@ -229,7 +229,7 @@ def test_metrics_cost_the_same_queries_for_10_and_500_jobs(
     with django_assert_max_num_queries(len(small)):
         body = staff_api.get("/admin/metrics").json()
     assert sum(body["jobs_by_status"].values()) == 500
-    assert len(small) <= 5  # the token lookup plus the three metrics queries
+    assert len(small) <= 5  # the token lookup plus the four metrics queries
 
 
 @pytest.mark.django_db

@@ -21,6 +21,7 @@ from draconic_sdk import (
     DeadLetter,
     Graph,
     Job,
+    JobTypeInfo,
     Limit,
     LogEntry,
     Pause,
@@ -43,6 +44,7 @@ OPERATIONS = {
     "jobs_export_download": "export",
     "admin_health": "health",
     "admin_metrics": "metrics",
+    "job_types_list": "job_types",
     "admin_dlq_list": "dlq.list",
     "admin_dlq_retry": "dlq.retry",
     "admin_dlq_retry_bulk": "dlq.retry_all",
@@ -77,6 +79,7 @@ MODELS: dict[str, type] = {
     "ScheduleDetailOutput": Schedule,  # with next_fire_times and last_runs
     "ScheduleRun": ScheduleRun,
     "LimitOutput": Limit,
+    "JobTypeOutput": JobTypeInfo,
     "PauseOutput": Pause,
     "Paginated": Page,
 }

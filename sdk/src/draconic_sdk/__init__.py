@@ -18,6 +18,7 @@ from draconic_sdk.errors import (
     ValidationError,
 )
 from draconic_sdk.graph import Graph
+from draconic_sdk.jobtypes import Defaults, JobType, RetryPolicy, job_type
 from draconic_sdk.models import (
     BatchResult,
     BulkRequeued,
@@ -25,6 +26,7 @@ from draconic_sdk.models import (
     Event,
     Health,
     Job,
+    JobTypeInfo,
     Limit,
     LogEntry,
     Requeued,
@@ -44,11 +46,14 @@ __all__ = [
     "Client",
     "Conflict",
     "DeadLetter",
+    "Defaults",
     "DraconicError",
     "Event",
     "Graph",
     "Health",
     "Job",
+    "JobType",
+    "JobTypeInfo",
     "Limit",
     "LogEntry",
     "NotFound",
@@ -57,10 +62,12 @@ __all__ = [
     "RateLimited",
     "Requeued",
     "ResourceRequirements",
+    "RetryPolicy",
     "Schedule",
     "ScheduleRun",
     "ServerUnavailable",
     "Timeout",
     "ValidationError",
     "__version__",
+    "job_type",
 ]

@@ -39,6 +39,7 @@ from draconic_sdk.models import (
     Event,
     Health,
     Job,
+    JobTypeInfo,
     LogEntry,
     Requeued,
 )
@@ -205,6 +206,9 @@ class AsyncClient:
 
     async def metrics(self) -> dict[str, Any]:
         return await self.transport.run(calls.metrics())
+
+    async def job_types(self) -> builtins.list[JobTypeInfo]:
+        return await self.transport.run(calls.job_types())
 
     @overload
     async def wait(  # type: ignore[overload-overlap]  # a str is one id, not many

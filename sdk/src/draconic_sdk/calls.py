@@ -17,6 +17,7 @@ from draconic_sdk.models import (
     DeadLetter,
     Health,
     Job,
+    JobTypeInfo,
     LogEntry,
     Requeued,
 )
@@ -161,6 +162,15 @@ def health() -> Call[Health]:
 
 def metrics() -> Call[dict[str, Any]]:
     return Call("GET", "/admin/metrics", dict, idempotent=True)
+
+
+def job_types() -> Call[list[JobTypeInfo]]:
+    """``GET /job-types/``: every type the deployment accepts."""
+    return Call("GET", "/job-types/", _job_types, idempotent=True)
+
+
+def _job_types(data: Any) -> list[JobTypeInfo]:
+    return [JobTypeInfo.from_json(item) for item in data]
 
 
 def dlq_page(

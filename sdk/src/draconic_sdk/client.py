@@ -29,6 +29,7 @@ from draconic_sdk.models import (
     Event,
     Health,
     Job,
+    JobTypeInfo,
     LogEntry,
 )
 from draconic_sdk.namespaces import DeadLetters, Dependencies, pages
@@ -188,6 +189,10 @@ class Client:
     def metrics(self) -> dict[str, Any]:
         """Jobs by status and priority, queue depths, resources (staff)."""
         return self.transport.run(calls.metrics())
+
+    def job_types(self) -> builtins.list[JobTypeInfo]:
+        """Every job type the server accepts: payload schema, defaults, retry, pool."""
+        return self.transport.run(calls.job_types())
 
     @overload
     def wait(  # type: ignore[overload-overlap]  # a str is one id, not many

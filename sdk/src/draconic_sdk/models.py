@@ -318,6 +318,34 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class JobTypeInfo:
+    """A job type as ``GET /job-types/`` lists it: its payload's JSON Schema, its defaults
+    (what a job gets when its body leaves them out), its retry policy (None: the
+    deployment's), the pool that serves it (``built-in`` or an external pool's name) and
+    whether a live worker serves it now."""
+
+    name: str
+    description: str
+    payload_schema: dict[str, Any]
+    defaults: dict[str, Any]
+    retry: dict[str, Any] | None
+    pool: str
+    served: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobTypeInfo:
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            payload_schema=data.get("payload_schema") or {"type": "object"},
+            defaults=data.get("defaults") or {},
+            retry=data.get("retry"),
+            pool=data.get("pool", "built-in"),
+            served=bool(data.get("served")),
+        )
+
+
+@dataclass(frozen=True)
 class Health:
     """``GET /admin/health``: ``status`` ok or unavailable, the ``failing`` check names and
     every check's details. A 503 answer is a Health too (``ok`` False), not an error."""

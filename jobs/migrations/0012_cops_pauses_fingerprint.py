@@ -19,7 +19,7 @@ def backfill_fingerprints(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0009_limits_concurrency_key'),
+        ('jobs', '0011_type_length'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
             name='Pause',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('job_type', models.CharField(blank=True, max_length=64, null=True, unique=True)),
+                ('job_type', models.CharField(blank=True, max_length=255, null=True, unique=True)),
                 ('priority', models.PositiveSmallIntegerField(blank=True, choices=[(0, 'critical'), (1, 'high'), (2, 'normal'), (3, 'low')], null=True, unique=True)),
                 ('reason', models.CharField(blank=True, default='', max_length=200)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

@@ -1,0 +1,1 @@
+"""``make cluster``: the platform on test hosts made of network namespaces (``tests.cluster.run``)."""
