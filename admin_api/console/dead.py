@@ -28,7 +28,16 @@ from admin_api.console.common import (
 )
 from jobs.engine.fingerprint import error_shape
 
-_FINGERPRINT = re.compile(r"^[0-9a-f]{40}$|^$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{40}$")
+#: The group of letters written without a fingerprint (raw INSERTs: the bench, old rows).
+UNGROUPED = "-"
+
+
+def _group_key(raw: str) -> str | None:
+    """The fingerprint a URL or a form names (``-``: none), or None if it names none."""
+    if raw == UNGROUPED:
+        return ""
+    return raw if _FINGERPRINT.match(raw) else None
 
 
 @operator_page
@@ -56,12 +65,13 @@ def _before(raw: str | None) -> tuple[datetime, int] | str | None:
 @operator_page
 @require_GET
 def group_view(request: HttpRequest, fingerprint: str) -> HttpResponse:
-    if not _FINGERPRINT.match(fingerprint):
+    key = _group_key(fingerprint)
+    if key is None:
         return bad_request({"fingerprint": "not a group's fingerprint (40 hex digits)"})
     before = _before(request.GET.get("before"))
     if isinstance(before, str):
         return bad_request({"before": before})
-    letters = dead_letters.group_letters(fingerprint, before=before)
+    letters = dead_letters.group_letters(key, before=before)
     more = len(letters) > dead_letters.LETTERS_PAGE
     letters = letters[: dead_letters.LETTERS_PAGE]
     last = letters[-1] if more else None
@@ -82,18 +92,19 @@ def _target(request: HttpRequest) -> tuple[str | None, int | None] | HttpRespons
     if (group is None) == (letter is None):
         message = "give exactly one of group and letter"
         return bad_request({"group": message, "letter": message})
-    if group is not None and not (_FINGERPRINT.match(group) and group):
+    key = None if group is None else _group_key(group)
+    if group is not None and key is None:
         return bad_request({"group": "not a group's fingerprint (40 hex digits)"})
     if letter is not None and not (letter.isascii() and letter.isdigit() and len(letter) < 18):
         return bad_request({"letter": "not a dead letter's id"})
-    return group, None if letter is None else int(letter)
+    return key, None if letter is None else int(letter)
 
 
 def _describe(group: str | None, letter: int | None) -> str:
     letters = dead_letters.target_letters(group=group, letter=letter)
     sample = letters.select_related("job").only("error", "job__type", "job__id").first()
     if sample is None:
-        return f"group {group}" if group else f"dead letter {letter}"
+        return f"group {group or UNGROUPED}" if group is not None else f"dead letter {letter}"
     if group is not None:
         return f"dead letters of {sample.job.type}: {error_shape(sample.error)}"[:300]
     return f"dead letter of job {sample.job_id}"

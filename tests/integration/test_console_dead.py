@@ -189,3 +189,19 @@ def test_who_may_see_and_act(
     assert _client(staff_user, csrf=True).post("/dashboard/dead/discard/", body).status_code == 403
     assert _client(staff_user).post("/dashboard/dead/discard/", body).status_code == 200
     assert DeadLetter.objects.get(id=letter.id).discarded_at is not None
+
+
+def test_letters_written_without_a_fingerprint_are_one_group_of_their_own(
+    staff_user: Any, job_factory: Any
+) -> None:
+    """Rows a raw INSERT wrote (the bench's, the scale test's) have no fingerprint: a group
+    named ``-``, not a 500."""
+    _fill(job_factory)
+    DeadLetter.objects.filter(job__type="fail").update(fingerprint="")
+    client = _client(staff_user)
+    page = client.get("/dashboard/dead/").content.decode()
+    assert 'data-fingerprint="-"' in page
+    assert client.get("/dashboard/dead/-/").content.decode().count("data-letter-id=") == 1
+    done = client.post("/dashboard/dead/discard/", {"group": "-", "confirm": "1"})
+    assert b"Discarded 1 dead letter(s)" in done.content
+    assert not DeadLetter.objects.filter(fingerprint="", discarded_at__isnull=True).exists()

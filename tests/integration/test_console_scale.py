@@ -46,6 +46,9 @@ PAGES: list[tuple[str, str]] = [
     ("job-pending", f"/dashboard/jobs/{job_id(93)}/"),
     ("charts", "/dashboard/charts/?range=week"),
     ("schedules", "/dashboard/schedules/"),
+    ("dead", "/dashboard/dead/"),
+    ("queues", "/dashboard/queues/"),
+    ("audit", "/dashboard/audit/"),
 ]
 #: Who looks: an operator, an on-call viewer, and an ordinary user (the owner of a third of the
 #: jobs), who may be refused a platform-wide page (403) but in as few queries on both tables.
