@@ -31,10 +31,11 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
-from admin_api.console import charts, schedules
+from admin_api.console import charts, job_page, jobs_page, schedules
 from admin_api.console.urls import ops_urlpatterns as console_ops_urls
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
+from jobs.pools.services import pools_overview
 from workers.liveness import alive_workers
 
 #: Rows of the latest-jobs table, and of a job page's log.
@@ -48,6 +49,8 @@ NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 40, 60, 24, 10
 ASSETS = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
+    "console-jobs.css": "text/css",
+    "console-jobs.js": "text/javascript",
     "console.css": "text/css",
     "charts.js": "text/javascript",
     "vendor/uPlot.iife.min.js": "text/javascript",
@@ -110,6 +113,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "since": since,
         "schedules": dashboard_panels.schedule_rows(request.user),
         "limits": dashboard_panels.limit_rows() if request.user.is_staff else None,
+        "pools": pools_overview(),
     }
     return render(request, "dashboard/index.html", context)
 
@@ -138,6 +142,7 @@ def job_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
         "waiting": dashboard_panels.waiting_lines(job),
         "logs": logs,
         "ws_scope": "all" if request.user.is_staff else "",
+        **job_page.extra_context(job, request.user),
     }
     return render(request, "dashboard/job.html", context)
 
@@ -346,5 +351,7 @@ urlpatterns = [
     path("assets/<path:name>", asset_view, name="dashboard-asset"),
     *charts.urlpatterns,
     *schedules.urlpatterns,
+    *jobs_page.urlpatterns,
+    *job_page.urlpatterns,
     *console_ops_urls,
 ]

@@ -47,6 +47,8 @@ def describe(reason: dict[str, Any]) -> str:
         return f"its run_at: due at {_when(reason['at'])}"
     if kind == "retry_backoff":
         return f"the retry backoff: attempt {reason['next_attempt']} at {_when(reason['at'])}"
+    if kind == "no_live_pool":
+        return f"{reason['message']} (pool {reason['pool']})"
     if kind == "limit" and reason["kind"] == "concurrency":
         return (
             f"limit {reason['rule']} on {reason['name']}: {reason['in_use']} of "

@@ -36,6 +36,7 @@ from jobs.api.output import DeadLetterOutputSerializer
 from jobs.api.views import ERROR, VALIDATION_ERROR, Pagination
 from jobs.engine import deadletter, ledger
 from jobs.ids import parse_uuid
+from jobs.pools.services import pools_overview
 from jobs.types import registered_types
 from jobs.types.registry import missing_modules
 from workers.liveness import alive_workers
@@ -128,6 +129,16 @@ def _job_types() -> dict[str, Any]:
     return {"ok": not (missing or lacking), **result}
 
 
+def _pools() -> dict[str, Any]:
+    """External worker pools: a type no live pool serves fails the check (its jobs wait)."""
+    overview = pools_overview()
+    unserved = overview["unserved_types"]
+    if unserved:
+        names = ", ".join(sorted(unserved))
+        return {"ok": False, **overview, "error": f"no live worker pool serves type(s): {names}"}
+    return {"ok": True, **overview}
+
+
 HEALTH_CHECKS: dict[str, Callable[[], dict[str, Any] | None]] = {
     "postgres": _postgres,
     "broker": _broker,
@@ -135,6 +146,7 @@ HEALTH_CHECKS: dict[str, Callable[[], dict[str, Any] | None]] = {
     "channel_layer": _channel_layer,
     "workers": _workers,
     "job_types": _job_types,
+    "pools": _pools,
 }
 
 

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Every request body is capped (413) before anything reads it: see "Security" below.
     "draconic.middleware.RequestSizeLimitMiddleware",
+    # A worker token (external pools) is good for the worker API only: 403 anywhere else.
+    "jobs.pools.auth.WorkerTokenScopeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -198,6 +200,9 @@ DRACONIC_SCHEDULER_TICK_SECONDS = env_float("DRACONIC_SCHEDULER_TICK_SECONDS", 1
 # A schedule with catchup "none" still fires a due time at most this old (a late scheduler).
 DRACONIC_SCHEDULE_GRACE_SECONDS = env_float("DRACONIC_SCHEDULE_GRACE_SECONDS", 60.0, minimum=0)
 DRACONIC_DISPATCH_BATCH = env_int("DRACONIC_DISPATCH_BATCH", 100, minimum=1)
+# An external worker pool none of whose workers was heard from (registration, heartbeat,
+# lease renewal) for this long is not live: its types' jobs wait (jobs.pools).
+DRACONIC_POOL_LIVE_SECONDS = env_float("DRACONIC_POOL_LIVE_SECONDS", 60.0, minimum=1)
 DRACONIC_DISPATCH_LINGER_SECONDS = env_float("DRACONIC_DISPATCH_LINGER_SECONDS", 0.01, minimum=0)
 DRACONIC_DISPATCH_HOLD_SECONDS = env_float("DRACONIC_DISPATCH_HOLD_SECONDS", 0.1, minimum=0)
 

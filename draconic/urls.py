@@ -22,6 +22,7 @@ urlpatterns = [
     path("jobs/", include("jobs.api.urls")),
     path("job-types/", JobTypesApi.as_view(), name="job-types"),
     path("schedules/", include("jobs.schedules.urls")),
+    path("workers/", include("jobs.pools.urls")),
     # The operator API shares /admin/ with the Django admin; its paths come first.
     path("admin/", include("admin_api.urls")),
     path("admin/", admin.site.urls),

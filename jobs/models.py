@@ -171,6 +171,30 @@ class Job(models.Model):
                 fields=["owner", "priority", "-created_at"], name="job_owner_priority_idx"
             ),
             models.Index(fields=["owner", "type", "-created_at"], name="job_owner_type_idx"),
+            # The console's jobs page (admin_api.console.jobs_query), besides job_created_idx
+            # for every job newest first: filtered by status or type, in keyset order; the
+            # idempotency-key search across owners (partial: most jobs have no key). By
+            # status: the ended jobs, the
+            # ones that pile up, by (status, created_at); the live ones (few: the backlog) by
+            # created_at alone, the status a filter. Not one (status, created_at) index over
+            # all: with the live statuses as its key, the admission's ready scan took it
+            # instead of job_ready_idx (test_indexes.test_index_scan_for_ready).
+            models.Index(
+                fields=["status", "-created_at", "-id"],
+                condition=Q(status__in=["completed", "failed", "cancelled"]),
+                name="job_ended_created_idx",
+            ),
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(status__in=["pending", "queued", "running", "retrying"]),
+                name="job_live_created_idx",
+            ),
+            models.Index(fields=["type", "-created_at", "-id"], name="job_type_created_idx"),
+            models.Index(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_idempotency_key_idx",
+            ),
             # A schedule's runs (its overlap policy asks for the unfinished ones). Partial: the
             # jobs no schedule fired, nearly all of them, write no entry.
             models.Index(
@@ -414,6 +438,8 @@ class Pause(models.Model):
 
 
 # The schedule models are part of this app; importing them here registers them.
+# So are the external worker pools' (jobs.pools) and the chart rollups' (jobs.rollups).
+from jobs.pools.models import WorkerPool, WorkerToken  # noqa: E402
 from jobs.rollups.models import JobRollup  # noqa: E402
 from jobs.schedules.models import Schedule, ScheduleFire  # noqa: E402
 
@@ -433,4 +459,6 @@ __all__ = [
     "Priority",
     "Schedule",
     "ScheduleFire",
+    "WorkerPool",
+    "WorkerToken",
 ]

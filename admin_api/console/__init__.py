@@ -1,2 +1,2 @@
-"""The operator console's pages beyond the jobs: each module one page (its views, its
-queries) and its ``urlpatterns``, which ``admin_api.dashboard`` includes."""
+"""The operator console's pages beyond the dashboard's index (issue 15), one module each,
+registered in ``admin_api.dashboard``'s urlpatterns."""

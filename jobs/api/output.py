@@ -193,6 +193,15 @@ class CapacityReasonSerializer(serializers.Serializer):  # type: ignore[type-arg
     needs = ResourceRequirementsOutputSerializer()
 
 
+class NoLivePoolReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Its type is an external worker pool's, and no worker of that pool is live."""
+
+    reason = _reason("no_live_pool")
+    type = serializers.CharField(help_text="The job's type.")
+    pool = serializers.CharField(help_text="The pool that registered the type.")
+    message = serializers.CharField(help_text='"no live worker pool serves type <type>"')
+
+
 #: The shape of one ``waiting_on`` item, told apart by ``reason`` (``jobs/engine/waiting.py``).
 WAITING_REASON = PolymorphicProxySerializer(
     component_name="WaitingReason",
@@ -201,6 +210,7 @@ WAITING_REASON = PolymorphicProxySerializer(
         "run_at": RunAtReasonSerializer,
         "retry_backoff": RetryBackoffReasonSerializer,
         "paused": PausedReasonSerializer,
+        "no_live_pool": NoLivePoolReasonSerializer,
         "limit": LimitReasonSerializer,
         "capacity": CapacityReasonSerializer,
     },
@@ -216,7 +226,7 @@ class JobDetailOutputSerializer(JobOutputSerializer):
     waiting_on = serializers.SerializerMethodField(
         help_text=(
             "Why a pending or retrying job is waiting, in the order admission meets the "
-            "reasons: its own (parents, run_at, retry_backoff, paused) first; only when none holds, "
+            "reasons: its own (parents, run_at, retry_backoff, paused, no_live_pool) first; only when none holds, "
             "the limit rules that hold it, then capacity. [] when nothing holds it (the next "
             "dispatch admits it); null when it is not waiting."
         )

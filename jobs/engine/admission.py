@@ -55,6 +55,7 @@ from jobs.engine import (
 from jobs.engine.publish import Delivery, publish
 from jobs.engine.transitions import admit_jobs
 from jobs.models import DeadLetterReason
+from jobs.pools import services as pools
 from jobs.redis_client import get_redis
 
 logger = logging.getLogger("draconic.dispatcher")
@@ -201,11 +202,13 @@ class Place:
 def ready_order(*, turns: int = MAX_SCAN) -> list[Place]:
     """The first ``MAX_SCAN`` ready jobs in admission order, read once per pass (the window
     that counts the turns runs over every ready job, so once, not once a page), at most
-    ``turns`` of each (owner, key) line (``LINE_SLACK``)."""
+    ``turns`` of each (owner, key) line (``LINE_SLACK``). The jobs of a type no live worker
+    pool serves are not read (``jobs.pools.services.held_types``): they wait without a place."""
     params = {
         "aging_seconds": settings.DRACONIC_AGING_SECONDS,
         "limit": MAX_SCAN,
         "turns": max(1, turns),
+        "held_types": pools.held_types(),
     }
     with connection.cursor() as cursor:
         prepared.execute(cursor, (statements.READY_ORDER, params))

@@ -101,6 +101,13 @@ def _retry_or_dead_letter(
         next_attempt_at=timezone.now() + decision.delay,
         message=f"attempt {attempt} failed ({error[:200]}); retry in "
         f"{decision.delay.total_seconds():.1f}s",
-        context={"reason": str(reason or "error"), "retry_in": decision.delay.total_seconds()},
+        context={
+            "reason": str(reason or "error"),
+            "retry_in": decision.delay.total_seconds(),
+            # The job page shows each attempt's error and traceback; only the last attempt's
+            # go to its DeadLetter row, so a retried attempt's are kept here.
+            "error": error[:2000],
+            "traceback": traceback[-8000:],
+        },
     )
     return JobStatus.RETRYING if retrying else None

@@ -1,5 +1,6 @@
 """Publishing admitted attempts to Celery: one ``draconic.execute_job`` message per attempt,
-on the queue named after its priority, with the job's time limits."""
+on the queue named after its priority (``<pool>.<priority>`` for a type an external worker
+pool serves, ``jobs.pools.services.queue_for``), with the job's time limits."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from jobs.models import Priority
+from jobs.pools.services import queue_for
 
 logger = logging.getLogger("draconic.dispatcher")
 
@@ -52,7 +53,7 @@ def publish(deliveries: Sequence[Delivery]) -> None:
                     "draconic.execute_job",
                     args=[str(d.job_id), d.attempt],
                     task_id=celery_task_id(d.job_id, d.attempt),
-                    queue=str(Priority(d.priority).label),
+                    queue=queue_for(d.type, d.priority),
                     soft_time_limit=d.timeout_seconds,
                     time_limit=d.timeout_seconds + grace,
                     shadow=monitoring_name(d.type),

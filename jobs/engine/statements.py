@@ -29,6 +29,8 @@ from __future__ import annotations
 # A job waits since the later of its submit and its time: next_attempt_at, or its run_at once
 # an admission cleared that (a handed-back or re-driven job keeps the run_at it waited for);
 # a run_at before the submit is no head start.
+# The jobs of held types (an external pool's types while no worker of the pool is live,
+# jobs.pools.services.held_types) are left out: they wait, and hold no place in the window.
 READY_ORDER = """
 WITH ready AS (
     SELECT id, owner_id, concurrency_key,
@@ -42,6 +44,7 @@ WITH ready AS (
     FROM jobs_job AS j
     WHERE status IN ('pending', 'retrying') AND pending_parents = 0
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+      AND type <> ALL(%(held_types)s::text[])
       AND NOT EXISTS (SELECT 1 FROM jobs_pause AS p
                       WHERE p.job_type = j.type OR p.priority = j.priority)),
 turns AS (

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from jobs.engine import ledger, limits
 from jobs.models import ADMITTABLE_STATUSES, Job, JobDependency, JobStatus, Pause, Priority
+from jobs.pools import services as pools
 
 Reason = dict[str, Any]
 Check = Callable[[Job, datetime], list[Reason]]
@@ -129,12 +130,22 @@ def capacity(job: Job, now: datetime) -> list[Reason]:
     ]
 
 
+def no_live_pool(job: Job, now: datetime) -> list[Reason]:
+    """Its type is an external pool's and no worker of that pool is live: admission passes it
+    over until one registers or beats again (``jobs.pools``)."""
+    pool = pools.unserved_types().get(job.type)
+    if pool is None:
+        return []
+    message = f"no live worker pool serves type {job.type}"
+    return [{"reason": "no_live_pool", "type": job.type, "pool": pool, "message": message}]
+
+
 def _gated(job: Job, now: datetime) -> bool:
     return job.next_attempt_at is not None and job.next_attempt_at > now
 
 
 #: Reasons of the job's own, each independent of the others.
-OWN_CHECKS: tuple[Check, ...] = (parents, run_at, retry_backoff, paused)
+OWN_CHECKS: tuple[Check, ...] = (parents, run_at, retry_backoff, paused, no_live_pool)
 #: What admission weighs a job against once nothing of its own holds it, in the order of the
 #: ledger's reserve script: the limit rules, then CPU and memory.
 ADMISSION_CHECKS: tuple[Check, ...] = (limit, capacity)

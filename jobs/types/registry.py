@@ -155,12 +155,17 @@ def get_handler(name: str) -> Handler | None:
     return None if cls is None else cls()
 
 
-def describe_types() -> list[dict[str, Any]]:
-    """Every type a client may submit, local and remote, as ``/job-types/`` lists it (without
-    ``served``), by name."""
+def describe_types(*, local_only: bool = False) -> list[dict[str, Any]]:
+    """Every type a client may submit, local and remote (the pools' are read from the
+    database), as ``/job-types/`` lists it (without ``served``), by name."""
     described = {name: _registry[name].describe() for name in registered_types()}
-    for remote in remote_types():
+    for remote in [] if local_only else remote_types():
         cls = handler_class(remote.name)
         if remote.name not in described and cls is not None:
             described[remote.name] = {**cls.describe(), "served": remote.served}
     return [described[name] for name in sorted(described)]
+
+
+def is_local(name: str) -> bool:
+    """True for a type of this deployment (a module's or an entry point's), not a pool's."""
+    return name in _registry

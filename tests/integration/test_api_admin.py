@@ -104,6 +104,7 @@ DOCUMENTED = {
 }
 
 
+@pytest.mark.django_db  # the schema lists the types worker pools registered
 def test_the_openapi_schema_is_valid_and_documents_every_endpoint(anon_api: APIClient) -> None:
     response = anon_api.get("/api/schema/?format=json")
     assert response.status_code == 200, response.content

@@ -46,6 +46,19 @@ PAGES: list[tuple[str, str]] = [
     ("job-pending", f"/dashboard/jobs/{job_id(93)}/"),
     ("charts", "/dashboard/charts/?range=week"),
     ("schedules", "/dashboard/schedules/"),
+    # The jobs page (cjobs): newest, by an ended and a live status, type and priority, a
+    # search, a time range.
+    ("jobs", "/dashboard/jobs/"),
+    ("jobs-failed", "/dashboard/jobs/?status=failed"),
+    ("jobs-pending", "/dashboard/jobs/?status=pending"),
+    ("jobs-type-priority", "/dashboard/jobs/?type=resize&priority=high"),
+    ("jobs-search", f"/dashboard/jobs/?q={job_id(300)}&search_in=id"),
+    ("jobs-batch", f"/dashboard/jobs/?q={job_id(300)}&search_in=batch"),
+    (
+        "jobs-range",
+        "/dashboard/jobs/?created_from=2000-01-01T00:00&created_to="
+        + (timezone.now() - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
+    ),
     ("dead", "/dashboard/dead/"),
     ("queues", "/dashboard/queues/"),
     ("audit", "/dashboard/audit/"),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from rest_framework.test import APIClient
 
 from draconic_sdk import (
@@ -148,6 +149,7 @@ def _resolve(target: Any, path: str) -> Any:
     return target
 
 
+@pytest.mark.django_db  # the schema lists the types worker pools registered
 def test_every_operation_has_a_method_in_both_clients(anon_api: APIClient) -> None:
     ids = [op["operationId"] for op in _operations(_schema(anon_api))]
     assert len(ids) >= 26  # the walk found the API

@@ -195,7 +195,15 @@ def test_the_schema_documents_each_reason_and_its_fields(api: APIClient) -> None
     union = components["WaitingReason"]
     assert union["discriminator"]["propertyName"] == "reason"
     mapping = union["discriminator"]["mapping"]
-    assert set(mapping) == {"parents", "run_at", "retry_backoff", "paused", "limit", "capacity"}
+    assert set(mapping) == {
+        "parents",
+        "run_at",
+        "retry_backoff",
+        "paused",
+        "no_live_pool",
+        "limit",
+        "capacity",
+    }
     fields = {
         reason: set(components[ref.rsplit("/", 1)[1]]["properties"])
         for reason, ref in mapping.items()
@@ -207,5 +215,6 @@ def test_the_schema_documents_each_reason_and_its_fields(api: APIClient) -> None
     assert fields["parents"] == {"reason", "job_ids"}
     assert fields["retry_backoff"] == {"reason", "at", "next_attempt"}
     assert fields["paused"] == {"reason", "pause", "job_type", "priority", "since"}
+    assert fields["no_live_pool"] == {"reason", "type", "pool", "message"}
     # The dead letters' field named "reason" keeps its enum's name beside these.
     assert components["ReasonEnum"]["enum"][0] == "max_attempts"

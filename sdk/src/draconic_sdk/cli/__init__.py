@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from draconic_sdk.cli import jobs, ops, rules
+from draconic_sdk.cli import jobs, ops, rules, worker
 from draconic_sdk.cli.app import cli
 
-__all__ = ["cli", "jobs", "main", "ops", "rules"]
+__all__ = ["cli", "jobs", "main", "ops", "rules", "worker"]
 
 
 def main() -> None:

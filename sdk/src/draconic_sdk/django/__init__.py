@@ -1,0 +1,16 @@
+"""``draconic_sdk.django``: an external pool's worker inside a team's own Django project.
+
+Add ``"draconic_sdk.django"`` to ``INSTALLED_APPS`` and set::
+
+    DRACONIC = {
+        "URL": "https://draconic.example.com",
+        "WORKER_TOKEN": env("DRACONIC_WORKER_TOKEN"),
+        "BROKER_URL": env("DRACONIC_BROKER_URL"),
+        "POOL": "acme",
+        "APPS": ["shop.jobs"],        # modules with the project's job types
+        "CONCURRENCY": 4,
+    }
+
+then ``python manage.py draconic_worker``: the job code runs with the project's own settings,
+models and database.
+"""

@@ -1,0 +1,212 @@
+"""The worker API of external pools (``jobs.pools``) in-process: scoped tokens, the fenced
+attempt calls, routing to the pool's queues, and a type no live pool serves."""
+
+from __future__ import annotations
+
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from jobs.engine.admission import dispatch
+from jobs.errors import JobConflict
+from jobs.models import ExecutionLog, Job, JobStatus, WorkerPool, WorkerToken
+from jobs.pools.services import pool_for_key, pool_register, pool_token_create
+from jobs.redis_client import get_redis
+
+RESIZE = {
+    "name": "acme.resize",
+    "description": "",
+    "payload_schema": {
+        "type": "object",
+        "properties": {"width": {"type": "integer"}},
+        "required": ["width"],
+        "additionalProperties": False,
+    },
+    "defaults": {},
+    "retry": None,
+}
+
+
+def worker_client(pool: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Worker {pool_token_create(pool=pool)}")
+    return client
+
+
+def register(client: APIClient, pool: str, *types: dict[str, Any]) -> Any:
+    body = {"pool": pool, "worker": "w1", "concurrency": 2, "types": list(types or [RESIZE])}
+    return client.post("/workers/pools/register", body, format="json")
+
+
+@pytest.fixture
+def acme() -> APIClient:
+    client = worker_client("acme")
+    assert register(client, "acme").status_code == 200
+    return client
+
+
+def submit_and_start(api: APIClient, worker: APIClient) -> tuple[str, int]:
+    response = api.post("/jobs/", {"type": "acme.resize", "payload": {"width": 3}}, format="json")
+    assert response.status_code == 201, response.content
+    job_id = response.json()["id"]
+    dispatch()
+    job = Job.objects.get(id=job_id)
+    assert job.status == JobStatus.QUEUED
+    body = {"job_id": job_id, "attempt": job.attempt, "worker": "w1"}
+    started = worker.post("/workers/attempts/start", body, format="json")
+    assert started.status_code == 200, started.content
+    return job_id, job.attempt
+
+
+@pytest.mark.django_db
+def test_registration_answers_the_pool_queues_and_the_type_is_submittable(api, acme):
+    response = register(acme, "acme")
+    assert response.json()["queues"] == [f"acme.{p}" for p in ("critical", "high", "normal", "low")]
+    bad = api.post("/jobs/", {"type": "acme.resize", "payload": {"width": "x"}}, format="json")
+    assert bad.status_code == 400
+    assert "payload.width" in str(bad.json()["payload"])
+
+
+@pytest.mark.django_db
+def test_a_pool_cannot_take_a_type_of_another_pool_or_of_the_deployment(acme):
+    beta = worker_client("beta")
+    assert register(beta, "beta").status_code == 409
+    builtin = {**RESIZE, "name": "send_email"}
+    assert register(beta, "beta", builtin).status_code == 409
+    assert register(beta, "acme").status_code == 403  # its token is beta's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admitted_job_of_a_pool_type_is_published_to_the_pool_queue(api, acme):
+    response = api.post("/jobs/", {"type": "acme.resize", "payload": {"width": 3}}, format="json")
+    dispatch()
+    assert Job.objects.get(id=response.json()["id"]).status == JobStatus.QUEUED
+    assert get_redis().llen("acme.normal") == 1
+    assert get_redis().llen("normal") == 0
+
+
+@pytest.mark.django_db
+def test_the_attempt_calls_are_fenced_and_log_progress_and_complete(api, acme):
+    job_id, attempt = submit_and_start(api, acme)
+    at = {"job_id": job_id, "attempt": attempt}
+    renewed = acme.post("/workers/attempts/renew", at, format="json")
+    assert renewed.json() == {"cancel_requested": False, "lease_held": True}
+    log = acme.post("/workers/attempts/log", {**at, "message": "resizing"}, format="json")
+    assert log.status_code == 200
+    progress = acme.post("/workers/attempts/progress", {**at, "progress": 0.5}, format="json")
+    assert progress.status_code == 200
+    stale = {"job_id": job_id, "attempt": attempt + 1, "result": {"no": 1}}
+    assert acme.post("/workers/attempts/complete", stale, format="json").status_code == 409
+    done = acme.post("/workers/attempts/complete", {**at, "result": {"ok": 1}}, format="json")
+    assert done.status_code == 200
+    assert acme.post("/workers/attempts/complete", at, format="json").status_code == 409
+    job = Job.objects.get(id=job_id)
+    assert (job.status, job.result) == (JobStatus.COMPLETED, {"ok": 1})
+    lines = ExecutionLog.objects.filter(job_id=job_id).values_list("message", "context")
+    assert ("resizing", {}) in lines
+    assert ("progress: 50%", {"progress": 0.5}) in lines
+
+
+@pytest.mark.django_db
+def test_a_timeout_failure_is_recorded_as_one(api, acme, settings):
+    job_id, attempt = submit_and_start(api, acme)
+    body = {"job_id": job_id, "attempt": attempt, "error": "timed out", "timeout": True}
+    response = acme.post("/workers/attempts/fail", body, format="json")
+    assert response.json() == {"status": JobStatus.RETRYING}
+
+
+@pytest.mark.django_db
+def test_a_worker_token_is_refused_outside_the_worker_api_and_a_user_token_inside(api, acme):
+    assert acme.get("/jobs/").status_code == 403
+    assert acme.get("/admin/health").status_code == 403
+    assert api.post("/workers/attempts/renew", {}, format="json").status_code == 403
+    anonymous = APIClient().post("/workers/attempts/renew", {}, format="json")
+    assert anonymous.status_code == 403
+
+
+@pytest.mark.django_db
+def test_another_pool_cannot_touch_or_read_the_job(api, acme):
+    job_id, attempt = submit_and_start(api, acme)
+    beta = worker_client("beta")
+    assert register(beta, "beta", {**RESIZE, "name": "beta.other"}).status_code == 200
+    at = {"job_id": job_id, "attempt": attempt}
+    assert beta.post("/workers/attempts/complete", at, format="json").status_code == 403
+    assert beta.post("/workers/attempts/renew", at, format="json").status_code == 403
+    assert beta.get(f"/jobs/{job_id}").status_code == 403
+    assert Job.objects.get(id=job_id).status == JobStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_type_no_live_pool_serves_waits_without_blocking_and_shows_in_health(
+    api, acme, staff_api, staff_user, client
+):
+    WorkerPool.objects.filter(name="acme").update(last_seen=timezone.now() - timedelta(days=1))
+    held = api.post("/jobs/", {"type": "acme.resize", "payload": {"width": 3}}, format="json")
+    other = api.post("/jobs/", {"type": "noop", "payload": {}}, format="json")
+    dispatch()
+    assert Job.objects.get(id=other.json()["id"]).status == JobStatus.QUEUED
+    job_id = held.json()["id"]
+    assert Job.objects.get(id=job_id).status == JobStatus.PENDING
+    (reason,) = api.get(f"/jobs/{job_id}").json()["waiting_on"]
+    assert reason["message"] == "no live worker pool serves type acme.resize"
+    health = staff_api.get("/admin/health").json()["checks"]["pools"]
+    assert health["unserved_types"] == {"acme.resize": "acme"}
+    client.force_login(staff_user)
+    page = client.get("/dashboard/")
+    assert b'data-unserved-type="acme.resize"' in page.content
+    # A heartbeat brings the pool back: the job is admitted.
+    beat = acme.post("/workers/pools/heartbeat", {"pool": "acme", "worker": "w1"}, format="json")
+    assert beat.status_code == 200
+    dispatch()
+    assert Job.objects.get(id=job_id).status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_a_revoked_worker_token_stops_working():
+    worker = worker_client("gamma")
+    beat = {"pool": "gamma", "worker": "g1"}
+    assert worker.post("/workers/pools/heartbeat", beat, format="json").status_code == 200
+    WorkerToken.objects.update(revoked_at=timezone.now())
+    assert worker.post("/workers/pools/heartbeat", beat, format="json").status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_command_prints_a_working_token():
+    out = io.StringIO()
+    call_command("createpooltoken", "epsilon", stdout=out)
+    key = out.getvalue().strip()
+    assert WorkerPool.objects.get(name="epsilon").tokens.count() == 1
+    assert pool_for_key(key) == WorkerPool.objects.get(name="epsilon")
+    assert pool_for_key(key + "x") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_pools_registering_one_type_at_once_one_gets_it():
+    for name in ("a", "b"):
+        pool_token_create(pool=name)
+    pools = list(WorkerPool.objects.filter(name__in=["a", "b"]))
+    barrier = threading.Barrier(2)
+
+    def take(pool: WorkerPool) -> str:
+        barrier.wait()
+        try:
+            pool_register(pool=pool, worker="w", concurrency=1, types=[RESIZE])
+            return "registered"
+        except JobConflict:
+            return "refused"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as threads:
+        outcomes = sorted(threads.map(take, pools))
+    assert outcomes == ["refused", "registered"]
+    owners = [p.name for p in WorkerPool.objects.all() if "acme.resize" in p.type_names()]
+    assert len(owners) == 1

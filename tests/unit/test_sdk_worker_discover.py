@@ -1,0 +1,77 @@
+"""``draconic_sdk.worker``: finding a pool's job types (``discover``, ``register_source``)
+and the Django settings of a pool's worker (``WorkerConfig.from_mapping``)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from draconic_sdk import job_type
+from draconic_sdk.jobtypes import JobType
+from draconic_sdk.worker import _sources, discover, register_source
+from draconic_sdk.worker.app import WorkerConfig
+
+
+def _module(name: str, **members: object) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(members)
+    sys.modules[name] = module
+    return module
+
+
+@pytest.fixture
+def clean_sources():
+    saved = list(_sources)
+    yield
+    _sources[:] = saved
+
+
+def test_discover_finds_the_decorated_functions_and_what_each_source_finds(clean_sources):
+    @job_type("t.one")
+    def one(n: int) -> int:
+        return n
+
+    def two_fn(n: int) -> int:
+        return n
+
+    _module("pool_mod_a", one=one, other=object())
+    register_source(
+        lambda module: [JobType(name="t.two", fn=two_fn)] if module.__name__ == "pool_mod_a" else []
+    )
+    assert [t.name for t in discover(["pool_mod_a"])] == ["t.one", "t.two"]
+
+
+def test_a_source_is_registered_once(clean_sources):
+    def source(module: types.ModuleType) -> list[JobType]:
+        return []
+
+    register_source(source)
+    register_source(source)
+    assert _sources.count(source) == 1
+
+
+def test_two_different_types_under_one_name_are_refused(clean_sources):
+    first = job_type("t.same")(lambda: 1)
+    second = job_type("t.same")(lambda: 2)
+    _module("pool_mod_b", first=first)
+    _module("pool_mod_c", second=second)
+    with pytest.raises(ValueError, match=r"t\.same"):
+        discover(["pool_mod_b", "pool_mod_c"])
+
+
+def test_the_django_settings_name_what_they_lack():
+    with pytest.raises(ValueError, match="WORKER_TOKEN, BROKER_URL"):
+        WorkerConfig.from_mapping({"URL": "http://x", "POOL": "p", "APPS": ["m"]})
+    config = WorkerConfig.from_mapping(
+        {
+            "URL": "u",
+            "WORKER_TOKEN": "t",
+            "BROKER_URL": "b",
+            "POOL": "p",
+            "APPS": ["m"],
+            "CONCURRENCY": 3,
+        }
+    )
+    assert (config.pool, config.modules, config.concurrency) == ("p", ["m"], 3)
