@@ -24,22 +24,50 @@ from jobs.engine import deadletter
 from jobs.engine.fingerprint import error_shape
 from jobs.models import DeadLetter
 
-#: The groups shown, most recently seen first.
+#: The groups shown (the first in fingerprint order, when there are more), most recently
+#: seen first.
 MAX_GROUPS = 200
+#: A group counts its letters up to this many (shown as "10000+").
+COUNT_CAP = BULK_REDRIVE_LIMIT
 #: A group's letters per page.
 LETTERS_PAGE = 50
 
 # The open letters' groups, with their size and first and last seen; the newest letter of
-# each is its sample. An index-only scan of deadletter_group_idx (fingerprint, created_at, id)
-# where requeued_at IS NULL AND discarded_at IS NULL; locks nothing.
+# each is its sample. A loose index scan of deadletter_group_idx (fingerprint, created_at, id)
+# where requeued_at IS NULL AND discarded_at IS NULL: the recursion steps from one fingerprint
+# to the next (one index probe each, at most ``limit`` groups, in fingerprint order), and each
+# group's figures are probes of that group's range: its oldest and its newest entry, and its
+# count up to ``count_cap`` (a group that big shows "10000+": an action takes at most that
+# many at once anyway). Bounded work per group, whatever the number of letters. Locks nothing.
 GROUPS = """
-SELECT fingerprint, count(*) AS letters, min(created_at) AS first_seen,
-       max(created_at) AS last_seen, max(id) AS sample_id
-FROM jobs_deadletter
-WHERE requeued_at IS NULL AND discarded_at IS NULL
-GROUP BY fingerprint
-ORDER BY last_seen DESC, fingerprint
-LIMIT %(limit)s
+WITH RECURSIVE groups(fingerprint, n) AS (
+    (SELECT fingerprint, 1 FROM jobs_deadletter
+     WHERE requeued_at IS NULL AND discarded_at IS NULL
+     ORDER BY fingerprint LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.fingerprint FROM jobs_deadletter AS d
+            WHERE d.requeued_at IS NULL AND d.discarded_at IS NULL
+              AND d.fingerprint > groups.fingerprint
+            ORDER BY d.fingerprint LIMIT 1), groups.n + 1
+    FROM groups
+    WHERE groups.fingerprint IS NOT NULL AND groups.n < %(limit)s)
+SELECT g.fingerprint, n.letters, f.first_seen, l.last_seen, l.sample_id
+FROM groups AS g
+CROSS JOIN LATERAL (
+    SELECT count(*) AS letters FROM (
+        SELECT 1 FROM jobs_deadletter
+        WHERE requeued_at IS NULL AND discarded_at IS NULL AND fingerprint = g.fingerprint
+        ORDER BY created_at, id LIMIT %(count_cap)s) AS counted) AS n
+CROSS JOIN LATERAL (
+    SELECT created_at AS first_seen FROM jobs_deadletter
+    WHERE requeued_at IS NULL AND discarded_at IS NULL AND fingerprint = g.fingerprint
+    ORDER BY created_at, id LIMIT 1) AS f
+CROSS JOIN LATERAL (
+    SELECT created_at AS last_seen, id AS sample_id FROM jobs_deadletter
+    WHERE requeued_at IS NULL AND discarded_at IS NULL AND fingerprint = g.fingerprint
+    ORDER BY created_at DESC, id DESC LIMIT 1) AS l
+WHERE g.fingerprint IS NOT NULL
+ORDER BY l.last_seen DESC, g.fingerprint
 """
 
 
@@ -47,6 +75,7 @@ LIMIT %(limit)s
 class Group:
     fingerprint: str
     letters: int
+    """Up to ``COUNT_CAP``; ``capped`` says there are at least that many."""
     first_seen: datetime
     last_seen: datetime
     job_type: str
@@ -56,6 +85,10 @@ class Group:
     sample_error: str
     sample_job_id: UUID
 
+    @property
+    def capped(self) -> bool:
+        return self.letters >= COUNT_CAP
+
 
 def open_letters() -> QuerySet[DeadLetter]:
     return DeadLetter.objects.filter(requeued_at__isnull=True, discarded_at__isnull=True)
@@ -64,7 +97,7 @@ def open_letters() -> QuerySet[DeadLetter]:
 def groups() -> list[Group]:
     """The groups of open letters, most recently seen first. Two queries."""
     with connection.cursor() as cursor:
-        cursor.execute(GROUPS, {"limit": MAX_GROUPS})
+        cursor.execute(GROUPS, {"limit": MAX_GROUPS, "count_cap": COUNT_CAP})
         names = [c.name for c in cursor.description]
         rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     samples = {
@@ -111,8 +144,9 @@ def target_letters(*, group: str | None, letter: int | None) -> QuerySet[DeadLet
 
 
 def count_targets(letters: QuerySet[DeadLetter]) -> int:
-    """How many one action would touch (at most ``BULK_REDRIVE_LIMIT``: one transaction)."""
-    return min(letters.count(), BULK_REDRIVE_LIMIT)
+    """How many one action would touch (at most ``BULK_REDRIVE_LIMIT``: one transaction;
+    counted no further)."""
+    return letters.order_by("-created_at", "-id")[:BULK_REDRIVE_LIMIT].count()
 
 
 def _pick(letters: QuerySet[DeadLetter], most: int) -> list[tuple[int, UUID]]:
