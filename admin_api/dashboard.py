@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET
 
 from admin_api import access, dashboard_panels, metrics
 from admin_api.console import charts, job_page, jobs_page, schedules
+from admin_api.console.urls import ops_urlpatterns as console_ops_urls
 from jobs.engine import ledger
 from jobs.models import ExecutionLog, Job, JobDependency, JobStatus, Priority
 from jobs.pools.services import pools_overview
@@ -54,6 +55,7 @@ ASSETS = {
     "charts.js": "text/javascript",
     "vendor/uPlot.iife.min.js": "text/javascript",
     "vendor/uPlot.min.css": "text/css",
+    "console-ops.css": "text/css",
 }
 ASSET_DIR = Path(settings.BASE_DIR) / "static" / "dashboard"
 
@@ -351,4 +353,5 @@ urlpatterns = [
     *schedules.urlpatterns,
     *jobs_page.urlpatterns,
     *job_page.urlpatterns,
+    *console_ops_urls,
 ]

@@ -59,6 +59,13 @@ def describe(reason: dict[str, Any]) -> str:
             f"limit {reason['rule']} ({reason['rate']}) on {reason['name']}: "
             f"{reason['tokens']:.2f} of the 1 token it needs"
         )
+    if kind == "paused":
+        what = (
+            f"type {reason['job_type']}"
+            if reason["pause"] == "type"
+            else f"priority {reason['priority']}"
+        )
+        return f"paused: {what} is paused (since {_when(reason['since'])}); it waits until resumed"
     if kind == "capacity":
         needs = reason["needs"]
         return (

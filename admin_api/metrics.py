@@ -98,11 +98,11 @@ def job_counts() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
 
 
 def dead_letters_by_reason() -> dict[str, int]:
-    """Open (not re-driven) dead letters by reason. One query."""
+    """Open (not re-driven nor discarded) dead letters by reason. One query."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT reason, count(*) FROM {DeadLetter._meta.db_table} "
-            "WHERE requeued_at IS NULL GROUP BY reason"
+            "WHERE requeued_at IS NULL AND discarded_at IS NULL GROUP BY reason"
         )
         return dict(cursor.fetchall())
 

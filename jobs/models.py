@@ -333,6 +333,14 @@ class DeadLetter(models.Model):
     requeued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: The group of the letter: its job type, exception class and message shape, hashed
+    #: (``jobs.engine.fingerprint``), written with the row.
+    fingerprint = models.CharField(max_length=40, blank=True, default="", db_default="")
+    #: Discarded by an operator: out of the dead-letter queue's views, the job stays failed.
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering: ClassVar = ["-created_at"]
@@ -348,7 +356,14 @@ class DeadLetter(models.Model):
                 fields=["reason", "-created_at"],
                 condition=Q(requeued_at__isnull=True),
                 name="deadletter_open_idx",
-            )
+            ),
+            # The console's groups (GROUP BY fingerprint with first/last seen) and a group's
+            # letters newest first: the letters in the queue only.
+            models.Index(
+                fields=["fingerprint", "created_at", "id"],
+                condition=Q(requeued_at__isnull=True, discarded_at__isnull=True),
+                name="deadletter_group_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -387,6 +402,44 @@ class Limit(models.Model):
         return self.key
 
 
+# A paused job type or priority: admission passes over their jobs (statements.READY_ORDER and
+# READY_PAGE leave them out, so they block nothing behind them) until the row is deleted,
+# which requests a dispatch at once (admin_api.console.pausing). In PostgreSQL, so a pause
+# outlives every process; waiting_on names it (jobs.engine.waiting.paused).
+class Pause(models.Model):
+    #: The paused job type; null when the row pauses a priority.
+    job_type = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    #: The paused priority; null when the row pauses a type.
+    priority = models.PositiveSmallIntegerField(
+        choices=Priority.choices, null=True, blank=True, unique=True
+    )
+    reason = models.CharField(max_length=200, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["id"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=(Q(job_type__isnull=False) & Q(priority__isnull=True))
+                | (Q(job_type__isnull=True) & Q(priority__isnull=False)),
+                name="pause_one_type_or_priority",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.target
+
+    @property
+    def target(self) -> str:
+        """``type send_email`` or ``priority high``."""
+        if self.job_type is not None or self.priority is None:
+            return f"type {self.job_type}"
+        return f"priority {Priority(self.priority).label}"
+
+
 # The schedule models are part of this app; importing them here registers them.
 # So are the external worker pools' (jobs.pools) and the chart rollups' (jobs.rollups).
 from jobs.pools.models import WorkerPool, WorkerToken  # noqa: E402
@@ -405,6 +458,7 @@ __all__ = [
     "JobStatus",
     "Limit",
     "LogLevel",
+    "Pause",
     "Priority",
     "Schedule",
     "ScheduleFire",

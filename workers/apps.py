@@ -12,7 +12,7 @@ class WorkersConfig(AppConfig):
         from draconic.storage import check_export_storage
         from jobs.types.entrypoints import load_entry_points
         from jobs.types.registry import load_modules
-        from workers import signals  # noqa: F401  (connects the Celery signal receivers)
+        from workers import control, signals  # noqa: F401  (remote control; signal receivers)
         from workers.handlers import load_builtin_types
 
         load_builtin_types()

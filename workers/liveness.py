@@ -31,6 +31,8 @@ logger = logging.getLogger("draconic.worker.heartbeat")
 
 #: How many workers a reader looks at, at most (bounds the cost of a health check).
 MAX_WORKERS = 1000
+#: How long a worker that stopped beating is still listed (the console's "last seen").
+SEEN_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,24 @@ def beat_once(hostname: str, info: dict[str, Any], *, ttl: float | None = None) 
     pipe = get_redis().pipeline(transaction=True)
     pipe.set(_worker_key(hostname), body, ex=max(1, int(ttl)))
     pipe.zadd(_index_key(), {hostname: time.time() + ttl})
+    pipe.hset(_seen_key(), hostname, time.time())
     pipe.execute()
+
+
+def _seen_key() -> str:
+    return key("workers", "seen")
+
+
+def last_seen() -> dict[str, float]:
+    """When each worker beat last (epoch seconds), alive or not, for the last
+    ``SEEN_SECONDS``; older entries are dropped here. One or two Redis round trips."""
+    client = get_redis()
+    raw = cast("dict[bytes, bytes]", client.hgetall(_seen_key()))
+    seen = {name.decode(): float(at) for name, at in raw.items()}
+    stale = [name for name, at in seen.items() if at < time.time() - SEEN_SECONDS]
+    if stale:
+        client.hdel(_seen_key(), *stale)
+    return {name: at for name, at in seen.items() if name not in stale}
 
 
 def forget(hostname: str) -> None:
@@ -101,6 +120,14 @@ class LivenessBeat(threading.Thread):
                 logger.warning("heartbeat of %s failed", self.hostname, exc_info=True)
             self._stopped.wait(interval)
 
+    def mark_quiet(self) -> None:
+        """The worker stopped consuming (``workers.control``): say so from now on, at once."""
+        self.info = {**self.info, "quiet": True}
+        try:
+            beat_once(self.hostname, self.info)
+        except redis.RedisError:
+            logger.warning("heartbeat of %s failed", self.hostname, exc_info=True)
+
     def stop(self) -> None:
         self._stopped.set()
         try:
@@ -110,6 +137,11 @@ class LivenessBeat(threading.Thread):
 
 
 _current: LivenessBeat | None = None
+
+
+def current() -> LivenessBeat | None:
+    """This worker process's liveness beat, once it is ready."""
+    return _current
 
 
 def _describe(consumer: Any) -> dict[str, Any]:

@@ -152,6 +152,16 @@ class RetryBackoffReasonSerializer(serializers.Serializer):  # type: ignore[type
     next_attempt = serializers.IntegerField(help_text="The number of the next attempt.")
 
 
+class PausedReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Its job type or its priority is paused (``/admin/pauses/``); one per pause."""
+
+    reason = _reason("paused")
+    pause = serializers.ChoiceField(choices=["type", "priority"], help_text="What is paused.")
+    job_type = serializers.CharField(required=False, help_text="type: the paused job type.")
+    priority = serializers.CharField(required=False, help_text="priority: the paused priority.")
+    since = serializers.DateTimeField(help_text="When it was paused.")
+
+
 class LimitReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """A limit rule (``/admin/limits/``) that holds it back now; one per rule and name."""
 
@@ -201,6 +211,7 @@ WAITING_REASON = PolymorphicProxySerializer(
         "parents": ParentsReasonSerializer,
         "run_at": RunAtReasonSerializer,
         "retry_backoff": RetryBackoffReasonSerializer,
+        "paused": PausedReasonSerializer,
         "no_live_pool": NoLivePoolReasonSerializer,
         "limit": LimitReasonSerializer,
         "capacity": CapacityReasonSerializer,
@@ -217,7 +228,7 @@ class JobDetailOutputSerializer(JobOutputSerializer):
     waiting_on = serializers.SerializerMethodField(
         help_text=(
             "Why a pending or retrying job is waiting, in the order admission meets the "
-            "reasons: its own (parents, run_at, retry_backoff, no_live_pool) first; only when none holds, "
+            "reasons: its own (parents, run_at, retry_backoff, paused, no_live_pool) first; only when none holds, "
             "the limit rules that hold it, then capacity. [] when nothing holds it (the next "
             "dispatch admits it); null when it is not waiting."
         )

@@ -55,8 +55,9 @@ def job_logs(*, job: Job, since: int | None = None) -> QuerySet[ExecutionLog]:
 
 
 def dead_letter_list(*, type: str | None = None, reason: str | None = None) -> QuerySet[DeadLetter]:
-    """Open dead letters (not yet re-driven), newest first."""
-    qs = DeadLetter.objects.filter(requeued_at__isnull=True).select_related("job")
+    """Open dead letters (not yet re-driven nor discarded), newest first."""
+    qs = DeadLetter.objects.filter(requeued_at__isnull=True, discarded_at__isnull=True)
+    qs = qs.select_related("job")
     if type:
         qs = qs.filter(job__type=type)
     if reason:

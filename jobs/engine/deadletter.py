@@ -17,7 +17,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.engine import cancel, graph, prepared, statements, transitions, wakeup
+from jobs.engine import cancel, fingerprint, graph, prepared, statements, transitions, wakeup
 from jobs.live.events import Change
 from jobs.models import DeadLetter, DeadLetterReason, Job, JobStatus
 
@@ -67,6 +67,7 @@ def _enter(change: Change, *, reason: DeadLetterReason, error: str, traceback: s
         error=error,
         traceback=traceback,
         attempts=change.attempt,
+        fingerprint=fingerprint.fingerprint(change.type, error),
     )
     cancel.cancel_descendants(change.job_id, reason=f"parent {change.job_id} failed")
 
@@ -147,3 +148,21 @@ def _revive_descendants(roots: Sequence[UUID]) -> list[UUID]:
     reason = "revived: the ancestor whose failure cancelled it was re-driven"
     changes = transitions.revive_descendants(job_ids=sorted(back - set(roots)), reason=reason)
     return [c.job_id for c in changes]
+
+
+def dead_letter_discard(*, letter_ids: Sequence[int], by: Any = None) -> list[UUID]:
+    """Discard open dead letters: they leave the dead-letter queue's views (``GET
+    /admin/dlq/``, its metrics, the console's groups); their jobs stay ``failed`` (nothing
+    else changes) and may still be re-driven by id, which closes the letter. Letters already
+    re-driven or discarded are skipped. Returns the discarded letters' job ids."""
+    with transaction.atomic():
+        letters = (
+            DeadLetter.objects.select_for_update()
+            .filter(id__in=letter_ids, requeued_at__isnull=True, discarded_at__isnull=True)
+            .order_by("id")
+        )
+        rows = list(letters.values_list("id", "job_id"))
+        DeadLetter.objects.filter(id__in=[i for i, _ in rows]).update(
+            discarded_at=timezone.now(), discarded_by=by if getattr(by, "pk", None) else None
+        )
+    return [job_id for _, job_id in rows]

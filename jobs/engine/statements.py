@@ -22,6 +22,8 @@ from __future__ import annotations
 # starving), then by turn (the job's place in the line of its owner and concurrency key at
 # that effective priority: a round-robin between the lines), then oldest. The candidates come
 # from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
+# A paused job type or priority (jobs_pause, a handful of rows) is left out of the candidates,
+# so its backlog blocks nothing behind it; READY_PAGE checks again under the lock.
 # Only the first ``turns`` of each line are read (admission.LINE_SLACK), so one line's
 # backlog that a limit holds back cannot fill the whole window.
 # A job waits since the later of its submit and its time: next_attempt_at, or its run_at once
@@ -39,10 +41,12 @@ WITH ready AS (
                             - GREATEST(created_at, COALESCE(next_attempt_at, run_at)))
                     / %(aging_seconds)s::float8)::int)
            END AS effective_priority
-    FROM jobs_job
+    FROM jobs_job AS j
     WHERE status IN ('pending', 'retrying') AND pending_parents = 0
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-      AND type <> ALL(%(held_types)s::text[])),
+      AND type <> ALL(%(held_types)s::text[])
+      AND NOT EXISTS (SELECT 1 FROM jobs_pause AS p
+                      WHERE p.job_type = j.type OR p.priority = j.priority)),
 turns AS (
     SELECT id, waiting_since, effective_priority,
            row_number() OVER (PARTITION BY effective_priority, owner_id, concurrency_key
@@ -69,6 +73,8 @@ JOIN unnest(%(job_ids)s::uuid[]) WITH ORDINALITY AS page(id, n) ON page.id = j.i
 WHERE j.id = ANY(%(job_ids)s::uuid[])
   AND j.status IN ('pending', 'retrying') AND j.pending_parents = 0
   AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= now())
+  AND NOT EXISTS (SELECT 1 FROM jobs_pause AS p
+                  WHERE p.job_type = j.type OR p.priority = j.priority)
 ORDER BY page.n
 FOR UPDATE OF j SKIP LOCKED
 """

@@ -9,8 +9,9 @@ kind of reason is one small function that returns the reasons it finds (``{"reas
 ...}``), empty when it does not hold; ``waiting_on`` lists them in that order. An empty list
 for a waiting job means nothing holds it: the next dispatch pass admits it.
 
-Still to come, as one more function in ``OWN_CHECKS``: a paused job type (issue 15,
-``{"reason": "paused_type", ...}``). It does not exist yet.
+A paused job type or priority (``jobs.models.Pause``) is one of the job's own reasons too:
+``{"reason": "paused", "pause": "type" | "priority", "job_type" | "priority": ..., "since": ...}``,
+one per pause that holds it.
 
 It reads, never locks: the answer is a snapshot that may be stale by the time it is shown.
 """
@@ -22,10 +23,11 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.engine import ledger, limits
-from jobs.models import ADMITTABLE_STATUSES, Job, JobDependency, JobStatus
+from jobs.models import ADMITTABLE_STATUSES, Job, JobDependency, JobStatus, Pause, Priority
 from jobs.pools import services as pools
 
 Reason = dict[str, Any]
@@ -69,6 +71,24 @@ def retry_backoff(job: Job, now: datetime) -> list[Reason]:
     if job.status != JobStatus.RETRYING or not _gated(job, now):
         return []
     return [{"reason": "retry_backoff", "at": job.next_attempt_at, "next_attempt": job.attempt + 1}]
+
+
+def paused(job: Job, now: datetime) -> list[Reason]:
+    """The pauses of its type or of its priority: admission passes over it until resumed."""
+    pauses = Pause.objects.filter(Q(job_type=job.type) | Q(priority=job.priority))
+    return [_pause_reason(p) for p in pauses.order_by("id")]
+
+
+def _pause_reason(pause: Pause) -> Reason:
+    if pause.job_type is not None:
+        return {
+            "reason": "paused",
+            "pause": "type",
+            "job_type": pause.job_type,
+            "since": pause.created_at,
+        }
+    label = Priority(pause.priority or 0).label  # the check constraint: set when no type
+    return {"reason": "paused", "pause": "priority", "priority": label, "since": pause.created_at}
 
 
 def limit(job: Job, now: datetime) -> list[Reason]:
@@ -124,8 +144,8 @@ def _gated(job: Job, now: datetime) -> bool:
     return job.next_attempt_at is not None and job.next_attempt_at > now
 
 
-#: Reasons of the job's own, each independent of the others (a paused type goes here).
-OWN_CHECKS: tuple[Check, ...] = (parents, run_at, retry_backoff, no_live_pool)
+#: Reasons of the job's own, each independent of the others.
+OWN_CHECKS: tuple[Check, ...] = (parents, run_at, retry_backoff, paused, no_live_pool)
 #: What admission weighs a job against once nothing of its own holds it, in the order of the
 #: ledger's reserve script: the limit rules, then CPU and memory.
 ADMISSION_CHECKS: tuple[Check, ...] = (limit, capacity)

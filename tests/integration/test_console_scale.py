@@ -59,6 +59,9 @@ PAGES: list[tuple[str, str]] = [
         "/dashboard/jobs/?created_from=2000-01-01T00:00&created_to="
         + (timezone.now() - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
     ),
+    ("dead", "/dashboard/dead/"),
+    ("queues", "/dashboard/queues/"),
+    ("audit", "/dashboard/audit/"),
 ]
 #: Who looks: an operator, an on-call viewer, and an ordinary user (the owner of a third of the
 #: jobs), who may be refused a platform-wide page (403) but in as few queries on both tables.

@@ -25,6 +25,7 @@ from draconic_sdk import (
     JobTypeInfo,
     Limit,
     LogEntry,
+    Pause,
     Requeued,
     ResourceRequirements,
     Schedule,
@@ -61,6 +62,9 @@ OPERATIONS = {
     "admin_limits_get": "limits.get",
     "admin_limits_update": "limits.update",
     "admin_limits_delete": "limits.delete",
+    "admin_pauses_list": "pauses.list",
+    "admin_pauses_create": "pauses.create",
+    "admin_pauses_delete": "pauses.delete",
 }
 #: Response schemas -> the model that reads them ("Paginated" is every page of a list).
 MODELS: dict[str, type] = {
@@ -77,6 +81,7 @@ MODELS: dict[str, type] = {
     "ScheduleRun": ScheduleRun,
     "LimitOutput": Limit,
     "JobTypeOutput": JobTypeInfo,
+    "PauseOutput": Pause,
     "Paginated": Page,
 }
 #: (schema, field) -> the model's field that holds it under another name.
@@ -108,6 +113,7 @@ REQUESTS = {
     "PatchedScheduleInputRequest": (Client().schedules.update, {}),
     "LimitInputRequest": (Client().limits.create, {}),
     "PatchedLimitInputRequest": (Client().limits.update, {}),
+    "PauseInputRequest": (Client().pauses.create, {}),
 }
 #: Query parameters the client sets itself.
 PAGING = {"page", "page_size"}

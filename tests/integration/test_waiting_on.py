@@ -199,6 +199,7 @@ def test_the_schema_documents_each_reason_and_its_fields(api: APIClient) -> None
         "parents",
         "run_at",
         "retry_backoff",
+        "paused",
         "no_live_pool",
         "limit",
         "capacity",
@@ -213,6 +214,7 @@ def test_the_schema_documents_each_reason_and_its_fields(api: APIClient) -> None
     assert fields["capacity"] == {"reason", "cpu_units_free", "memory_mb_free", "needs"}
     assert fields["parents"] == {"reason", "job_ids"}
     assert fields["retry_backoff"] == {"reason", "at", "next_attempt"}
+    assert fields["paused"] == {"reason", "pause", "job_type", "priority", "since"}
     assert fields["no_live_pool"] == {"reason", "type", "pool", "message"}
     # The dead letters' field named "reason" keeps its enum's name beside these.
     assert components["ReasonEnum"]["enum"][0] == "max_attempts"

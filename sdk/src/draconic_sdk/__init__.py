@@ -34,6 +34,7 @@ from draconic_sdk.models import (
     Schedule,
     ScheduleRun,
 )
+from draconic_sdk.pauses import Pause
 from draconic_sdk.rule_calls import UNSET
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Limit",
     "LogEntry",
     "NotFound",
+    "Pause",
     "PermissionDenied",
     "RateLimited",
     "Requeued",

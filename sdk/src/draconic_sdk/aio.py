@@ -44,6 +44,7 @@ from draconic_sdk.models import (
     Requeued,
 )
 from draconic_sdk.namespaces import apages
+from draconic_sdk.pauses import AsyncPauses
 from draconic_sdk.transport import AsyncTransport, headers
 
 
@@ -108,6 +109,7 @@ class AsyncClient:
         self.dlq = AsyncDeadLetters(self)
         self.schedules = AsyncSchedules(self)
         self.limits = AsyncLimits(self)
+        self.pauses = AsyncPauses(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self

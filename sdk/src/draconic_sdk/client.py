@@ -33,6 +33,7 @@ from draconic_sdk.models import (
     LogEntry,
 )
 from draconic_sdk.namespaces import DeadLetters, Dependencies, pages
+from draconic_sdk.pauses import Pauses
 from draconic_sdk.rules import Limits, Schedules
 from draconic_sdk.transport import SyncTransport, headers
 
@@ -80,6 +81,7 @@ class Client:
         self.dlq = DeadLetters(self)
         self.schedules = Schedules(self)
         self.limits = Limits(self)
+        self.pauses = Pauses(self)
 
     def __enter__(self) -> Client:
         return self
