@@ -19,7 +19,7 @@ def backfill_fingerprints(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0013_worker_pools'),
+        ('jobs', '0014_priority_rank'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
