@@ -16,6 +16,7 @@ worker longer than that.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +24,11 @@ from typing import Any
 from uuid import UUID
 
 import redis
+from django.conf import settings
 from django.db import transaction
 
 from admin_api import audit
-from jobs.models import Job, JobStatus
+from jobs.models import Job, JobStatus, Priority, WorkerPool
 from workers import liveness
 
 #: How long a quiet or stop broadcast waits for the worker's answer.
@@ -55,6 +57,8 @@ class WorkerRow:
     started_at: str | None = None
     pid: int | None = None
     running: list[RunningJob] = field(default_factory=list)
+    external: bool = False
+    """An external pool's worker: shown, not quieted or stopped from here."""
 
 
 def _running_by_worker() -> dict[str, list[RunningJob]]:
@@ -74,16 +78,17 @@ def _at(epoch: float | None) -> datetime | None:
 
 
 def worker_rows() -> list[WorkerRow]:
-    """Every Celery worker alive, seen in the last day, or holding running jobs; alive ones
-    first, then by name. Redis down: only what PostgreSQL knows (none alive)."""
+    """Every Celery worker alive, seen in the last day, or holding running jobs, and every
+    external pool's worker; alive ones first, then by name. Redis down: only what PostgreSQL knows (none alive)."""
     try:
         beats = {b.hostname: b.info for b in liveness.alive_workers()}
         seen = liveness.last_seen()
     except redis.RedisError:
         beats, seen = {}, {}
     running = _running_by_worker()
-    rows = []
-    for name in sorted(set(beats) | set(seen) | set(running)):
+    pooled = pool_worker_rows(running)
+    rows = list(pooled)
+    for name in sorted((set(beats) | set(seen) | set(running)) - {row.name for row in pooled}):
         info = beats.get(name, {})
         rows.append(
             WorkerRow(
@@ -100,6 +105,34 @@ def worker_rows() -> list[WorkerRow]:
             )
         )
     return sorted(rows, key=lambda r: (not r.alive, r.name))
+
+
+def pool_worker_rows(running: dict[str, list[RunningJob]]) -> list[WorkerRow]:
+    """The workers of the external pools, as their registrations and heartbeats recorded them
+    (``WorkerPool.workers``: one entry per worker heard from within the pool's live window),
+    named ``<pool>/<worker>`` as their attempts are. They are the team's processes: the
+    console shows them but cannot quiet or stop them (their own supervisor does)."""
+    horizon = time.time() - settings.DRACONIC_POOL_LIVE_SECONDS
+    rows = []
+    for pool in WorkerPool.objects.order_by("name"):
+        queues = [f"{pool.name}.{p.label}" for p in sorted(Priority, key=int)]
+        for worker, info in sorted(pool.workers.items()):
+            name = f"{pool.name}/{worker}"
+            seen = float(info.get("last_seen", 0))
+            rows.append(
+                WorkerRow(
+                    name=name,
+                    kind=f"pool {pool.name}",
+                    alive=seen >= horizon,
+                    last_seen=_at(seen or None),
+                    concurrency=info.get("concurrency"),
+                    queues=queues,
+                    quiet=False,
+                    running=running.get(name, []),
+                    external=True,
+                )
+            )
+    return rows
 
 
 def known_worker(name: str) -> bool:

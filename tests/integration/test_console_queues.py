@@ -211,6 +211,30 @@ def test_worker_rows_join_the_heartbeat_and_the_running_jobs(
     )
 
 
+def test_external_pool_workers_are_listed_with_their_running_jobs_and_no_controls(
+    staff_user: Any, job_factory: Any
+) -> None:
+    import time
+
+    from jobs.models import WorkerPool
+
+    now = time.time()
+    WorkerPool.objects.create(
+        name="shop",
+        workers={"w1": {"concurrency": 3, "last_seen": now}, "old": {"last_seen": now - 3600}},
+    )
+    job = move_to(job_factory(), JobStatus.RUNNING)
+    Job.objects.filter(id=job.id).update(worker="shop/w1")
+    rows = {r.name: r for r in workers.worker_rows()}
+    assert (rows["shop/w1"].alive, rows["shop/w1"].concurrency) == (True, 3)
+    assert rows["shop/w1"].kind == "pool shop" and rows["shop/w1"].external
+    assert [j.id for j in rows["shop/w1"].running] == [job.id]
+    assert rows["shop/old"].alive is False
+    page = _client(staff_user).get("/dashboard/queues/").content.decode()
+    row = page[page.index('data-worker="shop/w1"') :].split("</tr>")[0]
+    assert 'data-alive="true"' in row and "its own supervisor" in row and "Quiet" not in row
+
+
 def test_the_audit_page_is_newest_first_filtered_and_keyset_paginated(
     user: Any, viewer_user: Any, staff_user: Any
 ) -> None:
