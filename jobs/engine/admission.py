@@ -8,8 +8,10 @@ time come), then takes them in small pages locked with ``FOR UPDATE SKIP LOCKED`
   waited (a ``low`` job waiting three periods competes as ``critical``).
 - **Round-robin within a priority.** Among jobs of the same (aged) priority, each owner and
   concurrency key takes its turn: the first job of every (owner, key), then the second of
-  each, and so on; oldest first within a turn. One tenant's backlog delays another's job by
-  about one job per other (owner, key) with work waiting, not by the whole backlog.
+  each, and so on; within a turn (and within a line) a higher ``priority_rank`` first (a
+  client's exact priority inside its level, as django.tasks gives it), then oldest. One
+  tenant's backlog delays another's job by about one job per other (owner, key) with work
+  waiting, not by the whole backlog.
 - **Starving past the top.** A job that has aged beyond ``critical`` (it waited one period
   more than it took to get there) is *starving*: if it does not fit the free CPU or memory,
   nothing after it is admitted until the capacity it needs drains.

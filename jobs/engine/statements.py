@@ -20,7 +20,9 @@ from __future__ import annotations
 # per pass (at most ``limit``): by effective priority (the priority, one up for each
 # aging_seconds waited; -1 is starving, aged past critical; aging_seconds 0 makes every job
 # starving), then by turn (the job's place in the line of its owner and concurrency key at
-# that effective priority: a round-robin between the lines), then oldest. The candidates come
+# that effective priority: a round-robin between the lines), then by priority_rank (a
+# client's exact priority within its level, larger sooner: the django.tasks backend's
+# -100..100), then oldest; a line is in the same order. The candidates come
 # from job_ready_idx and the window runs over them all; locks nothing (READY_PAGE locks).
 # A paused job type or priority (jobs_pause, a handful of rows) is left out of the candidates,
 # so its backlog blocks nothing behind it; READY_PAGE checks again under the lock.
@@ -33,7 +35,7 @@ from __future__ import annotations
 # jobs.pools.services.held_types) are left out: they wait, and hold no place in the window.
 READY_ORDER = """
 WITH ready AS (
-    SELECT id, owner_id, concurrency_key,
+    SELECT id, owner_id, concurrency_key, priority_rank,
            GREATEST(created_at, COALESCE(next_attempt_at, run_at)) AS waiting_since,
            CASE WHEN %(aging_seconds)s::float8 <= 0 THEN -1
                 ELSE GREATEST(-1, priority - floor(
@@ -48,14 +50,14 @@ WITH ready AS (
       AND NOT EXISTS (SELECT 1 FROM jobs_pause AS p
                       WHERE p.job_type = j.type OR p.priority = j.priority)),
 turns AS (
-    SELECT id, waiting_since, effective_priority,
+    SELECT id, waiting_since, effective_priority, priority_rank,
            row_number() OVER (PARTITION BY effective_priority, owner_id, concurrency_key
-                              ORDER BY waiting_since, id) AS turn
+                              ORDER BY priority_rank DESC, waiting_since, id) AS turn
     FROM ready)
 SELECT id, effective_priority::int AS effective_priority, turn::int AS turn
 FROM turns
 WHERE turn <= %(turns)s::int
-ORDER BY effective_priority, turn, waiting_since, id
+ORDER BY effective_priority, turn, priority_rank DESC, waiting_since, id
 LIMIT %(limit)s
 """
 

@@ -157,3 +157,19 @@ def test_a_re_driven_job_waits_from_its_re_drive_not_from_its_submit(
     assert dead_letter_requeue(job_id=old.id)
     (place,) = admission.ready_order()
     assert place.effective_priority == 3  # low, not starving
+
+
+def test_a_higher_priority_rank_goes_first_within_its_level_and_keeps_the_turns(
+    settings: Any, user: Any, other_user: Any
+) -> None:
+    """django.tasks' exact priority (-100..100) orders jobs inside their level: within a line
+    and within a turn, larger first; the round-robin between owners still holds."""
+    settings.MAX_CPU_UNITS = 3
+    settings.DRACONIC_AGING_SECONDS = 3600
+    low = [submit(user, priority_rank=-100) for _ in range(3)]
+    high = submit(user, priority_rank=100)
+    middle = submit(user, priority_rank=1)
+    other = submit(other_user, priority_rank=-1)
+    admission.dispatch()
+    assert queued([high, middle, other]) == [True, True, True]
+    assert queued(low) == [False] * 3
