@@ -48,6 +48,11 @@ def _handler(job_type: JobType) -> type[Handler]:
     return Bridged
 
 
-JOB_TYPES = bridging.job_types_of(djt_tasks)
-for _type in JOB_TYPES:
-    register(_type.name)(_handler(_type))
+def _register_all() -> None:
+    # In a function: a JobType left at the module's top level would be registered a second
+    # time by the registry, which registers every top-level JobType of a listed module.
+    for job_type in bridging.job_types_of(djt_tasks):
+        register(job_type.name)(_handler(job_type))
+
+
+_register_all()

@@ -1,15 +1,14 @@
 """The example project (``examples/django_shop``), a Django project of its own with its own
 SQLite database, run as its README says.
 
-The first test runs today: the project checks, migrates and lists the three job types its
-worker serves, in processes of its own. The second is the end-to-end run with the project's
-own Draconic worker (``manage.py draconic_worker``, the external-pool runtime): it is skipped
-until that runtime (``draconic_sdk.worker``) and the server's worker pools are present.
+The project checks, migrates and lists the three job types its worker serves, in processes of
+its own; its rolled-back enqueues never reach Draconic; and end to end, with the project's own
+Draconic worker (``manage.py draconic_worker``, an external pool on its own database), the
+three types run, write the shop's model, and their results are read back.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sqlite3
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from tests.e2e import djt_live
 from tests.harness import ROOT, Supervisor, wait_until
@@ -98,20 +98,16 @@ def test_the_examples_rolled_back_enqueues_never_reach_draconic(
     assert stock == {"MUG-1": 9, "TEA-1": 2}
 
 
-# --- end to end, with the pools branch's runtime ---------------------------------------------
-
-HAS_RUNTIME = importlib.util.find_spec("draconic_sdk.worker") is not None
+# --- end to end, with the shop's own worker -------------------------------------------------
 
 
-def worker_token(pool: str, staff_user: Any) -> str:
-    """A worker token scoped to ``pool``. This is the one place that depends on how the pools
-    branch issues worker tokens (written before it merged: adapt here if it differs)."""
-    from jobs.models import WorkerPool  # type: ignore[attr-defined]  # the pools branch's
+def worker_token(pool: str) -> str:
+    """A worker token scoped to ``pool``, as ``manage.py createpooltoken`` makes it."""
+    from jobs.pools.services import pool_token_create
 
-    return str(WorkerPool.issue_token(name=pool))
+    return pool_token_create(pool=pool)
 
 
-@pytest.mark.skipif(not HAS_RUNTIME, reason="needs the external-pool runtime (pools branch)")
 def test_the_example_runs_end_to_end_with_its_own_worker(
     platform: Supervisor, user: Any, staff_user: Any, tmp_path: Path
 ) -> None:
@@ -121,10 +117,12 @@ def test_the_example_runs_end_to_end_with_its_own_worker(
         database,
         DRACONIC_URL=live.url,
         DRACONIC_TOKEN=live.token,
-        DRACONIC_WORKER_TOKEN=worker_token("shop", staff_user),
+        DRACONIC_WORKER_TOKEN=worker_token("shop"),
+        DRACONIC_BROKER_URL=settings.CELERY_BROKER_URL,
     )
     manage(env, "migrate", "--no-input", "-v0")
-    platform.start("shop-worker", [sys.executable, "manage.py", "draconic_worker"], env)
+    # The script's own directory comes first on sys.path: the shop's modules, not Draconic's.
+    platform.start("shop-worker", [sys.executable, str(SHOP / "manage.py"), "draconic_worker"], env)
     types = _job_types_served(live)
     assert set(TYPES) <= set(types) and all(types[t]["pool"] == "shop" for t in TYPES)
 

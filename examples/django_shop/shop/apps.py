@@ -16,4 +16,4 @@ class ShopConfig(AppConfig):
 
         from draconic_sdk.celery_bridge import django_check
 
-        checks.register(django_check(app, settings.DRACONIC_WORKER["modules"]))
+        checks.register(django_check(app, settings.DRACONIC["APPS"]))

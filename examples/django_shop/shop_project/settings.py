@@ -54,12 +54,17 @@ CELERY_DRACONIC_URL = DRACONIC_URL
 CELERY_DRACONIC_TOKEN = DRACONIC_TOKEN
 CELERY_TASK_SERIALIZER = "json"
 
-# The modules the shop's Draconic worker serves: its @task functions, its Celery tasks and
-# its @job_type functions.
-DRACONIC_WORKER = {
-    "pool": os.environ.get("SHOP_POOL", "shop"),
-    "modules": ["shop.tasks", "shop.celery_tasks", "shop.jobs"],
-    "concurrency": int(os.environ.get("SHOP_WORKER_CONCURRENCY", "2")),
+# The shop's own Draconic worker (`python manage.py draconic_worker`, draconic_sdk.django): the
+# pool it registers, its worker token (`python manage.py createpooltoken shop` on Draconic),
+# Draconic's broker, and the modules whose @task functions, Celery tasks and @job_type
+# functions it serves.
+DRACONIC = {
+    "URL": DRACONIC_URL,
+    "WORKER_TOKEN": os.environ.get("DRACONIC_WORKER_TOKEN", ""),
+    "BROKER_URL": os.environ.get("DRACONIC_BROKER_URL", "redis://127.0.0.1:6379/0"),
+    "POOL": os.environ.get("SHOP_POOL", "shop"),
+    "APPS": ["shop.tasks", "shop.celery_tasks", "shop.jobs"],
+    "CONCURRENCY": int(os.environ.get("SHOP_WORKER_CONCURRENCY", "2")),
 }
 
 LOGGING = {

@@ -21,6 +21,6 @@ class Command(BaseCommand):
         import draconic_sdk.django_tasks  # noqa: F401  # their sources register on import
 
         found = []
-        for name in settings.DRACONIC_WORKER["modules"]:
+        for name in settings.DRACONIC["APPS"]:
             found += bridging.job_types_of(importlib.import_module(name))
         self.stdout.write(json.dumps([t.describe() for t in found], indent=2))
