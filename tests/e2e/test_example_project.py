@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -74,7 +76,8 @@ def test_the_example_checks_migrates_and_lists_its_three_job_types(tmp_path: Pat
     assert labels["defaults"] == {"max_attempts": 3, "timeout_seconds": 30}
     assert labels["retry"]["retry_on"] == ["django.db.utils.OperationalError"]
     assert described["shop.jobs.stock_report"]["payload_schema"]["properties"] == {
-        "threshold": {"type": "integer", "default": 5}
+        "threshold": {"type": "integer", "default": 5},
+        "count_seconds": {"type": "number", "default": 0.0},
     }
 
 
@@ -157,3 +160,147 @@ def _job_types_served(live: Any) -> dict[str, Any]:
 
     wait_until(lambda: served() is not None, timeout=TIMEOUT, message="the shop's pool to register")
     return served() or {}
+
+
+# --- the shop's worker killed or frozen mid-job --------------------------------------------
+
+#: Short leases, so a killed or frozen worker's attempt is given up on within seconds.
+FAST = {"DRACONIC_LEASE_SECONDS": "2", "DRACONIC_POOL_LIVE_SECONDS": "4"}
+
+
+@pytest.fixture
+def shop(platform: Supervisor, api: Any, settings: Any, tmp_path: Path) -> dict[str, Any]:
+    """Draconic (server and scheduler, short leases) and the shop's environment for its
+    workers, its database migrated; the workers are the test's to start."""
+    from tests.e2e.external_pool import start_web
+
+    settings.DRACONIC_LEASE_SECONDS = 2
+    settings.DRACONIC_POOL_LIVE_SECONDS = 4
+    base = start_web(platform, **FAST)
+    platform.start_scheduler(**FAST)
+    database = tmp_path / "shop.sqlite3"
+    env = shop_env(
+        database,
+        DRACONIC_URL=base,
+        DRACONIC_WORKER_TOKEN=worker_token("shop"),
+        DRACONIC_BROKER_URL=settings.CELERY_BROKER_URL,
+    )
+    manage(env, "migrate", "--no-input", "-v0")
+    with sqlite3.connect(database) as db:  # the shop's stock, which the report reads
+        db.executemany(
+            "INSERT INTO shop_product (sku, name, stock, labels_printed) VALUES (?, ?, ?, 0)",
+            [("MUG-1", "Mug", 2), ("TEA-1", "Tea", 7)],
+        )
+    return {"env": env, "database": database, "base": base}
+
+
+def start_shop_worker(platform: Supervisor, shop: dict[str, Any], name: str) -> None:
+    platform.start(name, [sys.executable, str(SHOP / "manage.py"), "draconic_worker"], shop["env"])
+    wait_until(
+        lambda: "registered" in platform.log_tail(name) or platform.check(name),
+        timeout=TIMEOUT,
+        message=f"{name} to register\n{platform.logs()}",
+    )
+
+
+def slow_report(api: Any) -> str:
+    from tests.e2e.test_scheduling import submit
+
+    body = {"threshold": 5, "count_seconds": 6}
+    return str(submit(api, type="shop.jobs.stock_report", payload=body)["id"])
+
+
+def wait_running(job_id: str, platform: Supervisor) -> None:
+    from jobs.models import Job, JobStatus
+
+    wait_until(
+        lambda: Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=1).exists(),
+        timeout=TIMEOUT,
+        message=platform.logs(),
+    )
+
+
+def test_the_shops_worker_killed_mid_job_its_job_runs_again_once(
+    platform: Supervisor, shop: dict[str, Any], api: Any
+) -> None:
+    from jobs.models import DeadLetterReason, ExecutionLog, JobStatus
+    from tests.e2e.test_scheduling import wait_terminal
+
+    start_shop_worker(platform, shop, "shop-doomed")
+    job_id = slow_report(api)
+    wait_running(job_id, platform)
+    platform.kill("shop-doomed", signal.SIGKILL)
+    start_shop_worker(platform, shop, "shop-rescuer")
+    (job,) = wait_terminal([job_id], platform, timeout=TIMEOUT)
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2), platform.logs()
+    assert job.result == {"low": ["MUG-1"], "total_stock": 9}  # read from the shop's database
+    starts = ExecutionLog.objects.filter(job_id=job_id, to_status=JobStatus.RUNNING)
+    assert sorted(starts.values_list("attempt", flat=True)) == [1, 2]  # each attempt once
+    lost = job.logs.get(to_status=JobStatus.RETRYING)
+    assert lost.context["reason"] == DeadLetterReason.WORKER_LOST
+
+
+def test_the_shops_worker_frozen_past_its_lease_has_its_late_result_refused(
+    platform: Supervisor, shop: dict[str, Any], api: Any
+) -> None:
+    from jobs.models import ExecutionLog, Job, JobStatus
+    from tests.e2e.test_scheduling import wait_terminal
+
+    start_shop_worker(platform, shop, "shop-sleepy")
+    job_id = slow_report(api)
+    wait_running(job_id, platform)
+    sleepy = platform.pid("shop-sleepy")  # its session's group: the main process and its child
+    os.killpg(sleepy, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: Job.objects.filter(id=job_id, attempt__gte=2).exists(),
+            timeout=TIMEOUT,
+            message=platform.logs(),
+        )
+        start_shop_worker(platform, shop, "shop-rescuer")
+        (job,) = wait_terminal([job_id], platform, timeout=TIMEOUT)
+    finally:
+        os.killpg(sleepy, signal.SIGCONT)
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2), platform.logs()
+    # Thawed, the worker reports its attempt's outcome (a result, or the failure its lost lease
+    # turned into); the server refuses it: 409, nothing changed.
+    late = re.compile(r'"POST /workers/attempts/(complete|fail)" 409')
+    wait_until(
+        lambda: late.search(platform.log_tail("web", 50000)) is not None,
+        timeout=TIMEOUT,
+        message=platform.logs(),
+    )
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)  # the late result changed nothing
+    completions = ExecutionLog.objects.filter(job_id=job_id, to_status=JobStatus.COMPLETED)
+    assert list(completions.values_list("attempt", flat=True)) == [2]
+
+
+def test_the_shops_worker_token_cannot_touch_another_pools_job_or_read_the_jobs(
+    platform: Supervisor, shop: dict[str, Any], api: Any
+) -> None:
+    from jobs.models import Job, JobStatus
+    from tests.e2e.external_pool import call, start_pool_worker
+    from tests.e2e.test_scheduling import submit
+
+    start_shop_worker(platform, shop, "shop-worker")
+    # A job of another pool ("ext", the SDK's test pool), running on that pool's worker.
+    other = worker_token("ext")
+    start_pool_worker(platform, "ext-worker", shop["base"], other)
+    wait_until(
+        lambda: "registered" in platform.log_tail("ext-worker") or platform.check("ext-worker"),
+        timeout=TIMEOUT,
+        message=platform.logs(),
+    )
+    job_id = submit(api, type="ext.wait", payload={"seconds": 60})["id"]
+    wait_until(
+        lambda: Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists(),
+        timeout=TIMEOUT,
+        message=platform.logs(),
+    )
+    token, base = shop["env"]["DRACONIC_WORKER_TOKEN"], shop["base"]
+    forged = {"job_id": job_id, "attempt": 1, "result": {"forged": True}}
+    assert call(base, token, "POST", "/workers/attempts/complete", forged)[0] == 403
+    assert call(base, token, "GET", "/jobs/")[0] == 403
+    assert call(base, token, "GET", f"/jobs/{job_id}")[0] == 403
+    assert Job.objects.get(id=job_id).status == JobStatus.RUNNING
