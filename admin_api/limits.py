@@ -14,6 +14,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from admin_api import audit
 from admin_api.serializers import LimitInputSerializer
 from admin_api.views import StaffApi
 from jobs.api.views import ERROR, VALIDATION_ERROR
@@ -56,9 +57,13 @@ def limit_output(rule: Limit) -> dict[str, Any]:
     }
 
 
-def _save(rule: Limit, data: dict[str, Any]) -> Limit:
+def _save(rule: Limit, data: dict[str, Any], *, actor: Any) -> Limit:
+    action = "limit_update" if rule.pk else "limit_create"
     rule.key, rule.max_concurrency, rule.rate = data["key"], data["max_concurrency"], data["rate"]
-    rule.save()
+    with transaction.atomic():
+        rule.save()
+        detail = {"max_concurrency": rule.max_concurrency, "rate": rule.rate}
+        audit.record(actor, action, f"limit {rule.key}", count=1, detail=detail)
     # A looser rule may let waiting jobs start now.
     transaction.on_commit(wakeup.request_dispatch)
     return rule
@@ -79,7 +84,9 @@ class LimitListApi(StaffApi):
     def post(self, request: Request) -> Response:
         data = LimitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(limit_output(_save(Limit(), data.validated_data)), status=201)
+        return Response(
+            limit_output(_save(Limit(), data.validated_data, actor=request.user)), status=201
+        )
 
 
 class LimitDetailApi(StaffApi):
@@ -104,13 +111,16 @@ class LimitDetailApi(StaffApi):
         rule = self._rule(limit_id)
         data = LimitInputSerializer(rule, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        return Response(limit_output(_save(rule, data.validated_data)))
+        return Response(limit_output(_save(rule, data.validated_data, actor=request.user)))
 
     @extend_schema(
         operation_id="admin_limits_delete",
         responses={204: OpenApiResponse(description="Deleted."), 404: ERROR},
     )
     def delete(self, request: Request, limit_id: str) -> Response:
-        self._rule(limit_id).delete()
+        rule = self._rule(limit_id)
+        with transaction.atomic():
+            audit.record(request.user, "limit_delete", f"limit {rule.key}", count=1)
+            rule.delete()
         transaction.on_commit(wakeup.request_dispatch)
         return Response(status=204)

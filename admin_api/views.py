@@ -12,7 +12,7 @@ import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from admin_api import metrics
+from admin_api import audit, metrics
 from admin_api.serializers import (
     BULK_REDRIVE_LIMIT,
     DeadLetterBulkRetryInputSerializer,
@@ -236,17 +236,30 @@ class DeadLetterRetryApi(StaffApi):
         data = DeadLetterRetryInputSerializer(data=request.data)
         if parsed is not None:
             data.is_valid(raise_exception=True)
-        redrive = (
-            deadletter.dead_letter_redrive(
+        if parsed is None:
+            raise NotFound(f"job {job_id!s:.64} is not in the dead-letter queue")
+        with transaction.atomic():
+            redrive = deadletter.dead_letter_redrive(
                 job_ids=[parsed], by=request.user, descendants=data.validated_data["descendants"]
             )
-            if parsed is not None
-            else None
-        )
-        if redrive is None or not redrive.requeued:
+            if redrive.requeued:
+                _audit_redrive(request, f"job {parsed} (staff API)", redrive)
+        if not redrive.requeued:
             raise NotFound(f"job {job_id!s:.64} is not in the dead-letter queue")
         revived = [str(i) for i in redrive.revived]
         return Response({"job_id": str(parsed), "status": "pending", "revived": revived})
+
+
+def _audit_redrive(request: Request, target: str, redrive: deadletter.Redrive) -> None:
+    """The staff API's re-drives are operator actions too: recorded like the console's."""
+    audit.record(
+        request.user,
+        "redrive",
+        target,
+        job_ids=[*redrive.requeued, *redrive.revived],
+        count=len(redrive.requeued),
+        detail={"revived": len(redrive.revived), "via": "api"},
+    )
 
 
 class DeadLetterBulkRetryApi(StaffApi):
@@ -288,7 +301,12 @@ class DeadLetterBulkRetryApi(StaffApi):
         if data.validated_data["dry_run"]:
             return Response({"would_requeue": min(matching.count(), BULK_REDRIVE_LIMIT)})
         ids = list(matching.values_list("job_id", flat=True)[:BULK_REDRIVE_LIMIT])
-        redrive = deadletter.dead_letter_redrive(
-            job_ids=ids, by=request.user, descendants=data.validated_data["descendants"]
-        )
+        with transaction.atomic():
+            redrive = deadletter.dead_letter_redrive(
+                job_ids=ids, by=request.user, descendants=data.validated_data["descendants"]
+            )
+            if redrive.requeued:
+                which = " ".join(f"{k}={v}" for k, v in data.filters().items()) or "all"
+                target = f"{len(redrive.requeued)} dead letters ({which}; staff API)"
+                _audit_redrive(request, target, redrive)
         return Response({"requeued": len(redrive.requeued), "revived": len(redrive.revived)})

@@ -57,3 +57,48 @@ def test_record_rolls_back_with_the_change(staff_user: Any, job_factory: Any) ->
         raise RuntimeError("the change failed")
     assert not OperatorAction.objects.exists()
     assert not ExecutionLog.objects.filter(context__has_key="operator_action").exists()
+
+
+def test_the_staff_apis_changes_are_audited_like_the_consoles(
+    staff_api: Any, staff_user: Any, job_factory: Any
+) -> None:
+    """Re-drives (one, bulk) and limit rules changed through the staff API are operator
+    actions too: each writes an OperatorAction, and a re-drive a line in its jobs' logs."""
+    from tests.factories import dead_letter
+
+    one, two, three = job_factory(), job_factory(type="fail"), job_factory(type="fail")
+    for job in (one, two, three):
+        dead_letter(job)
+    assert staff_api.post(f"/admin/dlq/{one.id}/retry").status_code == 200
+    bulk = staff_api.post("/admin/dlq/retry/", {"type": "fail"}, format="json")
+    assert bulk.status_code == 200 and bulk.json()["requeued"] == 2
+    created = staff_api.post(
+        "/admin/limits/", {"key": "type:noop", "max_concurrency": 2}, format="json"
+    )
+    assert created.status_code == 201
+    limit_id = created.json()["id"]
+    assert (
+        staff_api.patch(f"/admin/limits/{limit_id}", {"rate": "5/s"}, format="json").status_code
+        == 200
+    )
+    assert staff_api.delete(f"/admin/limits/{limit_id}").status_code == 204
+
+    actions = list(
+        OperatorAction.objects.order_by("id").values_list("action", "count", "actor_name")
+    )
+    assert actions == [
+        ("redrive", 1, "operator"),
+        ("redrive", 2, "operator"),
+        ("limit_create", 1, "operator"),
+        ("limit_update", 1, "operator"),
+        ("limit_delete", 1, "operator"),
+    ]
+    logged = ExecutionLog.objects.filter(context__action="redrive").values_list("job_id", flat=True)
+    assert sorted(map(str, logged)) == sorted(str(j.id) for j in (one, two, three))
+
+
+def test_a_staff_api_redrive_of_nothing_records_nothing(staff_api: Any, job_factory: Any) -> None:
+    job = job_factory()
+    assert staff_api.post(f"/admin/dlq/{job.id}/retry").status_code == 404
+    assert staff_api.post("/admin/dlq/retry/", {"all": True}, format="json").json()["requeued"] == 0
+    assert not OperatorAction.objects.exists()
