@@ -160,9 +160,13 @@ def describe_types(*, local_only: bool = False) -> list[dict[str, Any]]:
     database), as ``/job-types/`` lists it (without ``served``), by name."""
     described = {name: _registry[name].describe() for name in registered_types()}
     for remote in [] if local_only else remote_types():
-        cls = handler_class(remote.name)
-        if remote.name not in described and cls is not None:
-            described[remote.name] = {**cls.describe(), "served": remote.served}
+        if remote.name in described:
+            continue
+        try:  # from the registration in hand: no look-up of each name again
+            cls = remote_handler_class(remote)
+        except ValueError:  # refused at registration; a stored one that went bad is unknown
+            continue
+        described[remote.name] = {**cls.describe(), "served": remote.served}
     return [described[name] for name in sorted(described)]
 
 
