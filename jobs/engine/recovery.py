@@ -96,10 +96,10 @@ def reconcile_ledger() -> int:
 
     It runs beside admission (another dispatcher, or one whose dispatch lease expired while it
     was frozen, may be between its reserve and its commit), so it never replaces the ledger:
-    a lease PostgreSQL holds and Redis misses is added (``ledger_add_missing``), and a lease
-    Redis holds is freed only while this transaction holds its job's row and sees that the
-    job does not hold it; a row another transaction has locked (an admission in flight) is
-    skipped, its lease left for the next tick."""
+    a lease PostgreSQL holds and Redis misses is added, and a lease Redis holds is freed,
+    each only while this process holds its job's row and sees that the job does (or does
+    not) hold it; a row another transaction has locked (an admission or a settle in flight)
+    is skipped, its lease left for the next tick."""
     # Redis first, then PostgreSQL: a job is settled in PostgreSQL before its lease is
     # released, so a lease missing from the first read cannot belong to a job the second
     # read still sees as leased, unless Redis lost it; and an admission reserves before it
@@ -109,8 +109,7 @@ def reconcile_ledger() -> int:
     truth = {j.lease for j in jobs}
     missing = [j for j in jobs if j.lease not in held]
     if missing:
-        logger.warning("ledger misses %d leases held in PostgreSQL; adding them", len(missing))
-        ledger.ledger_add_missing(_entry(j) for j in missing)
+        _add_missing(missing)
     candidates = [lease for lease in held if lease not in truth]
     if not candidates:
         return 0
@@ -119,6 +118,25 @@ def reconcile_ledger() -> int:
         if stray:
             logger.warning("freeing %d ledger leases of jobs that no longer hold any", len(stray))
         return ledger.ledger_release(stray)
+
+
+def _add_missing(jobs: Sequence[Leased]) -> int:
+    """Add the leases of ``jobs`` the ledger misses, each only while this transaction holds
+    its job's row (rows locked by others skipped) and sees it still hold that attempt: a job
+    read as leased may have run, settled and released its lease since (it settles in
+    PostgreSQL first, under its row lock), and adding its lease back would book capacity for
+    nothing until the next reconcile. Returns how many it added."""
+    with transaction.atomic():
+        still = set(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(id__in=[j.id for j in jobs], status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+            .values_list("id", "attempt", "status")
+        )
+        held = [j for j in jobs if (j.id, j.attempt, j.status) in still]
+        if not held:
+            return 0
+        logger.warning("ledger misses %d leases held in PostgreSQL; adding them", len(held))
+        return ledger.ledger_add_missing(_entry(j) for j in held)
 
 
 def _entry(job: Leased) -> ledger.Entry:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jobs.engine import admission, ledger
+from jobs.engine import admission, ledger, recovery
 from jobs.engine.ledger import Claim, LedgerLost
 from jobs.engine.recovery import reconcile_ledger
 from jobs.models import Job, JobStatus
@@ -287,3 +287,64 @@ def test_reconcile_rebuilds_when_a_running_job_is_missing_from_the_ledger(job_fa
     # A running lease expires unless renewed (a queued one would not).
     assert ledger.ledger_expired() == []
     assert ledger.ledger_expired(now=time.time() + 10**6) == [lease]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("capacity")
+def test_reconcile_does_not_add_back_the_lease_of_a_job_that_ended_between_its_reads(
+    job_factory: Any, monkeypatch: Any
+) -> None:
+    # The reconcile reads Redis, then PostgreSQL. A job admitted after the first read is seen
+    # queued by the second; if it then runs, ends and frees its lease before the reconcile
+    # repairs what it took for missing, adding the lease back would book capacity for a job
+    # that holds none.
+    job = _admit(job_factory(cpu_units=2))
+    lease = ledger.lease_id(job.id, 1)
+    ledger.ledger_release([lease])  # as the first read saw it: not booked yet
+    real_read = recovery.leased_jobs
+
+    def read_then_the_job_ends() -> list[recovery.Leased]:
+        seen = real_read()
+        move_to(job, JobStatus.COMPLETED)  # its worker settles it (and frees its lease)
+        return seen
+
+    monkeypatch.setattr(recovery, "leased_jobs", read_then_the_job_ends)
+
+    reconcile_ledger()
+
+    assert ledger.ledger_leases() == {}
+    assert ledger.ledger_usage().cpu_units == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("capacity")
+def test_reconcile_leaves_a_missing_lease_whose_job_another_transaction_holds(
+    job_factory: Any,
+) -> None:
+    # A row locked by another transaction (a worker settling it) is skipped, its lease left
+    # for the next tick, which sees how that transaction ended.
+    job = _admit(job_factory(cpu_units=1))
+    lease = ledger.lease_id(job.id, 1)
+    ledger.ledger_release([lease])
+    locked, done = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        from django.db import connection, transaction
+
+        with transaction.atomic():
+            Job.objects.select_for_update().get(id=job.id)
+            locked.set()
+            done.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert locked.wait(30)
+        reconcile_ledger()
+        assert ledger.ledger_leases() == {}
+    finally:
+        done.set()
+        holder.join()
+    reconcile_ledger()
+    assert ledger.ledger_leases() == {lease: (1, 128)}
