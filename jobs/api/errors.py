@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -72,9 +72,28 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     response = drf_exception_handler(exc, context)
     if response is None and isinstance(exc, DatabaseError):
-        logger.exception("database error")
-        return Response(
-            {"detail": "The request could not be stored; nothing was changed."},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
+        return database_error(exc)
     return response
+
+
+def database_error(exc: DatabaseError) -> Response:
+    """A statement PostgreSQL refused, its transaction rolled back: a value it cannot hold is
+    the client's (400), a constraint another request won meanwhile a conflict (409), anything
+    else ours (500, logged with its traceback)."""
+    if isinstance(exc, DataError):
+        logger.warning("database refused a value: %s", exc)
+        detail = (
+            "A value in the request does not fit what the database stores (too long, out of "
+            "range, or a character it cannot hold); nothing was changed."
+        )
+        return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, IntegrityError):
+        logger.warning("request conflicts with stored data: %s", exc)
+        detail = (
+            "The request conflicts with data stored meanwhile; nothing was changed. "
+            "Read the current state and retry."
+        )
+        return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
+    logger.exception("database error")
+    detail = "The request failed in the database; nothing was changed. Retry, or report it."
+    return Response({"detail": detail}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
