@@ -40,10 +40,17 @@ def worker_env(base: str, token: str) -> dict[str, str]:
 
 
 def start_pool_worker(
-    platform: Supervisor, name: str, base: str, token: str, *, concurrency: int = 1
+    platform: Supervisor,
+    name: str,
+    base: str,
+    token: str,
+    *,
+    concurrency: int = 1,
+    options: tuple[str, ...] = (),
 ) -> None:
+    """``draconic worker`` of the pool ``ext`` named ``name``; ``options``: more of its own."""
     argv = [sys.executable, "-m", "draconic_sdk.cli", "worker", "--app", APP, "--pool", POOL]
-    argv += ["-c", str(concurrency), "--name", name]
+    argv += ["-c", str(concurrency), "--name", name, *options]
     platform.start(name, argv, worker_env(base, token))
 
 

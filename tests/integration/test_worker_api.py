@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from jobs.engine import ledger
 from jobs.engine.admission import dispatch
 from jobs.errors import JobConflict
 from jobs.models import ExecutionLog, Job, JobStatus, WorkerPool, WorkerToken
@@ -116,6 +117,40 @@ def test_the_attempt_calls_are_fenced_and_log_progress_and_complete(api, acme):
 
 
 @pytest.mark.django_db
+def test_a_stopping_worker_hands_its_attempt_back_uncharged_and_fenced_off(
+    api, acme, django_capture_on_commit_callbacks
+):
+    job_id, attempt = submit_and_start(api, acme)
+    lease = ledger.lease_id(job_id, attempt)
+    assert lease in ledger.ledger_leases()
+    body = {"job_id": job_id, "attempt": attempt, "worker": "w1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        handed = acme.post("/workers/attempts/hand-back", body, format="json")
+    assert (handed.status_code, handed.json()) == (200, {"status": JobStatus.PENDING})
+    job = Job.objects.get(id=job_id)
+    assert (job.status, job.attempt - job.attempt_offset) == (JobStatus.PENDING, 0)  # uncharged
+    line = job.logs.get(to_status=JobStatus.PENDING, attempt=attempt)
+    assert line.message.startswith("attempt 1 handed back: worker acme/w1 is shutting down")
+    assert line.context["reason"] == "handed_back"
+    assert lease not in ledger.ledger_leases()
+    # The handed-back attempt is stale: its late result, or a second hand-back, changes nothing.
+    late = {"job_id": job_id, "attempt": attempt, "result": {"late": True}}
+    assert acme.post("/workers/attempts/complete", late, format="json").status_code == 409
+    assert acme.post("/workers/attempts/hand-back", body, format="json").status_code == 409
+    assert Job.objects.get(id=job_id).status == JobStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_a_hand_back_of_a_job_whose_cancel_was_asked_cancels_it(api, acme):
+    job_id, attempt = submit_and_start(api, acme)
+    assert api.patch(f"/jobs/{job_id}/cancel").status_code == 200
+    body = {"job_id": job_id, "attempt": attempt, "worker": "w1"}
+    handed = acme.post("/workers/attempts/hand-back", body, format="json")
+    assert handed.json() == {"status": JobStatus.CANCELLED}
+    assert Job.objects.get(id=job_id).status == JobStatus.CANCELLED
+
+
+@pytest.mark.django_db
 def test_a_timeout_failure_is_recorded_as_one(api, acme, settings):
     job_id, attempt = submit_and_start(api, acme)
     body = {"job_id": job_id, "attempt": attempt, "error": "timed out", "timeout": True}
@@ -140,6 +175,8 @@ def test_another_pool_cannot_touch_or_read_the_job(api, acme):
     at = {"job_id": job_id, "attempt": attempt}
     assert beta.post("/workers/attempts/complete", at, format="json").status_code == 403
     assert beta.post("/workers/attempts/renew", at, format="json").status_code == 403
+    handing = {**at, "worker": "b1"}
+    assert beta.post("/workers/attempts/hand-back", handing, format="json").status_code == 403
     assert beta.get(f"/jobs/{job_id}").status_code == 403
     assert Job.objects.get(id=job_id).status == JobStatus.RUNNING
 

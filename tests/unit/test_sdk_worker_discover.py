@@ -75,3 +75,8 @@ def test_the_django_settings_name_what_they_lack():
         }
     )
     assert (config.pool, config.modules, config.concurrency) == ("p", ["m"], 3)
+    assert config.shutdown_grace == 30.0  # a SIGTERM's grace when the settings say none
+    required = {"URL": "u", "WORKER_TOKEN": "t", "BROKER_URL": "b", "POOL": "p", "APPS": ["m"]}
+    for grace in (0, 5):  # 0 is a grace too: hand back at once
+        config = WorkerConfig.from_mapping({**required, "SHUTDOWN_GRACE_SECONDS": grace})
+        assert config.shutdown_grace == grace
