@@ -69,7 +69,7 @@ def start_django_pool_worker(
 
 #: This branch's port range on the shared test machine (other branches' servers use the
 #: harness's default range at the same time).
-PORT_RANGE_START = 8700
+PORT_RANGE_START = int(os.environ.get("DRACONIC_TEST_PORT_BASE", "8700"))
 
 
 def start_web(platform: Supervisor, **env: str) -> str:
