@@ -81,19 +81,27 @@ def test_an_invalid_payload_of_a_pool_type_is_a_400_naming_the_field(platform, s
     assert "payload.n" in str(response.json())
 
 
-def test_a_sigkilled_external_worker_job_runs_again_once(platform, server, api, tmp_path):
-    path = tmp_path / "runs.txt"
-    start(platform, server, "doomed")
+def test_a_sigkilled_external_worker_job_runs_again_once_or_goes_to_the_dlq(
+    platform, server, api, tmp_path
+):
+    path, last = tmp_path / "runs.txt", tmp_path / "last.txt"
+    start(platform, server, "doomed", concurrency=2)
     body = {"path": str(path), "seconds": 3}
     job_id = submit(api, type="ext.count_runs", payload=body, max_attempts=3)["id"]
-    wait_until(lambda: runs(path), timeout=120, message=platform.logs())
+    body = {"path": str(last), "seconds": 60}
+    last_id = submit(api, type="ext.count_runs", payload=body, max_attempts=1)["id"]
+    wait_until(lambda: runs(path) and runs(last), timeout=120, message=platform.logs())
     platform.kill("doomed", signal.SIGKILL)
     start(platform, server, "rescuer")
-    (job,) = wait_terminal([job_id], platform)
+    ended = {str(j.id): j for j in wait_terminal([job_id, last_id], platform)}
+    job, dead = ended[job_id], ended[last_id]
     assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2), platform.logs()
     assert runs(path) == [f"{job_id}:1", f"{job_id}:2"]
     lost = job.logs.get(to_status=JobStatus.RETRYING)
     assert lost.context["reason"] == DeadLetterReason.WORKER_LOST
+    # Its last attempt lost with its worker: the job is dead-lettered, not run again.
+    assert (dead.status, dead.attempt, runs(last)) == (JobStatus.FAILED, 1, [f"{last_id}:1"])
+    assert DeadLetter.objects.get(job_id=last_id).reason == DeadLetterReason.WORKER_LOST
 
 
 def test_a_sigstopped_worker_late_result_is_refused_and_the_job_completes_once(

@@ -107,7 +107,10 @@ def run_worker(config: WorkerConfig, *, argv: list[str] | None = None) -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
-    types = discover(config.modules)
+    try:
+        types = discover(config.modules)
+    except (ValueError, TypeError) as exc:  # a type that cannot run here: say why and stop
+        raise SystemExit(f"the worker cannot start: {exc}") from exc
     if not types:
         raise SystemExit(f"no job types found in {', '.join(config.modules)}")
     api = WorkerApi(config.url, config.token)
