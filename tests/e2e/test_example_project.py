@@ -123,9 +123,10 @@ def test_the_example_runs_end_to_end_with_its_own_worker(
         DRACONIC_WORKER_TOKEN=worker_token("shop"),
         DRACONIC_BROKER_URL=settings.CELERY_BROKER_URL,
     )
-    manage(env, "migrate", "--no-input", "-v0")
-    # The script's own directory comes first on sys.path: the shop's modules, not Draconic's.
-    platform.start("shop-worker", [sys.executable, str(SHOP / "manage.py"), "draconic_worker"], env)
+    # As its README runs it: `make run` (migrate, then the worker) and, once the pool is
+    # registered, `make demo`, with the environment of its step 2.
+    make = ["make", "--no-print-directory", "-C", str(SHOP), f"PYTHON={sys.executable}"]
+    platform.start("shop-worker", [*make, "run"], env)
     types = _job_types_served(live)
     assert set(TYPES) <= set(types) and all(types[t]["pool"] == "shop" for t in TYPES)
     _assert_payload_schemas_shown(live, types)
@@ -134,7 +135,11 @@ def test_the_example_runs_end_to_end_with_its_own_worker(
     from jobs.models import Job as JobRow
 
     rolled_back = json.loads(manage(env, "shop_demo", "--rollback"))
-    report = json.loads(manage(env, "shop_demo", "--timeout", str(TIMEOUT)))
+    demo = subprocess.run(
+        [*make, "demo"], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert demo.returncode == 0, f"make demo:\n{demo.stdout}\n{demo.stderr}"
+    report = json.loads(demo.stdout.strip().splitlines()[-1])  # after make's and migrate's lines
     assert not JobRow.objects.filter(id__in=list(rolled_back.values())).exists()
     assert report["restock"]["status"] == "SUCCESSFUL" and report["restock"]["return_value"] == 7
     assert len(report["restock"]["worker_ids"]) == 1
