@@ -139,3 +139,11 @@ class FailApi(WorkerApi):
     def post(self, request: Request) -> Response:
         status = attempts.attempt_fail(pool=self.pool(request), **self.data(request))
         return Response({"status": status})
+
+
+class HandBackApi(WorkerApi):
+    input_serializer = serializers.StartSerializer  # the attempt and the stopping worker
+
+    def post(self, request: Request) -> Response:
+        status = attempts.attempt_hand_back(pool=self.pool(request), **self.data(request))
+        return Response({"status": status})

@@ -2,7 +2,8 @@
 the attempt, is refused for a job of a type its pool does not serve (``PoolScopeError``, 403)
 and, for an attempt that is not (or no longer) running (``StaleAttempt``, 409). The state
 changes are the built-in workers' own (``jobs.engine.attempts``, ``jobs.engine.cancel``):
-the same fenced compare-and-swaps, leases and releases.
+the same fenced compare-and-swaps, leases and releases. A worker that stops gracefully hands
+its unfinished attempts back (``attempt_hand_back``) as a built-in worker does: uncharged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.conf import settings
 from rest_framework.exceptions import NotFound
 
 from jobs.engine import attempts, ledger
+from jobs.engine.interrupted import job_hand_back
 from jobs.errors import JobConflict, ServiceError
 from jobs.models import DeadLetterReason, ExecutionLog, Job, JobDependency, JobStatus
 from jobs.pools.models import WorkerPool
@@ -140,3 +142,16 @@ def attempt_fail(
     if status is None:
         raise _stale(Job.objects.get(id=job_id), attempt)
     return status
+
+
+def attempt_hand_back(*, pool: WorkerPool, job_id: UUID, attempt: int, worker: str) -> str:
+    """Give running attempt ``attempt`` back unfinished, uncharged (``job_hand_back``): the
+    pool's worker ``worker`` is shutting down and its grace ran out. The job is ``pending``
+    again (``cancelled`` if its cancel was requested); the attempt is fenced off, so its late
+    outcome is refused like any stale one."""
+    scoped_job(pool=pool, job_id=job_id)
+    why = f"worker {pool.name}/{worker} is shutting down"
+    status = job_hand_back(job_id=job_id, attempt=attempt, why=why)
+    if status is None:
+        raise _stale(Job.objects.get(id=job_id), attempt)
+    return str(status)

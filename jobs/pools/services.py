@@ -58,6 +58,15 @@ def pool_for_key(key: str) -> WorkerPool | None:
     return None if token is None else token.pool
 
 
+def pool_tokens_revoke(*, pool: str, key: str | None = None) -> int:
+    """Revoke the live worker tokens of ``pool`` (only the one whose key is ``key``, if given):
+    from the next call on the worker API refuses them (401). Returns how many it revoked."""
+    tokens = WorkerToken.objects.filter(pool__name=pool, revoked_at__isnull=True)
+    if key is not None:
+        tokens = tokens.filter(key_hash=hash_key(key))
+    return tokens.update(revoked_at=timezone.now())
+
+
 def pool_queues(pool: str) -> list[str]:
     """The Celery queues of a pool, highest priority first: ``<pool>.critical`` ..."""
     return [f"{pool}.{p.label}" for p in sorted(Priority, key=int)]

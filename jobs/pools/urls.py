@@ -14,4 +14,5 @@ urlpatterns = [
     path("attempts/parents", api.ParentsApi.as_view(), name="workers-parents"),
     path("attempts/complete", api.CompleteApi.as_view(), name="workers-complete"),
     path("attempts/fail", api.FailApi.as_view(), name="workers-fail"),
+    path("attempts/hand-back", api.HandBackApi.as_view(), name="workers-hand-back"),
 ]

@@ -1,6 +1,12 @@
-"""A live platform whose workers serve the bridged types of ``tests.e2e.djt_tasks``, and the
-test process configured as a team's project that sends to it: ``TASKS`` on the
-``DraconicBackend`` and the Celery app's ``draconic_url``/``draconic_token``."""
+"""A live platform whose bridged types (``tests.e2e.djt_tasks``: ``@task`` functions and
+Celery tasks on ``DraconicTask``) run in the team's own Draconic worker, and the test process
+configured as that team's project, which sends to it: ``TASKS`` on the ``DraconicBackend``
+and the Celery app's ``draconic_url``/``draconic_token``.
+
+The worker is ``manage.py draconic_worker`` of the team's settings
+(``tests.e2e.external.djt_settings``), a process of its own that sees neither Draconic's
+database nor its settings: the pool ``djt``, serving the module's types as the runtime
+discovers them (the backend's and the bridge's sources)."""
 
 from __future__ import annotations
 
@@ -14,16 +20,11 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
 from draconic import celery_app
+from tests.e2e.external_pool import new_token, worker_env
 from tests.e2e.sdk_live import Live
-from tests.harness import ROOT, Supervisor, _answers, free_port, wait_until, worker_argv
+from tests.harness import Supervisor, _answers, free_port, wait_until
 
-#: Where the platform's processes find the bridged types and this branch's SDK.
-BRIDGE_ENV = {
-    "DRACONIC_HANDLER_MODULES": "tests.e2e.djt_handlers",
-    "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT / "sdk" / "src"), os.environ.get("PYTHONPATH", "")) if p
-    ),
-}
+POOL = "djt"
 BACKEND = "draconic_sdk.django_tasks.DraconicBackend"
 #: This branch's own port range: the harness's default range is shared with the other
 #: branches' test runs on this machine, and a server of theirs answering on a port this run
@@ -48,13 +49,32 @@ def start_web(platform: Supervisor, **env: str) -> str:
     return base
 
 
-def start_bridged(platform: Supervisor, user: Any, staff_user: Any) -> Live:
-    url = start_web(platform, **BRIDGE_ENV)
-    platform.start("worker", worker_argv("worker"), platform.environment(**BRIDGE_ENV))
-    platform.start_scheduler(**BRIDGE_ENV)
+def start_server(platform: Supervisor, user: Any, staff_user: Any) -> Live:
+    """The server and the scheduler (no built-in worker), a user's and a staff token."""
+    url = start_web(platform)
+    platform.start_scheduler()
     token, _ = Token.objects.get_or_create(user=user)
     staff, _ = Token.objects.get_or_create(user=staff_user)
     return Live(platform=platform, url=url, token=token.key, staff_token=staff.key)
+
+
+def start_team_worker(platform: Supervisor, live: Live, name: str = "djt-worker") -> None:
+    """The team project's own Draconic worker, once it has registered the pool ``djt``."""
+    env = worker_env(live.url, new_token(POOL))
+    env.pop("DATABASE_URL")
+    env.update(DJANGO_SETTINGS_MODULE="tests.e2e.external.djt_settings")
+    platform.start(name, [sys.executable, "-m", "django", "draconic_worker", "--name", name], env)
+    wait_until(
+        lambda: "registered" in platform.log_tail(name) or platform.check(name),
+        timeout=120,
+        message=f"{name} to register\n{platform.logs()}",
+    )
+
+
+def start_bridged(platform: Supervisor, user: Any, staff_user: Any) -> Live:
+    live = start_server(platform, user, staff_user)
+    start_team_worker(platform, live)
+    return live
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A team's own task functions, as the django.tasks backend and the Celery bridge see them:
 ``@task`` functions (django-tasks) and ``@shared_task`` functions on ``DraconicTask``. The
-tests enqueue them in the test process; the platform's workers run them through
-``tests.e2e.djt_handlers``. Each one that counts its runs appends a line to ``path``."""
+tests enqueue them in the test process; the team's own Draconic worker (the pool ``djt``,
+``tests.e2e.djt_live``) runs them. Each one that counts its runs appends a line to ``path``."""
 
 from __future__ import annotations
 

@@ -40,10 +40,17 @@ def worker_env(base: str, token: str) -> dict[str, str]:
 
 
 def start_pool_worker(
-    platform: Supervisor, name: str, base: str, token: str, *, concurrency: int = 1
+    platform: Supervisor,
+    name: str,
+    base: str,
+    token: str,
+    *,
+    concurrency: int = 1,
+    options: tuple[str, ...] = (),
 ) -> None:
+    """``draconic worker`` of the pool ``ext`` named ``name``; ``options``: more of its own."""
     argv = [sys.executable, "-m", "draconic_sdk.cli", "worker", "--app", APP, "--pool", POOL]
-    argv += ["-c", str(concurrency), "--name", name]
+    argv += ["-c", str(concurrency), "--name", name, *options]
     platform.start(name, argv, worker_env(base, token))
 
 
@@ -62,7 +69,7 @@ def start_django_pool_worker(
 
 #: This branch's port range on the shared test machine (other branches' servers use the
 #: harness's default range at the same time).
-PORT_RANGE_START = 8700
+PORT_RANGE_START = int(os.environ.get("DRACONIC_TEST_PORT_BASE", "8700"))
 
 
 def start_web(platform: Supervisor, **env: str) -> str:

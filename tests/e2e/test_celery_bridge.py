@@ -1,6 +1,7 @@
 """The Celery bridge against a live platform: ``@shared_task`` functions on ``DraconicTask``
 keep their bodies and call sites; ``.delay()``/``.apply_async()`` create Draconic jobs on
-commit, run by the platform's workers (``tests.e2e.djt_handlers``)."""
+commit, run by the project's own Draconic worker (``manage.py draconic_worker``, a separate
+process: ``tests.e2e.djt_live``)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def test_delay_in_a_transaction_is_sent_on_commit_and_a_rollback_sends_nothing(
     assert stored.payload == {"values": [1, 2, 3], "failures": 0, "path": str(tmp_path / "a")}
     assert not JobRow.objects.filter(id=lost.id).exists() and JobRow.objects.count() == 1
     assert not (tmp_path / "b").exists()
+    assert stored.worker.startswith("djt/djt-worker")  # the project's own worker ran it
 
 
 def test_autoretry_for_and_max_retries_become_draconic_attempts(

@@ -1,6 +1,7 @@
 """The django.tasks backend against a live platform: ``@task`` functions enqueued in this
-process (a team's project) become Draconic jobs, sent on commit, run by the platform's
-workers (``tests.e2e.djt_handlers``), and read back through ``get_result``."""
+process (a team's project) become Draconic jobs, sent on commit, run by the project's own
+Draconic worker (``manage.py draconic_worker``, a separate process: ``tests.e2e.djt_live``),
+and read back through ``get_result``."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def test_an_enqueue_in_a_transaction_is_sent_on_commit_and_runs(bridged: Live) -
 
     done = djt_tasks.add.get_result(result.id)
     assert done.status == TaskResultStatus.SUCCESSFUL and done.return_value == 5
-    assert done.errors == [] and len(done.worker_ids) == 1 and done.worker_ids[0]
+    assert done.errors == [] and len(done.worker_ids) == 1
+    assert done.worker_ids[0].startswith("djt/djt-worker")  # the project's own worker ran it
     assert done.enqueued_at <= done.started_at <= done.finished_at
     assert done.last_attempted_at == done.started_at
     assert done.kwargs == {"a": 2, "b": 3} and done.task.func is djt_tasks.add.func

@@ -89,7 +89,7 @@ def test_the_examples_rolled_back_enqueues_never_reach_draconic(
     the command would have failed."""
     from jobs.models import Job as JobRow
 
-    live = djt_live.start_bridged(platform, user, staff_user)
+    live = djt_live.start_server(platform, user, staff_user)
     env = shop_env(tmp_path / "shop.sqlite3", DRACONIC_URL=live.url, DRACONIC_TOKEN=live.token)
     manage(env, "migrate", "--no-input", "-v0")
     ids = json.loads(manage(env, "shop_demo", "--rollback"))
@@ -114,7 +114,7 @@ def worker_token(pool: str) -> str:
 def test_the_example_runs_end_to_end_with_its_own_worker(
     platform: Supervisor, user: Any, staff_user: Any, tmp_path: Path
 ) -> None:
-    live = djt_live.start_bridged(platform, user, staff_user)
+    live = djt_live.start_server(platform, user, staff_user)
     database = tmp_path / "shop.sqlite3"
     env = shop_env(
         database,
@@ -123,17 +123,23 @@ def test_the_example_runs_end_to_end_with_its_own_worker(
         DRACONIC_WORKER_TOKEN=worker_token("shop"),
         DRACONIC_BROKER_URL=settings.CELERY_BROKER_URL,
     )
-    manage(env, "migrate", "--no-input", "-v0")
-    # The script's own directory comes first on sys.path: the shop's modules, not Draconic's.
-    platform.start("shop-worker", [sys.executable, str(SHOP / "manage.py"), "draconic_worker"], env)
+    # As its README runs it: `make run` (migrate, then the worker) and, once the pool is
+    # registered, `make demo`, with the environment of its step 2.
+    make = ["make", "--no-print-directory", "-C", str(SHOP), f"PYTHON={sys.executable}"]
+    platform.start("shop-worker", [*make, "run"], env)
     types = _job_types_served(live)
     assert set(TYPES) <= set(types) and all(types[t]["pool"] == "shop" for t in TYPES)
+    _assert_payload_schemas_shown(live, types)
 
     # Rolled back: nothing sent. Committed: the three run and write the shop's model.
     from jobs.models import Job as JobRow
 
     rolled_back = json.loads(manage(env, "shop_demo", "--rollback"))
-    report = json.loads(manage(env, "shop_demo", "--timeout", str(TIMEOUT)))
+    demo = subprocess.run(
+        [*make, "demo"], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert demo.returncode == 0, f"make demo:\n{demo.stdout}\n{demo.stderr}"
+    report = json.loads(demo.stdout.strip().splitlines()[-1])  # after make's and migrate's lines
     assert not JobRow.objects.filter(id__in=list(rolled_back.values())).exists()
     assert report["restock"]["status"] == "SUCCESSFUL" and report["restock"]["return_value"] == 7
     assert len(report["restock"]["worker_ids"]) == 1
@@ -160,6 +166,33 @@ def _job_types_served(live: Any) -> dict[str, Any]:
 
     wait_until(lambda: served() is not None, timeout=TIMEOUT, message="the shop's pool to register")
     return served() or {}
+
+
+def _assert_payload_schemas_shown(live: Any, types: dict[str, Any]) -> None:
+    """``GET /job-types/`` and the OpenAPI schema show each of the shop's types with the
+    payload schema its worker registered (from the functions' signatures)."""
+    import httpx
+
+    restock = types["shop.tasks.restock"]["payload_schema"]
+    assert restock["required"] == ["sku", "count"]
+    assert restock["properties"] == {"sku": {"type": "string"}, "count": {"type": "integer"}}
+    labels = types["shop.celery_tasks.print_labels"]["payload_schema"]
+    assert labels["required"] == ["sku"]
+    assert labels["properties"]["copies"] == {"type": "integer", "default": 1}
+    report = types["shop.jobs.stock_report"]["payload_schema"]
+    assert report["properties"]["threshold"] == {"type": "integer", "default": 5}
+    answer = httpx.get(
+        f"{live.url}/api/schema/?format=json", headers={"Authorization": f"Token {live.token}"}
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    components = answer.json()["components"]["schemas"]
+    for name in TYPES:
+        documented = components[f"JobTypePayload.{name}"]
+        assert documented["properties"] == types[name]["payload_schema"]["properties"], name
+    payload = components["JobInputRequest"]["properties"]["payload"]
+    assert {f"#/components/schemas/JobTypePayload.{n}" for n in TYPES} <= set(
+        payload["x-payload-schemas"].values()
+    )
 
 
 # --- the shop's worker killed or frozen mid-job --------------------------------------------

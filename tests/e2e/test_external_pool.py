@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from jobs.engine import ledger
 from jobs.models import DeadLetter, DeadLetterReason, ExecutionLog, Job, JobStatus
 from tests.e2e.external_pool import (
     OWN_DATABASE,
@@ -37,8 +39,17 @@ def server(platform: Any, settings: Any) -> dict[str, str]:
     return {"base": base, "token": new_token()}
 
 
-def start(platform: Any, server: dict[str, str], name: str = "pool-worker") -> None:
-    start_pool_worker(platform, name, server["base"], server["token"])
+def start(
+    platform: Any,
+    server: dict[str, str],
+    name: str = "pool-worker",
+    *,
+    concurrency: int = 1,
+    options: tuple[str, ...] = (),
+) -> None:
+    start_pool_worker(
+        platform, name, server["base"], server["token"], concurrency=concurrency, options=options
+    )
     wait_until(
         lambda: "registered" in platform.log_tail(name) or platform.check(name),
         timeout=120,
@@ -70,19 +81,27 @@ def test_an_invalid_payload_of_a_pool_type_is_a_400_naming_the_field(platform, s
     assert "payload.n" in str(response.json())
 
 
-def test_a_sigkilled_external_worker_job_runs_again_once(platform, server, api, tmp_path):
-    path = tmp_path / "runs.txt"
-    start(platform, server, "doomed")
+def test_a_sigkilled_external_worker_job_runs_again_once_or_goes_to_the_dlq(
+    platform, server, api, tmp_path
+):
+    path, last = tmp_path / "runs.txt", tmp_path / "last.txt"
+    start(platform, server, "doomed", concurrency=2)
     body = {"path": str(path), "seconds": 3}
     job_id = submit(api, type="ext.count_runs", payload=body, max_attempts=3)["id"]
-    wait_until(lambda: runs(path), timeout=120, message=platform.logs())
+    body = {"path": str(last), "seconds": 60}
+    last_id = submit(api, type="ext.count_runs", payload=body, max_attempts=1)["id"]
+    wait_until(lambda: runs(path) and runs(last), timeout=120, message=platform.logs())
     platform.kill("doomed", signal.SIGKILL)
     start(platform, server, "rescuer")
-    (job,) = wait_terminal([job_id], platform)
+    ended = {str(j.id): j for j in wait_terminal([job_id, last_id], platform)}
+    job, dead = ended[job_id], ended[last_id]
     assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2), platform.logs()
     assert runs(path) == [f"{job_id}:1", f"{job_id}:2"]
     lost = job.logs.get(to_status=JobStatus.RETRYING)
     assert lost.context["reason"] == DeadLetterReason.WORKER_LOST
+    # Its last attempt lost with its worker: the job is dead-lettered, not run again.
+    assert (dead.status, dead.attempt, runs(last)) == (JobStatus.FAILED, 1, [f"{last_id}:1"])
+    assert DeadLetter.objects.get(job_id=last_id).reason == DeadLetterReason.WORKER_LOST
 
 
 def test_a_sigstopped_worker_late_result_is_refused_and_the_job_completes_once(
@@ -228,3 +247,92 @@ def test_manage_py_draconic_worker_runs_a_job_with_the_team_settings_and_databas
         "settings": "the team's own settings",
         "database": str(team_db),
     }
+
+
+# --- stopping is not failing: a graceful stop hands back what outlives the grace -----------
+
+
+def stop_and_wait(platform: Any, name: str, how: str) -> None:
+    """Stop the worker's main process (a container's SIGTERM, or Ctrl-C twice: a cold
+    shutdown) and wait until it has exited by itself."""
+    proc = platform.procs[name]
+    if how == "SIGINT-twice":
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "shutting down" in platform.log_tail(name), message=platform.logs())
+        proc.send_signal(signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=90)  # a hang guard: a worker that never stops fails here
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{name} did not stop:\n{platform.logs()}") from None
+    platform.procs.pop(name)
+
+
+def slow_first_attempts(api: Any, path: Path) -> list[str]:
+    """Two jobs whose first attempt lasts 600 s: one waits on its context, one ignores it."""
+    return [
+        submit(
+            api,
+            type="ext.slow_first_attempt",
+            payload={"path": str(path), "seconds": 600, "stubborn": stubborn},
+            max_attempts=1,
+        )["id"]
+        for stubborn in (False, True)
+    ]
+
+
+def assert_handed_back_uncharged(ids: list[str], worker: str) -> None:
+    for job in Job.objects.filter(id__in=ids):
+        # Not failed, not in the DLQ: back to be admitted again, the attempt not charged.
+        assert job.status in (JobStatus.PENDING, JobStatus.QUEUED), (job.status, job.error)
+        assert job.attempt - job.attempt_offset in (0, 1), (job.attempt, job.attempt_offset)
+        handed = ExecutionLog.objects.get(job=job, attempt=1, to_status=JobStatus.PENDING)
+        assert f"handed back: worker ext/{worker} is shutting down" in handed.message
+        assert handed.context["reason"] == "handed_back"
+    assert not DeadLetter.objects.exists()
+    assert not {f"{i}:1" for i in ids} & set(ledger.ledger_leases())
+
+
+def test_a_sigterm_lets_a_short_job_finish_and_hands_back_the_long_ones_uncharged(
+    platform, server, api, tmp_path
+):
+    path, short = tmp_path / "runs.txt", tmp_path / "short.txt"
+    start(platform, server, "stopping", concurrency=3, options=("--shutdown-grace", "15"))
+    ids = slow_first_attempts(api, path)
+    body = {"path": str(short), "seconds": 1}
+    short_id = submit(api, type="ext.count_runs", payload=body, max_attempts=1)["id"]
+    wait_until(
+        lambda: Job.objects.filter(id__in=[*ids, short_id], status=JobStatus.RUNNING).count() == 3,
+        timeout=120,
+        message=platform.logs(),
+    )
+    stop_and_wait(platform, "stopping", "SIGTERM")
+
+    done = Job.objects.get(id=short_id)  # it ended within the grace: completed, as usual
+    assert (done.status, done.attempt, runs(short)) == (JobStatus.COMPLETED, 1, [f"{short_id}:1"])
+    assert_handed_back_uncharged(ids, "stopping")
+    assert "shutting down: taking no new jobs; 3 running get 15s" in platform.log_tail(
+        "stopping", 100_000
+    )
+
+    start(platform, server, "rescuer", concurrency=2)
+    jobs = wait_terminal(ids, platform)
+    assert {(j.status, j.attempt, j.attempt_offset) for j in jobs} == {(JobStatus.COMPLETED, 2, 1)}
+    assert sorted(runs(path)) == sorted(f"{i}:{a}" for i in ids for a in (1, 2))
+    assert not DeadLetter.objects.exists()
+
+
+def test_a_second_ctrl_c_hands_back_at_once_without_waiting_out_the_grace(
+    platform, server, api, tmp_path
+):
+    path = tmp_path / "runs.txt"
+    start(platform, server, "stopping", concurrency=2, options=("--shutdown-grace", "600"))
+    ids = slow_first_attempts(api, path)
+    wait_until(
+        lambda: Job.objects.filter(id__in=ids, status=JobStatus.RUNNING).count() == 2,
+        timeout=120,
+        message=platform.logs(),
+    )
+    stop_and_wait(platform, "stopping", "SIGINT-twice")  # well inside the 600 s grace
+    assert_handed_back_uncharged(ids, "stopping")

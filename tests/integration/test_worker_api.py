@@ -10,11 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from jobs.engine import ledger
 from jobs.engine.admission import dispatch
 from jobs.errors import JobConflict
 from jobs.models import ExecutionLog, Job, JobStatus, WorkerPool, WorkerToken
@@ -93,6 +94,36 @@ def test_an_admitted_job_of_a_pool_type_is_published_to_the_pool_queue(api, acme
     assert get_redis().llen("normal") == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_types_jobs_are_admitted_by_the_ledger_like_any_other(api, acme, settings):
+    """Resource admission: a pool's job holds its CPU and memory while it is out; one that
+    does not fit waits (capacity) until the first one's outcome frees them."""
+    big = {"cpu_units": settings.MAX_CPU_UNITS, "memory_mb": 64}
+    ids = [
+        api.post(
+            "/jobs/",
+            {"type": "acme.resize", "payload": {"width": w}, "resource_requirements": big},
+            format="json",
+        ).json()["id"]
+        for w in (1, 2)
+    ]
+    dispatch()
+    first, second = (Job.objects.get(id=i) for i in ids)
+    assert (first.status, second.status) == (JobStatus.QUEUED, JobStatus.PENDING)
+    assert ledger.ledger_usage().cpu_units == settings.MAX_CPU_UNITS
+    (reason,) = api.get(f"/jobs/{second.id}").json()["waiting_on"]
+    assert reason["reason"] == "capacity"
+    at = {"job_id": str(first.id), "attempt": first.attempt}
+    started = acme.post("/workers/attempts/start", {**at, "worker": "w1"}, format="json")
+    assert started.status_code == 200, started.content
+    done = acme.post("/workers/attempts/complete", {**at, "result": 1}, format="json")
+    assert done.status_code == 200, done.content
+    assert ledger.ledger_usage().cpu_units == 0  # the outcome freed what the job held
+    dispatch()
+    assert Job.objects.get(id=second.id).status == JobStatus.QUEUED
+    assert get_redis().llen("acme.normal") == 2  # both published to the pool's queue
+
+
 @pytest.mark.django_db
 def test_the_attempt_calls_are_fenced_and_log_progress_and_complete(api, acme):
     job_id, attempt = submit_and_start(api, acme)
@@ -113,6 +144,40 @@ def test_the_attempt_calls_are_fenced_and_log_progress_and_complete(api, acme):
     lines = ExecutionLog.objects.filter(job_id=job_id).values_list("message", "context")
     assert ("resizing", {}) in lines
     assert ("progress: 50%", {"progress": 0.5}) in lines
+
+
+@pytest.mark.django_db
+def test_a_stopping_worker_hands_its_attempt_back_uncharged_and_fenced_off(
+    api, acme, django_capture_on_commit_callbacks
+):
+    job_id, attempt = submit_and_start(api, acme)
+    lease = ledger.lease_id(job_id, attempt)
+    assert lease in ledger.ledger_leases()
+    body = {"job_id": job_id, "attempt": attempt, "worker": "w1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        handed = acme.post("/workers/attempts/hand-back", body, format="json")
+    assert (handed.status_code, handed.json()) == (200, {"status": JobStatus.PENDING})
+    job = Job.objects.get(id=job_id)
+    assert (job.status, job.attempt - job.attempt_offset) == (JobStatus.PENDING, 0)  # uncharged
+    line = job.logs.get(to_status=JobStatus.PENDING, attempt=attempt)
+    assert line.message.startswith("attempt 1 handed back: worker acme/w1 is shutting down")
+    assert line.context["reason"] == "handed_back"
+    assert lease not in ledger.ledger_leases()
+    # The handed-back attempt is stale: its late result, or a second hand-back, changes nothing.
+    late = {"job_id": job_id, "attempt": attempt, "result": {"late": True}}
+    assert acme.post("/workers/attempts/complete", late, format="json").status_code == 409
+    assert acme.post("/workers/attempts/hand-back", body, format="json").status_code == 409
+    assert Job.objects.get(id=job_id).status == JobStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_a_hand_back_of_a_job_whose_cancel_was_asked_cancels_it(api, acme):
+    job_id, attempt = submit_and_start(api, acme)
+    assert api.patch(f"/jobs/{job_id}/cancel").status_code == 200
+    body = {"job_id": job_id, "attempt": attempt, "worker": "w1"}
+    handed = acme.post("/workers/attempts/hand-back", body, format="json")
+    assert handed.json() == {"status": JobStatus.CANCELLED}
+    assert Job.objects.get(id=job_id).status == JobStatus.CANCELLED
 
 
 @pytest.mark.django_db
@@ -140,6 +205,8 @@ def test_another_pool_cannot_touch_or_read_the_job(api, acme):
     at = {"job_id": job_id, "attempt": attempt}
     assert beta.post("/workers/attempts/complete", at, format="json").status_code == 403
     assert beta.post("/workers/attempts/renew", at, format="json").status_code == 403
+    handing = {**at, "worker": "b1"}
+    assert beta.post("/workers/attempts/hand-back", handing, format="json").status_code == 403
     assert beta.get(f"/jobs/{job_id}").status_code == 403
     assert Job.objects.get(id=job_id).status == JobStatus.RUNNING
 
@@ -186,6 +253,27 @@ def test_the_command_prints_a_working_token():
     assert WorkerPool.objects.get(name="epsilon").tokens.count() == 1
     assert pool_for_key(key) == WorkerPool.objects.get(name="epsilon")
     assert pool_for_key(key + "x") is None
+
+
+@pytest.mark.django_db
+def test_the_revoke_command_ends_a_pools_tokens_one_or_all_and_no_others():
+    keys = [pool_token_create(pool="zeta") for _ in range(2)]
+    other = pool_token_create(pool="eta")
+    out = io.StringIO()
+    call_command("revokepooltokens", "zeta", "--key", keys[0], stdout=out)
+    assert out.getvalue().strip() == "revoked 1 token(s) of the pool zeta"
+    assert pool_for_key(keys[0]) is None and pool_for_key(keys[1]) is not None
+    call_command("revokepooltokens", "zeta", stdout=out)
+    assert pool_for_key(keys[1]) is None
+    assert pool_for_key(other) == WorkerPool.objects.get(name="eta")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Worker {keys[1]}")
+    beat = {"pool": "zeta", "worker": "z1"}
+    assert client.post("/workers/pools/heartbeat", beat, format="json").status_code == 401
+    with pytest.raises(CommandError, match="not a live token"):
+        call_command("revokepooltokens", "zeta", "--key", keys[0])
+    with pytest.raises(CommandError, match="no worker pool"):
+        call_command("revokepooltokens", "theta")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,10 +1,13 @@
-"""``draconic_sdk.worker``: finding a pool's job types (``discover``, ``register_source``)
-and the Django settings of a pool's worker (``WorkerConfig.from_mapping``)."""
+"""``draconic_sdk.worker``: finding a pool's job types (``discover``, ``register_source``),
+the Django settings of a pool's worker (``WorkerConfig.from_mapping``), and a worker that
+refuses to start on a type it cannot run."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,7 @@ from draconic_sdk import job_type
 from draconic_sdk.jobtypes import JobType
 from draconic_sdk.worker import _sources, discover, register_source
 from draconic_sdk.worker.app import WorkerConfig
+from tests.harness import SDK_SRC
 
 
 def _module(name: str, **members: object) -> types.ModuleType:
@@ -75,3 +79,46 @@ def test_the_django_settings_name_what_they_lack():
         }
     )
     assert (config.pool, config.modules, config.concurrency) == ("p", ["m"], 3)
+    assert config.shutdown_grace == 30.0  # a SIGTERM's grace when the settings say none
+    required = {"URL": "u", "WORKER_TOKEN": "t", "BROKER_URL": "b", "POOL": "p", "APPS": ["m"]}
+    for grace in (0, 5):  # 0 is a grace too: hand back at once
+        config = WorkerConfig.from_mapping({**required, "SHUTDOWN_GRACE_SECONDS": grace})
+        assert config.shutdown_grace == grace
+
+
+PICKLED = """
+from celery import Celery, shared_task
+
+app = Celery("team", task_cls="draconic_sdk.celery_bridge:DraconicTask")
+
+
+@shared_task(serializer="pickle")
+def ship(order_id: int) -> None: ...
+"""
+
+
+def test_the_worker_refuses_to_start_on_a_celery_task_it_cannot_bridge(tmp_path: Path) -> None:
+    """At start-up, before it calls the server or the broker (both unreachable here): exit 1
+    with what to do, not a traceback."""
+    (tmp_path / "team_tasks.py").write_text(PICKLED)
+    argv = [sys.executable, "-m", "draconic_sdk.cli", "worker", "--app", "team_tasks"]
+    done = subprocess.run(
+        [*argv, "--pool", "team"],
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(SDK_SRC),
+            "DRACONIC_URL": "http://127.0.0.1:1",
+            "DRACONIC_WORKER_TOKEN": "dwk_unused",
+            "DRACONIC_BROKER_URL": "redis://127.0.0.1:1/0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        "the worker cannot start: team_tasks.ship: serializer='pickle'; a Draconic payload is "
+        "JSON: use serializer='json' and pass JSON values (ids rather than objects)"
+    )

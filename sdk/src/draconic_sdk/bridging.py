@@ -11,9 +11,9 @@ A job is sent when the caller's transaction commits (``transaction.on_commit``) 
 it rolls back; its id is chosen here first, so the caller has it at once. The id is also the
 idempotency key, so the client's automatic retries of the send make one job.
 
-Until the external-pool runtime lands (``draconic_sdk.worker``), ``register_source`` below is a
-local stand-in with the same signature: the bridges register their sources with it, and the
-runtime's ``discover`` reads them from ``sources()``.
+The bridges register their sources with ``register_source`` below, which keeps its own list
+(``job_types_of`` reads it without the worker runtime installed, e.g. ``manage.py
+shop_types``) and hands each to the worker runtime's discovery (``draconic_sdk.worker``).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _name(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
 
 
-# --- sources of job types (stand-in for draconic_sdk.worker.register_source) --------------
+# --- sources of job types (also handed to draconic_sdk.worker.register_source) -------------
 
 _sources: list[Source] = []
 
@@ -150,8 +150,8 @@ def _register_local(fn: Source) -> Source:
 
 
 def register_source(fn: Source) -> Source:
-    """Register ``fn(module) -> [JobType]`` with the worker runtime's discovery (the pools'
-    ``draconic_sdk.worker.register_source`` once it exists, this module's list until then)."""
+    """Register ``fn(module) -> [JobType]`` here and with the worker runtime's discovery
+    (``draconic_sdk.worker.register_source``) where the runtime is importable."""
     _register_local(fn)  # job_types_of reads them, with or without the runtime
     try:
         from draconic_sdk import worker  # type: ignore[attr-defined, unused-ignore]
@@ -162,13 +162,13 @@ def register_source(fn: Source) -> Source:
 
 
 def sources() -> list[Source]:
-    """The sources registered with the local stand-in."""
+    """The sources registered here."""
     return list(_sources)
 
 
 def job_types_of(module: ModuleType) -> list[JobType]:
-    """What discovery finds in ``module`` through the local stand-in: its ``@job_type``
-    functions and what every registered source makes of it (the runtime's ``discover``)."""
+    """What discovery finds in ``module``: its ``@job_type`` functions and what every
+    registered source makes of it (as the runtime's ``discover``, without importing it)."""
     from draconic_sdk.jobtypes import job_types_in
 
     found = job_types_in(module)

@@ -37,3 +37,17 @@ def wait(ctx: Any, seconds: float) -> dict[str, Any]:
     ctx.log("waiting")
     ctx.wait(seconds)
     return {"waited": seconds}
+
+
+@job_type("ext.slow_first_attempt")
+def slow_first_attempt(ctx: Any, path: str, seconds: float, stubborn: bool = False) -> int:
+    """Appends ``job_id:attempt`` to ``path``; its first attempt then lasts ``seconds``, waiting
+    on its context (a cancel or a superseded attempt stops it) or, ``stubborn``, ignoring it."""
+    with open(path, "a") as out:
+        out.write(f"{ctx.job_id}:{ctx.attempt}\n")
+    if ctx.attempt == 1:
+        if stubborn:
+            time.sleep(seconds)
+        else:
+            ctx.wait(seconds)
+    return int(ctx.attempt)

@@ -31,9 +31,9 @@ from draconic_sdk.jobtypes import Defaults, JobType, RetryPolicy, schema_from_si
 MAX_ATTEMPTS = 20
 
 
-class BridgeError(Exception):
+class BridgeError(ValueError):
     """A Celery task (or call) the bridge cannot run on Draconic; the message says why and
-    what to do instead."""
+    what to do instead. A ValueError, as the worker's other start-up refusals are."""
 
 
 @dataclass(frozen=True)

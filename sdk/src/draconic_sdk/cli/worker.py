@@ -19,6 +19,14 @@ from draconic_sdk.cli.app import State, cli, pass_state
 @click.option("--concurrency", "-c", default=2, show_default=True, help="Jobs at once.")
 @click.option("--name", default=None, help="This worker's name [default: host-pid].")
 @click.option(
+    "--shutdown-grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    envvar="DRACONIC_SHUTDOWN_GRACE_SECONDS",
+    help="Seconds a stopping worker (SIGTERM) lets running jobs finish, then hands them back.",
+)
+@click.option(
     "--worker-token",
     envvar="DRACONIC_WORKER_TOKEN",
     required=True,
@@ -37,6 +45,7 @@ def worker(
     pool: str,
     concurrency: int,
     name: str | None,
+    shutdown_grace: float,
     worker_token: str,
     broker_url: str,
 ) -> None:
@@ -55,6 +64,7 @@ def worker(
         pool=pool,
         modules=list(apps),
         concurrency=concurrency,
+        shutdown_grace=shutdown_grace,
     )
     if name:
         config.name = name

@@ -9,8 +9,10 @@ Add ``"draconic_sdk.django"`` to ``INSTALLED_APPS`` and set::
         "POOL": "acme",
         "APPS": ["shop.jobs"],        # modules with the project's job types
         "CONCURRENCY": 4,
+        "SHUTDOWN_GRACE_SECONDS": 30,  # a SIGTERM: running jobs' time to finish
     }
 
 then ``python manage.py draconic_worker``: the job code runs with the project's own settings,
-models and database.
+models and database. A SIGTERM stops it gracefully: running jobs get the grace to finish,
+the rest are handed back to Draconic uncharged (``draconic_sdk.worker.shutdown``).
 """

@@ -93,6 +93,11 @@ class WorkerApi:
             "/workers/attempts/fail", {"job_id": job_id, "attempt": attempt, **outcome}
         )
 
+    def hand_back(self, job_id: str, attempt: int, *, worker: str) -> Any:
+        """Give a running attempt back unfinished, uncharged: this worker is stopping."""
+        body = {"job_id": job_id, "attempt": attempt, "worker": worker}
+        return self.post("/workers/attempts/hand-back", body)
+
 
 def _answer(response: httpx.Response) -> Any:
     try:

@@ -1,6 +1,7 @@
 """The pool's Celery app and the worker's life: register the pool (its types, its
 concurrency) through the worker API, then consume the queues the server answered with, while
-a thread beats so the pool stays live when idle.
+a thread beats so the pool stays live when idle. A SIGTERM lets the running attempts finish
+within ``shutdown_grace`` and hands back the rest (``draconic_sdk.worker.shutdown``).
 
 The app consumes what the server's dispatcher publishes: the task ``draconic.execute_job
 (job_id, attempt)`` with the job's time limits, on ``<pool>.critical`` ... ``<pool>.low``
@@ -24,6 +25,7 @@ from kombu import Exchange, Queue
 from draconic_sdk.worker import discover
 from draconic_sdk.worker.api import WorkerApi
 from draconic_sdk.worker.runtime import Runtime, run_attempt
+from draconic_sdk.worker.shutdown import GracefulStop
 
 logger = logging.getLogger("draconic_sdk.worker")
 
@@ -38,6 +40,8 @@ class WorkerConfig:
     pool: str
     modules: list[str]
     concurrency: int = 2
+    #: Seconds a stopping worker lets its running attempts finish before handing them back.
+    shutdown_grace: float = 30.0
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     celery_options: dict[str, Any] = field(default_factory=dict)
 
@@ -50,6 +54,7 @@ class WorkerConfig:
         if missing:
             raise ValueError(f"settings.DRACONIC lacks {', '.join(missing)}")
         extra = {k: values[k] for k in ("CONCURRENCY", "NAME") if values.get(k)}
+        grace = values.get("SHUTDOWN_GRACE_SECONDS")
         return cls(
             url=values["URL"],
             token=values["WORKER_TOKEN"],
@@ -57,6 +62,7 @@ class WorkerConfig:
             pool=values["POOL"],
             modules=list(values["APPS"]),
             concurrency=int(extra.get("CONCURRENCY", 2)),
+            shutdown_grace=30.0 if grace is None else float(grace),
             name=str(extra.get("NAME") or f"{socket.gethostname()}-{os.getpid()}"),
         )
 
@@ -101,7 +107,10 @@ def run_worker(config: WorkerConfig, *, argv: list[str] | None = None) -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
-    types = discover(config.modules)
+    try:
+        types = discover(config.modules)
+    except (ValueError, TypeError) as exc:  # a type that cannot run here: say why and stop
+        raise SystemExit(f"the worker cannot start: {exc}") from exc
     if not types:
         raise SystemExit(f"no job types found in {', '.join(config.modules)}")
     api = WorkerApi(config.url, config.token)
@@ -117,6 +126,7 @@ def run_worker(config: WorkerConfig, *, argv: list[str] | None = None) -> None:
     runtime = Runtime(api=api, types={t.name: t for t in types}, worker=config.name)
     app = build_app(config, registration, runtime)
     worker_process_init.connect(lambda **_: api.reset(), weak=False)  # a fork's own client
+    GracefulStop(api, worker=config.name, grace=config.shutdown_grace).connect()
     stop = threading.Event()
     every = float(registration.get("heartbeat_seconds", 15))
     threading.Thread(target=_beat, args=(api, config, every, stop), daemon=True).start()

@@ -18,11 +18,23 @@ class Command(BaseCommand):
         parser.add_argument("--pool", help="overrides DRACONIC['POOL']")
         parser.add_argument("--concurrency", "-c", type=int, help="overrides CONCURRENCY")
         parser.add_argument("--name", help="this worker's name")
+        parser.add_argument(
+            "--shutdown-grace",
+            type=float,
+            help="overrides SHUTDOWN_GRACE_SECONDS: seconds a stopping worker lets running jobs "
+            "finish before it hands them back (default 30)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         values = dict(getattr(settings, "DRACONIC", {}) or {})
-        for option, key in (("pool", "POOL"), ("concurrency", "CONCURRENCY"), ("name", "NAME")):
-            if options.get(option):
+        overrides = {
+            "pool": "POOL",
+            "concurrency": "CONCURRENCY",
+            "name": "NAME",
+            "shutdown_grace": "SHUTDOWN_GRACE_SECONDS",
+        }
+        for option, key in overrides.items():
+            if options.get(option) is not None:
                 values[key] = options[option]
         try:
             config = WorkerConfig.from_mapping(values)
