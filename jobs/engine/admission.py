@@ -26,8 +26,9 @@ by a concurrency limit is admitted by the dispatch that every release requests. 
 jobs move to ``queued`` and are published to Celery after the commit.
 
 One dispatcher at a time holds the dispatch lease (``fence``: a Redis key with an expiry and a
-fencing token, renewed at every page); a process that finds it taken leaves a "dirty" flag in
-Redis (``wakeup``) that the holder sees before it lets go, so no request to dispatch is lost.
+fencing token, renewed by every page's reserve); a process that finds it taken leaves a
+"dirty" flag in Redis (``wakeup``) that the holder sees before it lets go, so no request to
+dispatch is lost.
 Two dispatchers never book the same capacity whether or not the lease is held: the rows are
 locked ``SKIP LOCKED`` and each booking is one atomic Lua call, fenced by the lease's token,
 so a holder that was frozen past its lease books nothing when it wakes. A holder that stops
@@ -169,7 +170,7 @@ def admit_ready() -> int:
     admitted = 0
     wake_in: float | None = None
     for start in range(0, len(order), limit):
-        fence.keep()  # each page renews the dispatch lease (or finds it lost, and stops)
+        # The page's reserve renews the dispatch lease, or finds it lost and raises Fenced.
         with transaction.atomic():
             rows = ready_page(order[start : start + limit])
             decision = decide(_refuse_oversize(rows), rules)

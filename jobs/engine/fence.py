@@ -2,11 +2,12 @@
 
 One process at a time holds the lease, a Redis key set with a ``PX`` expiry of
 ``DRACONIC_DISPATCH_LEASE_SECONDS`` (5 s) whose value is ``<token>:<pid>@<host>``; the token
-comes from an ``INCR`` and never repeats (the fencing token). The holder renews it between
-pages of admission and between sweeps (``keep``); a holder that stops (SIGSTOPped, cut off,
-stuck in a slow statement) stops renewing and loses the lease when it expires, at most
-``DRACONIC_DISPATCH_LEASE_SECONDS`` after its last renewal; the next dispatch anyone asks for,
-or the next scheduler tick, takes it (so admission resumes within the lease plus one tick).
+comes from an ``INCR`` and never repeats (the fencing token). The holder renews it with
+each page of admission (the fenced reserve does it) and between sweeps (``keep``); a holder
+that stops (SIGSTOPped, cut off, stuck in a slow statement) stops renewing and loses the
+lease when it expires, at most ``DRACONIC_DISPATCH_LEASE_SECONDS`` after its last renewal;
+the next dispatch anyone asks for, or the next scheduler tick, takes it (so admission resumes
+within the lease plus one tick).
 
 The lease is not what keeps admission correct: ``FOR UPDATE SKIP LOCKED`` and the ledger's
 atomic reserve do that, and the ledger reconcile frees a lease only while it holds its job's
@@ -60,12 +61,18 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 
-#: The start of a fenced ledger script: its first key is the lease, its first argument the
-#: value the caller holds ('' outside a lease); both are taken off before the script proper.
+#: The start of a fenced ledger script: its first key is the lease, its first two arguments
+#: the value the caller holds ('' outside a lease) and the lease's lifetime in ms
+#: (``script_args``); they are taken off before the script proper. A call that passes the
+#: fence also renews the lease: admission's reserve is its renewal, one Redis call per page.
 FENCE = """
-local fence_key, fence_value = table.remove(KEYS, 1), table.remove(ARGV, 1)
-if fence_value ~= '' and redis.call('GET', fence_key) ~= fence_value then
-  return redis.error_reply('FENCED the dispatch lease expired')
+local fence_key = table.remove(KEYS, 1)
+local fence_value, fence_ttl = table.remove(ARGV, 1), table.remove(ARGV, 1)
+if fence_value ~= '' then
+  if redis.call('GET', fence_key) ~= fence_value then
+    return redis.error_reply('FENCED the dispatch lease expired')
+  end
+  redis.call('PEXPIRE', fence_key, tonumber(fence_ttl))
 end
 """
 
@@ -106,6 +113,11 @@ def hold() -> Iterator[bool]:
         _held.reset(token)
         with contextlib.suppress(redis.RedisError):  # else it expires by itself
             client.eval(_RELEASE, 1, lease_key(), value)
+
+
+def script_args() -> list[str | int]:
+    """The arguments a ``FENCE``d script takes first: the lease value held, its lifetime."""
+    return [current(), _ttl_ms()]
 
 
 def keep() -> None:

@@ -298,7 +298,7 @@ def ledger_reserve_all(claims: Sequence[Claim]) -> Reservation:
             args += check.args()
     try:
         result = _script(_RESERVE)(
-            keys=[fence.lease_key(), *_keys()], args=[fence.current(), *args]
+            keys=[fence.lease_key(), *_keys()], args=[*fence.script_args(), *args]
         )
     except redis.ResponseError as exc:
         fence.raise_fenced(exc)
@@ -352,7 +352,7 @@ def ledger_rebuild(entries: Iterable[Entry]) -> int:
         args += [lease, cpu, mem, "inf" if ttl == float("inf") else ttl, "\n".join(names)]
     try:
         keys = [fence.lease_key(), *_keys()[:6]]
-        return int(_script(_REBUILD)(keys=keys, args=[fence.current(), *args]))
+        return int(_script(_REBUILD)(keys=keys, args=[*fence.script_args(), *args]))
     except redis.ResponseError as exc:
         fence.raise_fenced(exc)
 
@@ -368,7 +368,7 @@ def ledger_add_missing(entries: Iterable[Entry]) -> int:
         return 0
     try:
         keys = [fence.lease_key(), *_release_keys()]
-        return int(_script(_ADD_MISSING)(keys=keys, args=[fence.current(), *args]))
+        return int(_script(_ADD_MISSING)(keys=keys, args=[*fence.script_args(), *args]))
     except redis.ResponseError as exc:
         fence.raise_fenced(exc)
 

@@ -44,6 +44,18 @@ def test_a_holder_whose_lease_expired_books_nothing(user: Any) -> None:
     assert fence.holder() == (999999, "1@elsewhere")  # ours was not let go: not ours
 
 
+def test_a_reserve_under_the_lease_renews_it(user: Any) -> None:
+    """Admission renews its lease with each page's reserve, not with a call of its own."""
+    ledger.ledger_rebuild([])
+    claim = ledger.Claim(lease=ledger.lease_id(submit(user).id, 1), cpu_units=1, memory_mb=1)
+    with fence.hold() as got:
+        assert got
+        get_redis().pexpire(fence.lease_key(), 50)
+        assert ledger.ledger_reserve([claim]) == [True]
+        assert get_redis().pttl(fence.lease_key()) > 1000
+    assert fence.holder() is None  # let go at the end, as before
+
+
 def test_outside_a_lease_the_ledger_is_not_fenced(user: Any) -> None:
     ledger.ledger_rebuild([])
     take_lease_elsewhere()
