@@ -283,6 +283,11 @@ def test_a_priority_paused_on_the_page_waits_through_restarts_and_resumes(
         after = job_factory(owner=user, type="noop", priority="high")
         _wait([after], S.COMPLETED, platform)
         assert {_status(held), _status(held_too)} == {S.PENDING}
+        for where in ("/dashboard/", "/dashboard/jobs/"):  # the pause shows everywhere
+            page.goto(daphne + where)
+            assert "priority low" in page.inner_text("#paused-banner")
+        page.goto(f"{daphne}/dashboard/jobs/{held.id}/")
+        assert "priority low is paused" in page.inner_text("#waiting-on")
         page.goto(daphne + "/dashboard/queues/")
         row = page.locator(f'#depth-priority tr[data-priority="{Priority.LOW.label}"]')
         assert row.locator("[data-ready]").inner_text() == "2"
