@@ -296,3 +296,32 @@ def test_a_priority_paused_on_the_page_waits_through_restarts_and_resumes(
         row.get_by_role("button", name="Resume priority low").click()
         assert "Resumed priority low" in _confirm_ops(page, "Resume priority low?")
         _wait([held, held_too], S.COMPLETED, platform)
+
+
+def _tab_to(page: Any, element_id: str, *, back: bool = False) -> None:
+    """Press Tab (Shift+Tab with ``back``) until ``element_id`` has the focus (bounded)."""
+    for _ in range(200):
+        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+            return
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def test_an_operator_cancels_a_job_with_the_keyboard_alone(
+    platform, daphne, staff_user, user, job_factory
+):
+    later = timezone.now() + timedelta(hours=1)
+    job, other = (job_factory(owner=user, type="noop", run_at=later) for _ in range(2))
+    with _browser() as browser, _logged_in(browser, daphne, "operator", "op-password") as page:
+        page.goto(daphne + "/dashboard/jobs/?status=pending")
+        _tab_to(page, f"pick-{job.id}")
+        page.keyboard.press("Space")
+        assert page.text_content("#selected-count") == "1 selected"
+        _tab_to(page, "action-cancel", back=True)  # the actions come before the table
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#confirm-count")
+        assert page.text_content("#confirm-count") == "1"
+        _tab_to(page, "confirm-submit")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".console-messages")
+    assert (_status(job), _status(other)) == (S.CANCELLED, S.PENDING)
