@@ -12,11 +12,13 @@ workers, the audit), each with data in it. On each page:
 - **keyboard**: Tab alone reaches every visible link, button, field and summary, in turn, and
   each shows a focus indicator (an outline or a ring of at least 2 px, with 3:1 against its
   background);
-- **widths**: at 1280 px and at 390 px nothing scrolls sideways but a table's own scroller;
+- **widths**: at 1280, 768, 390 (a phone) and 320 px nothing scrolls sideways but a
+  table's own scroller;
+- **live**: the pages with a live feed show its badge and it turns live; the others hide it;
 - **offline**: every request to a host other than 127.0.0.1 is aborted, and none is made;
   no request fails, no answer is a 4xx or 5xx.
 
-Screenshots at both widths go to test-output/page-<name>.png and page-<name>-390.png.
+Screenshots go to test-output/page-<name>.png (1280 px) and page-<name>-<width>.png.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ pytestmark = [
     pytest.mark.skipif(bool(_browser_missing()), reason=_browser_missing() or "browser present"),
 ]
 S = JobStatus
-WIDTHS = (1280, 390)
+WIDTHS = (1280, 768, 390, 320)
+#: The pages with a live feed (the WebSocket): the others show no "connecting…" badge.
+LIVE_PAGES = frozenset({"index", "job", "job-waiting"})
 
 #: The colour maths of WCAG 2.x, and the text of the page that fails it.
 CONTRAST_JS = """() => {
@@ -198,7 +202,13 @@ def _data(job_factory: Any, staff_user: Any, user: Any) -> dict[str, str]:
 def _audit_page(page: Any, traffic: Traffic, name: str) -> list[str]:
     """Check the page the browser shows now; what is wrong with it."""
     page.wait_for_load_state("networkidle")
-    problems = [f"contrast {line}" for line in page.evaluate(CONTRAST_JS)]
+    problems = []
+    # Only the pages with a live feed show its state, and it turns live.
+    if page.is_visible("#ws-state") != (name in LIVE_PAGES):
+        problems.append(f"the live-feed badge is {'' if name in LIVE_PAGES else 'not '}hidden")
+    elif name in LIVE_PAGES:
+        page.wait_for_selector("body[data-ws=open]")
+    problems += [f"contrast {line}" for line in page.evaluate(CONTRAST_JS)]
     problems += _keyboard(page)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
