@@ -23,6 +23,8 @@ Screenshots go to test-output/page-<name>.png (1280 px) and page-<name>-<width>.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -199,14 +201,16 @@ def _data(job_factory: Any, staff_user: Any, user: Any) -> dict[str, str]:
     }
 
 
-def _audit_page(page: Any, traffic: Traffic, name: str) -> list[str]:
-    """Check the page the browser shows now; what is wrong with it."""
+def _audit_page(page: Any, traffic: Traffic, name: str, kind: str) -> list[str]:
+    """Check the page the browser shows now (a page of ``kind``; screenshots named
+    ``name``); what is wrong with it."""
     page.wait_for_load_state("networkidle")
     problems = []
     # Only the pages with a live feed show its state, and it turns live.
-    if page.is_visible("#ws-state") != (name in LIVE_PAGES):
-        problems.append(f"the live-feed badge is {'' if name in LIVE_PAGES else 'not '}hidden")
-    elif name in LIVE_PAGES:
+    live = kind in LIVE_PAGES
+    if page.is_visible("#ws-state") != live:
+        problems.append(f"the live-feed badge is {'' if live else 'not '}hidden")
+    elif live:
         page.wait_for_selector("body[data-ws=open]")
     problems += [f"contrast {line}" for line in page.evaluate(CONTRAST_JS)]
     problems += _keyboard(page)
@@ -248,15 +252,47 @@ def _keyboard(page: Any) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def test_every_console_page_is_readable_keyboard_usable_narrow_and_offline(
-    platform, daphne, staff_user, user, job_factory
-):
+class Walk:
+    """One Chromium page, offline, that audits each page it is sent to (``problems``)."""
+
+    def __init__(self, page: Any, base: str, traffic: Traffic, prefix: str = "") -> None:
+        self.page, self.base, self.traffic, self.prefix = page, base, traffic, prefix
+        self.problems: dict[str, list[str]] = {}
+
+    def visit(self, name: str, path: str) -> None:
+        self.page.goto("about:blank")
+        self.traffic.clear()
+        self.page.goto(self.base + path)
+        self.audit(name)
+
+    def after_click(self, name: str, selector: str) -> None:
+        self.page.click(selector)
+        self.page.wait_for_load_state("load")
+        self.audit(name)
+
+    def audit(self, name: str) -> None:
+        self.problems[name] = _audit_page(self.page, self.traffic, self.prefix + name, name)
+
+    def log_in(self, username: str, password: str) -> None:
+        self.page.fill("#id_username", username)
+        self.page.fill("#id_password", password)
+        self.page.click("#login-submit")
+        self.page.wait_for_url(self.base + "/dashboard/")
+
+    def assert_fine(self, names: list[str]) -> None:
+        assert sorted(self.problems) == sorted(names)
+        broken = {name: found for name, found in self.problems.items() if found}
+        assert not broken, "\n".join(
+            f"{name}: {line}" for name, found in broken.items() for line in found
+        )
+
+
+@contextmanager
+def _walk(base: str, prefix: str = "") -> Iterator[Walk]:
     from playwright.sync_api import sync_playwright
 
-    ids = _data(job_factory, staff_user, user)
     SCREENSHOTS.mkdir(exist_ok=True)
     traffic = Traffic()
-    problems: dict[str, list[str]] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -265,65 +301,87 @@ def test_every_console_page_is_readable_keyboard_usable_narrow_and_offline(
             page.route("**/*", traffic.route)
             page.on("requestfailed", traffic.on_failed)
             page.on("response", traffic.on_response)
-
-            def visit(name: str, path: str) -> None:
-                page.goto("about:blank")
-                traffic.clear()
-                page.goto(daphne + path)
-                problems[name] = _audit_page(page, traffic, name)
-
-            def after_click(name: str, selector: str) -> None:
-                page.click(selector)
-                page.wait_for_load_state("load")
-                problems[name] = _audit_page(page, traffic, name)
-
-            visit("login", "/accounts/login/")
-            page.fill("#id_username", "operator")
-            page.fill("#id_password", "op-password")
-            page.click("#login-submit")
-            page.wait_for_url(daphne + "/dashboard/")
-
-            visit("index", "/dashboard/")
-            visit("jobs", "/dashboard/jobs/")
-            page.check("#scope-all")
-            after_click("jobs-confirm", "#action-cancel")
-            visit("job", f"/dashboard/jobs/{ids['job']}/")
-            visit("job-waiting", f"/dashboard/jobs/{ids['child']}/")
-            visit("job-clone", f"/dashboard/jobs/{ids['job']}/clone/")
-            visit("charts", "/dashboard/charts/?range=day")
-            visit("schedules", "/dashboard/schedules/")
-            visit("schedule-confirm", f"/dashboard/schedules/{ids['schedule']}/pause/")
-            visit("dead-group", f"/dashboard/dead/{ids['group']}/")
-            visit("dead", "/dashboard/dead/")
-            page.get_by_role("button", name="Re-drive group").first.click()
-            page.wait_for_selector("#confirm-question")
-            problems["dead-confirm"] = _audit_page(page, traffic, "dead-confirm")
-            after_click("dead-done", "#confirm-button")
-            visit("queues", "/dashboard/queues/")
-            visit("audit", "/dashboard/audit/")
+            yield Walk(page, base, traffic, prefix)
         finally:
             browser.close()
-    assert sorted(problems) == sorted(
-        [
-            "login",
-            "index",
-            "jobs",
-            "jobs-confirm",
-            "job",
-            "job-waiting",
-            "job-clone",
-            "charts",
-            "schedules",
-            "schedule-confirm",
-            "dead",
-            "dead-group",
-            "dead-confirm",
-            "dead-done",
-            "queues",
-            "audit",
-        ]
-    )
-    broken = {name: found for name, found in problems.items() if found}
-    assert not broken, "\n".join(
-        f"{name}: {line}" for name, found in broken.items() for line in found
-    )
+
+
+def test_every_console_page_is_readable_keyboard_usable_narrow_and_offline(
+    platform, daphne, staff_user, user, job_factory
+):
+    ids = _data(job_factory, staff_user, user)
+    with _walk(daphne) as walk:
+        walk.visit("login", "/accounts/login/")
+        walk.log_in("operator", "op-password")
+        walk.visit("index", "/dashboard/")
+        walk.visit("jobs", "/dashboard/jobs/")
+        walk.page.check("#scope-all")
+        walk.after_click("jobs-confirm", "#action-cancel")
+        walk.visit("job", f"/dashboard/jobs/{ids['job']}/")
+        walk.visit("job-waiting", f"/dashboard/jobs/{ids['child']}/")
+        walk.visit("job-clone", f"/dashboard/jobs/{ids['job']}/clone/")
+        walk.visit("charts", "/dashboard/charts/?range=day")
+        walk.visit("schedules", "/dashboard/schedules/")
+        walk.visit("schedule-confirm", f"/dashboard/schedules/{ids['schedule']}/pause/")
+        walk.visit("dead-group", f"/dashboard/dead/{ids['group']}/")
+        walk.visit("dead", "/dashboard/dead/")
+        walk.page.get_by_role("button", name="Re-drive group").first.click()
+        walk.page.wait_for_selector("#confirm-question")
+        walk.audit("dead-confirm")
+        walk.after_click("dead-done", "#confirm-button")
+        walk.visit("queues", "/dashboard/queues/")
+        walk.visit("audit", "/dashboard/audit/")
+        walk.assert_fine(
+            [
+                "login",
+                "index",
+                "jobs",
+                "jobs-confirm",
+                "job",
+                "job-waiting",
+                "job-clone",
+                "charts",
+                "schedules",
+                "schedule-confirm",
+                "dead",
+                "dead-group",
+                "dead-confirm",
+                "dead-done",
+                "queues",
+                "audit",
+            ]
+        )
+
+
+#: What offers an action: a form that posts (but the header's log-out), or a link to an
+#: action's confirmation or the clone form.
+ACTION_CONTROLS = (
+    'form[method="post"]:not(.logout), a[href$="/pause/"], a[href$="/resume/"],'
+    ' a[href$="/trigger/"], a[href$="/clone/"]'
+)
+
+
+def test_a_read_only_staff_user_sees_every_page_offers_no_action_and_reads_as_well(
+    platform, daphne, staff_user, staff_viewer_user, user, job_factory
+):
+    ids = _data(job_factory, staff_user, user)
+    pages = {
+        "index": "/dashboard/",
+        "jobs": "/dashboard/jobs/",
+        "job": f"/dashboard/jobs/{ids['job']}/",
+        "charts": "/dashboard/charts/",
+        "schedules": "/dashboard/schedules/",
+        "dead": "/dashboard/dead/",
+        "dead-group": f"/dashboard/dead/{ids['group']}/",
+        "queues": "/dashboard/queues/",
+        "audit": "/dashboard/audit/",
+    }
+    offered = {}
+    with _walk(daphne, prefix="readonly-") as walk:
+        walk.page.goto(daphne + "/accounts/login/")
+        walk.log_in("staff-viewer", "staff-viewer-password")
+        for name, path in pages.items():
+            walk.visit(name, path)
+            offered[name] = walk.page.locator(ACTION_CONTROLS).count()
+        walk.assert_fine(list(pages))
+    assert offered == dict.fromkeys(pages, 0)
