@@ -1,8 +1,10 @@
 """Who may see and do what in the console and the staff API: one rule, in one place.
 
 - **Operators** (``is_staff``) see everything and may act on everything.
-- **Viewers** (not staff, holding ``admin_api.view_everything``: an on-call viewer) see
-  everything and may change nothing.
+- **Viewers** (holding ``admin_api.view_everything``: an on-call viewer) see everything and
+  may change nothing. The permission makes a user read-only whether or not they are staff
+  (a staff member given it is a read-only staff user); a superuser, who implicitly holds
+  every permission, stays an operator.
 - **Everyone else** sees their own jobs and may act on their own jobs only.
 """
 
@@ -11,18 +13,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from jobs.models import Job
 
 VIEW_EVERYTHING = "admin_api.view_everything"
 
 
-def is_operator(user: Any) -> bool:
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
-
-
 def is_viewer(user: Any) -> bool:
-    return bool(user.is_authenticated and not user.is_staff and user.has_perm(VIEW_EVERYTHING))
+    """Read-only: holds ``view_everything`` (staff or not), and is no superuser."""
+    return bool(user.is_authenticated and not user.is_superuser and user.has_perm(VIEW_EVERYTHING))
+
+
+def is_operator(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.is_staff and not is_viewer(user))
 
 
 def sees_everything(user: Any) -> bool:
@@ -54,3 +58,16 @@ def may_operate(user: Any) -> bool:
     """May change what is not one's own job: pause a type or priority, quiet a worker,
     re-drive or discard dead letters of others, trigger or pause any schedule."""
     return is_operator(user)
+
+
+class StaffApiPermission(BasePermission):
+    """The staff REST API (``/admin/...``): staff read it; only operators change anything
+    through it (a read-only staff user's POST, PATCH or DELETE is a 403)."""
+
+    message = "only operators may change this; read-only staff and on-call viewers may not"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_staff):
+            return False
+        return request.method in SAFE_METHODS or is_operator(user)

@@ -108,11 +108,11 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             jobs.only("id", "type", "priority", "status", "attempt", "created_at", "owner_id")
         ),
         "statuses": JobStatus.values,
-        "ws_scope": "all" if request.user.is_staff else "",
+        "ws_scope": "all" if access.sees_everything(request.user) else "",
         "latest": LATEST_JOBS,
         "since": since,
         "schedules": dashboard_panels.schedule_rows(request.user),
-        "limits": dashboard_panels.limit_rows() if request.user.is_staff else None,
+        "limits": dashboard_panels.limit_rows() if access.sees_everything(request.user) else None,
         "pools": pools_overview(),
     }
     return render(request, "dashboard/index.html", context)
@@ -141,7 +141,7 @@ def job_view(request: HttpRequest, job_id: UUID) -> HttpResponse:
         "graph": job_graph(job, request.user),
         "waiting": dashboard_panels.waiting_lines(job),
         "logs": logs,
-        "ws_scope": "all" if request.user.is_staff else "",
+        "ws_scope": "all" if access.sees_everything(request.user) else "",
         **job_page.extra_context(job, request.user),
     }
     return render(request, "dashboard/job.html", context)

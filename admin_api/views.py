@@ -19,12 +19,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from admin_api import audit, metrics
+from admin_api.access import StaffApiPermission
 from admin_api.serializers import (
     BULK_REDRIVE_LIMIT,
     DeadLetterBulkRetryInputSerializer,
@@ -43,7 +43,7 @@ from workers.liveness import alive_workers
 
 
 class StaffApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffApiPermission]
 
 
 #: How long the channel-layer probe may take before it counts as down.

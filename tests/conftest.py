@@ -79,3 +79,16 @@ def viewer_user(django_user_model: Any) -> Any:
     viewer = django_user_model.objects.create_user("viewer", password="viewer-password")
     viewer.user_permissions.add(Permission.objects.get(codename="view_everything"))
     return django_user_model.objects.get(pk=viewer.pk)  # a fresh object: no cached perms
+
+
+@pytest.fixture
+def staff_viewer_user(django_user_model: Any) -> Any:
+    """A read-only staff user: staff, and holds ``admin_api.view_everything``, which makes
+    anyone read-only (sees all, acts none), staff or not."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "staff-viewer", password="staff-viewer-password", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_everything"))
+    return django_user_model.objects.get(pk=viewer.pk)

@@ -8,7 +8,9 @@ and its two sub-pages: clone and resubmit, and the export download.
 - **clone**: a form holding the job's body as ``POST /jobs/`` takes it, to edit and submit;
   it is validated by the same serializer (``JobInputSerializer``) and stored by the same
   service, as a new job owned by the submitter; errors are shown by field;
-- **export**: a completed ``data_export`` job's file, to whoever may see the job.
+- **export**: a completed ``data_export`` job's file, to whoever may see the job;
+- **logs.json**: the job's log lines after a cursor, which the page polls while the job is
+  not finished (a handler's own lines come with no event), so its log is live.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rest_framework.exceptions import NotFound
 from admin_api import access, audit
 from admin_api.console import job_actions, job_attempts, job_json
 from draconic.storage import export_storage
+from jobs.api import selectors
 from jobs.api.exports import CONTENT_TYPES, export_name
 from jobs.api.serializers import JobInputSerializer
 from jobs.api.submit import job_submit
@@ -174,7 +177,41 @@ def export_view(request: HttpRequest, job_id: UUID) -> FileResponse:
     )
 
 
+#: Log lines per answer of ``logs.json`` (the page asks again from the last one it got).
+LOG_LINES = 200
+
+
+@login_required
+@require_GET
+def logs_view(request: HttpRequest, job_id: UUID) -> JsonResponse:
+    """The job's log lines a page that has line ``since`` may lack (``GET /jobs/{id}/logs``'s
+    rule: later lines, and those of transactions still open when it was written, so a line
+    can come twice: the page drops ids it has), oldest first, and the job's status now."""
+    raw = request.GET.get("since", "0")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        return JsonResponse({"since": ["a log line's id (a non-negative integer)"]}, status=400)
+    job = _visible_or_404(request.user, job_id)
+    lines = selectors.job_logs(job=job, since=int(raw))[:LOG_LINES]
+    return JsonResponse(
+        {
+            "status": job.status,
+            "attempt": job.attempt,
+            "logs": [
+                {
+                    "id": line.id,
+                    "time": line.created_at.strftime("%H:%M:%S.%f")[:12],
+                    "attempt": line.attempt,
+                    "level": line.level,
+                    "message": line.message,
+                }
+                for line in lines
+            ],
+        }
+    )
+
+
 urlpatterns = [
+    path("jobs/<uuid:job_id>/logs.json", logs_view, name="dashboard-job-logs"),
     path("jobs/<uuid:job_id>/clone/", clone_view, name="console-job-clone"),
     path("jobs/<uuid:job_id>/export", export_view, name="console-job-export"),
 ]

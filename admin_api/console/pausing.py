@@ -14,12 +14,12 @@ from django.db import IntegrityError, transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from admin_api import audit
+from admin_api.access import StaffApiPermission
 from jobs.api.serializers import StrictCharField, StrictChoiceField, StrictSerializer
 from jobs.api.views import ERROR, VALIDATION_ERROR
 from jobs.engine import wakeup
@@ -105,7 +105,7 @@ class PauseOutputSerializer(serializers.ModelSerializer):  # type: ignore[type-a
 
 
 class PauseListApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffApiPermission]
 
     @extend_schema(
         operation_id="admin_pauses_list", responses={200: PauseOutputSerializer(many=True)}
@@ -138,7 +138,7 @@ class PauseListApi(APIView):
 
 
 class PauseDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffApiPermission]
 
     @extend_schema(
         operation_id="admin_pauses_delete",

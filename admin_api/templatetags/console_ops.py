@@ -1,5 +1,5 @@
 """Template tags of the operator pages that other pages include: the paused banner (the
-dashboard index shows what is paused; one query)."""
+dashboard index and the jobs page show what is paused; one query)."""
 
 from __future__ import annotations
 

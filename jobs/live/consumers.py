@@ -4,8 +4,9 @@ Connecting
     Authenticate like the REST API (``?token=<key>``, ``Authorization: Token <key>`` or the
     session). An anonymous socket is accepted, sent ``{"type": "error", "code": 4401}`` and
     closed with code 4401 (accepting first lets browsers see the code; a refused handshake
-    shows up as 1006). ``?scope=all`` (every user's jobs) is for staff only: anyone else gets
-    an error and close code 4403, not a silent downgrade.
+    shows up as 1006). ``?scope=all`` (every user's jobs) is for staff and on-call viewers
+    (``admin_api.view_everything``) only: anyone else gets an error and close code 4403, not
+    a silent downgrade.
 
 Subscribing
     By default a socket follows all the jobs of its user (with ``scope=all``: every job).
@@ -129,8 +130,10 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         self.scope_all = query.get("scope") == "all"
-        if self.scope_all and not user.is_staff:
-            await self._refuse(CLOSE_FORBIDDEN, "scope=all is for staff users only")
+        if self.scope_all and not await _sees_everything(user):
+            await self._refuse(
+                CLOSE_FORBIDDEN, "scope=all is for staff users and on-call viewers only"
+            )
             return
         self.user_id: int = user.pk
         # Nothing until the query's subscription is accepted: a refused ?job= follows nothing.
@@ -279,3 +282,12 @@ def _exists(kind: str, value: UUID, owner_id: int | None) -> bool:
     if owner_id is not None:
         jobs = jobs.filter(owner_id=owner_id)
     return jobs.exists()
+
+
+#: The permission of an on-call viewer (``admin_api.access``), who sees every job.
+VIEW_EVERYTHING = "admin_api.view_everything"
+
+
+@database_sync_to_async
+def _sees_everything(user: Any) -> bool:
+    return bool(user.is_staff or user.has_perm(VIEW_EVERYTHING))

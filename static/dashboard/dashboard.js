@@ -62,7 +62,7 @@
   // Live from here on: events flow, and the job page catches up with what it may have missed.
   function onSubscribed() {
     setWsState("open");
-    if (page === "job") refreshGraph();
+    if (page === "job") { refreshGraph(); fetchLogs(); }
   }
 
   // An event older than one already applied to the same job is ignored (cursor = log id).
@@ -163,11 +163,68 @@
   function updateGraph(ev) {
     if (!setNodeStatus(ev.job_id, ev.status)) return;
     setText("job-attempt", String(ev.attempt || 0));
-    var logs = document.querySelector("#logs tbody");
+    state.jobStatus = ev.status;
+    fetchLogs();
+  }
+
+  // The job page's log: the lines after the newest one shown, from logs.json (a handler's
+  // own lines come with no event, so the page also asks every LOG_POLL_MS while the job is
+  // not finished). A line already shown (same id) is not added twice.
+  var LOG_POLL_MS = 2000;
+  var FINISHED = { completed: true, failed: true, cancelled: true };
+  var logTable = document.getElementById("logs");
+  state.logSince = 0;
+  state.fetchingLogs = false;
+  if (logTable) {
+    logTable.querySelectorAll("tbody tr[data-log-id]").forEach(function (tr) {
+      state.logSince = Math.max(state.logSince, parseInt(tr.dataset.logId, 10) || 0);
+    });
+    var statusEl = document.getElementById("job-status");
+    state.jobStatus = statusEl ? statusEl.textContent.trim() : "";
+  }
+
+  function addLogLine(line) {
+    var tbody = logTable.querySelector("tbody");
+    if (tbody.querySelector('tr[data-log-id="' + line.id + '"]')) return;
     var tr = document.createElement("tr");
-    [(ev.timestamp || "").slice(11, 23), String(ev.attempt || 0), "info",
-     (ev.previous_status || "new") + " → " + ev.status].forEach(function (t) { tr.appendChild(cell(t)); });
-    logs.appendChild(tr);
+    tr.className = "level-" + line.level;
+    tr.dataset.logId = String(line.id);
+    [line.time, String(line.attempt), line.level, line.message].forEach(function (t) { tr.appendChild(cell(t)); });
+    var after = null;  // keep id order: a late-committed line may have a lower id
+    tbody.querySelectorAll("tr[data-log-id]").forEach(function (row) {
+      if (after === null && (parseInt(row.dataset.logId, 10) || 0) > line.id) after = row;
+    });
+    tbody.insertBefore(tr, after);
+    state.logSince = Math.max(state.logSince, line.id);
+  }
+
+  // One request at a time; one asked for meanwhile runs when it ends (an event's lines are
+  // never left to a poll that a finished job no longer makes).
+  function fetchLogs() {
+    if (!logTable) return;
+    if (state.fetchingLogs) { state.logsAgain = true; return; }
+    state.fetchingLogs = true;
+    state.logsAgain = false;
+    function done() {
+      state.fetchingLogs = false;
+      if (state.logsAgain) fetchLogs();
+    }
+    getJson(logTable.dataset.logsUrl + "?since=" + state.logSince).then(function (answer) {
+      if (answer) {
+        answer.logs.forEach(addLogLine);
+        state.jobStatus = answer.status;
+        body.dataset.logs = FINISHED[answer.status] ? "final" : "live";
+        // A full page means more lines wait: ask for the next page at once.
+        if (answer.logs.length >= 200) state.logsAgain = true;
+      }
+      done();
+    }, done);
+  }
+
+  if (logTable) {
+    setInterval(function () {
+      if (!FINISHED[state.jobStatus] && document.visibilityState !== "hidden") fetchLogs();
+    }, LOG_POLL_MS);
   }
 
   function setText(id, text) { var el = document.getElementById(id); if (el) el.textContent = text; }

@@ -149,6 +149,19 @@ def test_the_charts_draw_the_rollup_offline(platform, daphne, job_factory, staff
     b.page.wait_for_url("**type=noop**")
     b.page.wait_for_selector("body[data-charts=drawn]")
     assert b.page.locator("[data-total=completed]").inner_text() == "8"
+    # The other ranges: a day of minutes holds the same jobs; a week is drawn by the hour.
+    for range_, points in (("day", range(1400, 1442)), ("week", range(160, 170))):
+        b.page.select_option("#chart-range", range_)
+        b.page.select_option("#chart-type", "")
+        b.page.click("form.filters button")
+        b.page.wait_for_url(f"**range={range_}**")
+        b.page.wait_for_selector("body[data-charts=drawn]")
+        assert b.page.locator(".uplot canvas").count() == 3
+        drawn = int(b.page.locator("#chart-counts").get_attribute("data-points"))
+        assert drawn in points, (range_, drawn)
+        if range_ == "day":
+            assert b.page.locator("[data-total=completed]").inner_text() == "16"
+        b.shots(f"charts-{range_}")
     assert b.foreign == [] and b.bad == []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,21 @@ CHROMIUM_ARGS = [
 ]
 
 
+class OffHost:
+    """A page's requests to any host but 127.0.0.1: aborted, and remembered (to assert none)."""
+
+    def __init__(self, page: Any) -> None:
+        self.urls: list[str] = []
+        page.route("**/*", self._route)
+
+    def _route(self, route: Any) -> None:
+        if urllib.parse.urlsplit(route.request.url).hostname != "127.0.0.1":
+            self.urls.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+
 def _browser_missing() -> str:
     if not Path(CHROMIUM).exists():
         return f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
@@ -178,6 +194,7 @@ def test_a_job_row_turns_completed_live_and_a_diamond_draws_four_nodes_and_edges
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(90_000)
+            off_host = OffHost(page)
             page.goto(daphne + "/dashboard/")
             assert "/accounts/login/" in page.url
             page.fill("#id_username", "alice")
@@ -221,6 +238,7 @@ def test_a_job_row_turns_completed_live_and_a_diamond_draws_four_nodes_and_edges
             # The sink completes last; its node turns green in place.
             page.wait_for_selector(f'#graph g.node.status-completed[data-job-id="{sink}"]')
             page.screenshot(path=str(SCREENSHOTS / "dashboard-job-graph.png"), full_page=True)
+            assert off_host.urls == []
         finally:
             browser.close()
 
@@ -238,6 +256,7 @@ def test_changes_made_before_the_socket_subscribes_still_reach_the_page(platform
         try:
             page = browser.new_page()
             page.set_default_timeout(90_000)
+            off_host = OffHost(page)
             page.goto(daphne + "/accounts/login/")
             page.fill("#id_username", "alice")
             page.fill("#id_password", "alice-password")
@@ -291,5 +310,6 @@ def test_changes_made_before_the_socket_subscribes_still_reach_the_page(platform
             page.wait_for_function(
                 "document.querySelector('[data-count=completed]').textContent === '3'"
             )
+            assert off_host.urls == []
         finally:
             browser.close()

@@ -86,8 +86,9 @@ def test_the_page_costs_the_same_queries_whatever_the_rollup_holds(
     _rollup(rows, ("noop", "a", "b"))
     client = _client(staff_user)
     client.get(URL)  # the session's first read
-    # session + user, then the series and the types
-    with django_assert_num_queries(4):
+    # session + user, its permissions (user's, groups': is it read-only staff?), then the
+    # series and the types
+    with django_assert_num_queries(6):
         assert client.get(URL, {"range": "day"}).status_code == 200
 
 

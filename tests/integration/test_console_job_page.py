@@ -272,3 +272,51 @@ def test_the_export_downloads_from_the_page_for_whoever_may_see_the_job(
     plain = job_factory(owner=user, type="noop")
     assert 'id="job-export"' not in _web(user).get(_page(plain)).content.decode()
     assert _web(user).get(f"/dashboard/jobs/{plain.id}/export").status_code == 404
+
+
+# --- the live log ---------------------------------------------------------------------------
+
+
+def _logs(client: Client, job: Job, since: Any = 0) -> Any:
+    return client.get(f"/dashboard/jobs/{job.id}/logs.json", {"since": since})
+
+
+def test_logs_json_gives_the_lines_after_the_cursor_and_the_status_now(
+    user, viewer_user, staff_user, other_user, job_factory
+):
+    """What the page polls for its live log: a handler's own lines too (they come with no
+    event), for whoever may see the job."""
+    from jobs.types import JobContext
+
+    job = move_to(job_factory(owner=user, type="noop"), S.RUNNING)
+    first = _logs(_web(user), job).json()
+    assert first["status"] == S.RUNNING and first["logs"]
+    cursor = first["logs"][-1]["id"]
+    JobContext(job).log("halfway there", level="warning")
+    for who in (user, viewer_user, staff_user):
+        later = _logs(_web(who), job, cursor).json()
+        assert [(line["message"], line["level"]) for line in later["logs"]] == [
+            ("halfway there", "warning")
+        ]
+        assert later["logs"][0]["id"] > cursor
+    assert _logs(_web(other_user), job).status_code == 404
+    assert _logs(_web(user), job, "-1").json() == {
+        "since": ["a log line's id (a non-negative integer)"]
+    }
+
+
+def test_logs_json_costs_the_same_queries_with_few_lines_and_many(user, job_factory):
+    from jobs.types import JobContext
+
+    web = _web(user)
+    few, many = job_factory(type="noop"), job_factory(type="noop")
+    for n in range(300):
+        JobContext(many).log(f"line {n}")
+    counts = []
+    for job in (few, many):
+        with CaptureQueriesContext(connection) as queries:
+            answer = _logs(web, job)
+        assert answer.status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert len(answer.json()["logs"]) == 200  # a page; the page asks again from its last line

@@ -121,6 +121,7 @@ def test_the_page_costs_the_same_queries_whatever_the_number_of_schedules(
         services.schedule_trigger(schedule=schedule)
     client = _client(staff_user)
     client.get(URL)
-    # session, user, schedules (with their last fire), their jobs' statuses, limits
-    with django_assert_num_queries(5):
+    # session, user, its permissions (user's, groups': is it read-only staff?), schedules
+    # (with their last fire), their jobs' statuses, limits
+    with django_assert_num_queries(7):
         assert client.get(URL).status_code == 200

@@ -318,6 +318,20 @@ def test_staff_with_scope_all_see_every_users_jobs(user, other_user, staff_user)
     run(scenario)
 
 
+def test_an_on_call_viewer_with_scope_all_follows_every_users_jobs(user, viewer_user):
+    """The viewer sees every job's page, so its live updates too (the job page's socket)."""
+
+    async def scenario() -> None:
+        comm = await subscribed(viewer_user, "?scope=all")
+        theirs = await submit(user)
+        await move(theirs, S.PENDING, S.QUEUED)
+        messages = await updates_until(comm, theirs, S.QUEUED)
+        assert seen(messages) == [(str(theirs.id), S.PENDING), (str(theirs.id), S.QUEUED)]
+        await comm.disconnect()
+
+    run(scenario)
+
+
 def test_staff_without_scope_all_see_only_their_own_jobs(user, staff_user):
     async def scenario() -> None:
         comm = await subscribed(staff_user)
