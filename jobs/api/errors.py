@@ -76,15 +76,32 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+#: SQLSTATEs of an integrity error another write caused (a unique key or a row it refers to
+#: taken or removed meanwhile): a 409. Any other (CHECK, NOT NULL) is the request's: a 400.
+#: An error without one (raised by our code) counts as a conflict.
+CONFLICTS = {"23505", "23503", "23P01", None}
+
+
+def _sqlstate(exc: DatabaseError) -> str | None:
+    return getattr(exc.__cause__, "pgcode", None)
+
+
 def database_error(exc: DatabaseError) -> Response:
-    """A statement PostgreSQL refused, its transaction rolled back: a value it cannot hold is
-    the client's (400), a constraint another request won meanwhile a conflict (409), anything
-    else ours (500, logged with its traceback)."""
+    """A statement PostgreSQL refused, its transaction rolled back: a value it cannot hold or
+    a rule it breaks is the client's (400), a key another request took meanwhile a conflict
+    (409), anything else ours (500, logged with its traceback)."""
     if isinstance(exc, DataError):
         logger.warning("database refused a value: %s", exc)
         detail = (
             "A value in the request does not fit what the database stores (too long, out of "
             "range, or a character it cannot hold); nothing was changed."
+        )
+        return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, IntegrityError) and _sqlstate(exc) not in CONFLICTS:
+        logger.warning("request breaks a rule of the stored data: %s", exc)
+        detail = (
+            "A value in the request breaks a rule of the stored data (a required value "
+            "missing, or one out of its allowed range); nothing was changed."
         )
         return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IntegrityError):

@@ -170,10 +170,13 @@ def admit_ready() -> int:
     admitted = 0
     wake_in: float | None = None
     for start in range(0, len(order), limit):
-        # The page's reserve renews the dispatch lease, or finds it lost and raises Fenced.
+        # The page's reserve renews the dispatch lease, or finds it lost and raises Fenced
+        # (rolling the page back); a page with nothing to reserve renews it on its own.
         with transaction.atomic():
-            rows = ready_page(order[start : start + limit])
-            decision = decide(_refuse_oversize(rows), rules)
+            rows = _refuse_oversize(ready_page(order[start : start + limit]))
+            if not rows:
+                fence.keep()
+            decision = decide(rows, rules)
             if decision.admitted:
                 _mark_queued(decision.admitted)
                 admitted += len(decision.admitted)
