@@ -71,3 +71,22 @@ class StaffApiPermission(BasePermission):
         if not (user and user.is_authenticated and user.is_staff):
             return False
         return request.method in SAFE_METHODS or is_operator(user)
+
+
+#: The 403 a viewer's write to the public API answers.
+READ_ONLY_ACCOUNT = (
+    "this account is read-only (it holds admin_api.view_everything, an on-call viewer): "
+    "it may read everything and change nothing"
+)
+
+
+class ViewersReadOnly(BasePermission):
+    """The public API (``/jobs/``, ``/schedules/``): a viewer reads, and every ``POST``,
+    ``PUT``, ``PATCH`` or ``DELETE`` of theirs is a 403, their own jobs and schedules
+    included. One of the API's default permission classes (settings), so a new write view
+    is covered without remembering to list it."""
+
+    message = READ_ONLY_ACCOUNT
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return request.method in SAFE_METHODS or not is_viewer(request.user)

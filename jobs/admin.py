@@ -1,5 +1,5 @@
 """The Django admin for operators: browse jobs, their edges, logs and dead letters; manage
-the limit rules.
+the limit rules. An on-call viewer looks and changes nothing (``jobs.admin_access``).
 
 The admin never writes ``Job.status`` itself: jobs, edges and logs are read-only here, and
 the two actions that change state go through the services (``job_cancel``,
@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from jobs.admin_access import ViewerReadOnlyAdmin, may_act
 from jobs.engine import limits
 from jobs.engine.cancel import job_cancel
 from jobs.engine.deadletter import dead_letter_requeue
@@ -155,7 +156,7 @@ class ExecutionLogInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: igno
 
 
 @admin.register(Job)
-class JobAdmin(UuidSearchMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class JobAdmin(UuidSearchMixin, ViewerReadOnlyAdmin):
     list_display = ("id", "type", "priority", "status", "attempt", "owner", "created_at", "worker")
     list_filter = ("status", "priority", JobTypeFilter)
     uuid_search_fields = ("id",)
@@ -205,7 +206,7 @@ class JobAdmin(UuidSearchMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         return False  # deleting a queued or running job would strand its ledger lease
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("jobs.change_job"))
+        return may_act(request, "jobs.change_job")
 
     def search_other(self, queryset: QuerySet[Any], term: str) -> QuerySet[Any]:
         return queryset.filter(type=term)
@@ -240,7 +241,7 @@ class JobAdmin(UuidSearchMixin, admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(JobDependency)
-class JobDependencyAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class JobDependencyAdmin(UuidSearchMixin, ReadOnlyAdminMixin, ViewerReadOnlyAdmin):
     list_display = ("job", "depends_on")
     list_select_related = ("job", "depends_on")
     show_full_result_count = False
@@ -250,7 +251,7 @@ class JobDependencyAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ExecutionLog)
-class ExecutionLogAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ExecutionLogAdmin(UuidSearchMixin, ReadOnlyAdminMixin, ViewerReadOnlyAdmin):
     uuid_search_fields = ("job_id",)
     search_help_text = "A job id: that job's log rows."
     list_display = (
@@ -269,7 +270,7 @@ class ExecutionLogAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin): 
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class DeadLetterAdmin(UuidSearchMixin, ReadOnlyAdminMixin, ViewerReadOnlyAdmin):
     list_display = ("job", "reason", "attempts", "created_at", "requeued_at", "requeued_by")
     list_filter = ("reason", ("requeued_at", admin.EmptyFieldListFilter))
     list_select_related = ("job", "requeued_by")
@@ -279,7 +280,7 @@ class DeadLetterAdmin(UuidSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  #
     actions = ("redrive_selected",)
 
     def has_redrive_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("jobs.change_job"))
+        return may_act(request, "jobs.change_job")
 
     @admin.action(description="Re-drive from DLQ", permissions=("redrive",))
     def redrive_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
@@ -318,7 +319,7 @@ class LimitForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Limit)
-class LimitAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class LimitAdmin(ViewerReadOnlyAdmin):
     """Limit rules (``jobs.engine.limits``), checked as the API checks them. A change holds
     from the next admission pass."""
 

@@ -1,6 +1,7 @@
 """Schedules in the Django admin. A form is validated by the API's own serializer (the same
 400s become form errors) and saved through ``services``, which keeps ``next_fire_at`` right;
-fires are read-only. Actions pause, resume and trigger, as the API does."""
+fires are read-only. Actions pause, resume and trigger, as the API does, for those who may
+change schedules (never an on-call viewer: ``jobs.admin_access``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from jobs.admin_access import ViewerReadOnlyAdmin
 from jobs.errors import JobConflict
 from jobs.schedules import services
 from jobs.schedules.models import Schedule, ScheduleFire
@@ -52,7 +54,7 @@ class FireInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScheduleAdmin(ViewerReadOnlyAdmin):
     form = ScheduleForm
     list_display = (
         "name",
@@ -73,17 +75,17 @@ class ScheduleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         timing = bool(services.TIMING_FIELDS & set(form.changed_data))
         services.schedule_save(schedule=obj, timing_changed=timing)
 
-    @admin.action(description="Pause the selected schedules")
+    @admin.action(description="Pause the selected schedules", permissions=("change",))
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
             services.schedule_pause(schedule=schedule)
 
-    @admin.action(description="Resume the selected schedules")
+    @admin.action(description="Resume the selected schedules", permissions=("change",))
     def resume(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
             services.schedule_resume(schedule=schedule)
 
-    @admin.action(description="Fire the selected schedules now")
+    @admin.action(description="Fire the selected schedules now", permissions=("change",))
     def trigger(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
             try:
