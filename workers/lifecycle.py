@@ -117,7 +117,9 @@ def hand_back_all(hostname: str) -> int:
     handed = 0
     for job_id, attempt in sorted(attempts):
         why = f"worker {hostname} is shutting down"
-        handed += job_hand_back(job_id=job_id, attempt=attempt, why=why) is not None
+        handed += (
+            job_hand_back(job_id=job_id, attempt=attempt, worker=hostname, why=why) is not None
+        )
     for request in requests:
         _end_process_of(request)
     return handed

@@ -38,16 +38,18 @@ logger = logging.getLogger("draconic.engine")
 _LEASED = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-def job_hand_back(*, job_id: UUID | str, attempt: int, why: str) -> str | None:
-    """Give back running attempt ``attempt``, unfinished and uncharged (see the module).
+def job_hand_back(*, job_id: UUID | str, attempt: int, worker: str, why: str) -> str | None:
+    """``worker`` gives back running attempt ``attempt``, unfinished and uncharged (see the
+    module); ``worker`` is the name the attempt's start recorded (``Job.worker``).
 
     A job whose cancel was requested ends ``cancelled`` instead: its owner asked it to stop.
     Returns the job's new status, or None if the attempt was settled already (its lease is
-    then freed if it was still held)."""
+    then freed if it was still held) or runs on another worker (nothing changes)."""
     with transaction.atomic():
         change = transitions.hand_back_attempt(
             job_id=job_id,
             attempt=attempt,
+            worker=worker,
             message=f"attempt {attempt} handed back: {why} (not counted against max_attempts)",
             context={"reason": "handed_back", "why": why},
         )
@@ -55,7 +57,11 @@ def job_hand_back(*, job_id: UUID | str, attempt: int, why: str) -> str | None:
             cancel.release_after_commit(job_id, attempt)
             return JobStatus.PENDING
     if Job.objects.filter(
-        id=job_id, attempt=attempt, status=JobStatus.RUNNING, cancel_requested=True
+        id=job_id,
+        attempt=attempt,
+        status=JobStatus.RUNNING,
+        worker=worker[:255],
+        cancel_requested=True,
     ).exists():
         return (
             JobStatus.CANCELLED

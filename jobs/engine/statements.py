@@ -229,7 +229,8 @@ SELECT moved.*, log.id AS log_id, log.created_at AS logged_at
 FROM moved JOIN log ON log.job_id = moved.id
 """
 
-# hand_back_attempt: running -> pending, fenced by the attempt: its worker is stopping (a warm
+# hand_back_attempt: running -> pending, fenced by the attempt and by the worker recorded at its
+# start (only the worker running it may give it back): that worker is stopping (a warm
 # shutdown whose grace ran out) and gives the attempt back unfinished. Not charged: the retry
 # policy counts attempt - attempt_offset, and attempt_offset grows by one here; the attempt
 # number itself still grows at the next admission, so this attempt's late outcome is refused.
@@ -239,7 +240,7 @@ HAND_BACK_ATTEMPT = """
 WITH old AS (
     SELECT id, status FROM jobs_job
     WHERE id = %(job_id)s AND status = 'running' AND attempt = %(attempt)s
-      AND NOT cancel_requested
+      AND worker = %(worker)s AND NOT cancel_requested
     FOR UPDATE),
 moved AS (
     UPDATE jobs_job AS j

@@ -183,15 +183,17 @@ def fail_attempt(
 
 
 def hand_back_attempt(
-    *, job_id: UUID | str, attempt: int, message: str, context: Mapping[str, Any]
+    *, job_id: UUID | str, attempt: int, worker: str, message: str, context: Mapping[str, Any]
 ) -> Change | None:
-    """running -> pending, not charged against ``max_attempts``: the worker gives the attempt
-    back unfinished. None if the attempt is not running any more, or its cancel was requested."""
+    """running -> pending, not charged against ``max_attempts``: ``worker`` (the name its
+    start recorded) gives the attempt back unfinished. None if the attempt is not running any
+    more, runs on another worker, or its cancel was requested."""
     return _first(
         _move(
             "hand_back_attempt",
             job_id=str(job_id),
             attempt=attempt,
+            worker=worker[:255],
             message=message,
             context=Json(dict(context)),
         )

@@ -57,7 +57,7 @@ def _stale(job: Job, attempt: int) -> StaleAttempt:
 def attempt_start(*, pool: WorkerPool, job_id: UUID, attempt: int, worker: str) -> dict[str, Any]:
     """queued -> running for this attempt (the fenced start); what the runtime needs."""
     scoped_job(pool=pool, job_id=job_id)
-    name = f"{pool.name}/{worker}"[:255]
+    name = _worker_name(pool, worker)
     job = attempts.job_start(job_id=job_id, attempt=attempt, worker=name)
     if job is None:
         raise _stale(Job.objects.get(id=job_id), attempt)
@@ -148,10 +148,23 @@ def attempt_hand_back(*, pool: WorkerPool, job_id: UUID, attempt: int, worker: s
     """Give running attempt ``attempt`` back unfinished, uncharged (``job_hand_back``): the
     pool's worker ``worker`` is shutting down and its grace ran out. The job is ``pending``
     again (``cancelled`` if its cancel was requested); the attempt is fenced off, so its late
-    outcome is refused like any stale one."""
+    outcome is refused like any stale one. Another worker's attempt is refused (409)."""
     scoped_job(pool=pool, job_id=job_id)
     why = f"worker {pool.name}/{worker} is shutting down"
-    status = job_hand_back(job_id=job_id, attempt=attempt, why=why)
+    name = _worker_name(pool, worker)
+    status = job_hand_back(job_id=job_id, attempt=attempt, worker=name, why=why)
     if status is None:
-        raise _stale(Job.objects.get(id=job_id), attempt)
+        job = Job.objects.get(id=job_id)
+        if job.status == JobStatus.RUNNING and job.attempt == attempt and job.worker != name:
+            raise StaleAttempt(
+                f"attempt {attempt} of job {job_id} runs on another worker, not on {name!r}; "
+                "nothing was changed"
+            )
+        raise _stale(job, attempt)
     return str(status)
+
+
+def _worker_name(pool: WorkerPool, worker: str) -> str:
+    """The name a pool's worker runs attempts under (``Job.worker``), as its start records it:
+    a hand-back must come from that same name."""
+    return f"{pool.name}/{worker}"[:255]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from rest_framework import serializers
 
@@ -12,8 +12,20 @@ from jobs.api.serializers import (
     StrictChoiceField,
     StrictIntegerField,
     StrictSerializer,
+    json_problem,
 )
 from jobs.models import LogLevel
+
+T = TypeVar("T")
+
+
+def storable(value: T) -> T:
+    """``value`` if PostgreSQL's jsonb can store it, else the field's 400 (a NUL, or too deep):
+    unchecked, it fails at the insert as a DataError that names no field."""
+    problem = json_problem(value)
+    if problem is not None:
+        raise serializers.ValidationError(problem)
+    return value
 
 
 class TypeSerializer(StrictSerializer):
@@ -61,6 +73,9 @@ class LogSerializer(AttemptSerializer):
     # A field named like Serializer.context: the metaclass moves it into the declared fields.
     context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
 
+    def validate_context(self, value: dict[str, Any]) -> dict[str, Any]:
+        return storable(value)
+
 
 class ProgressSerializer(AttemptSerializer):
     progress = serializers.JSONField()
@@ -70,11 +85,14 @@ class ProgressSerializer(AttemptSerializer):
             raise serializers.ValidationError("a fraction from 0 to 1, or an object")
         if isinstance(value, (int, float)) and not 0 <= value <= 1:
             raise serializers.ValidationError("a fraction from 0 to 1")
-        return value
+        return storable(value)
 
 
 class CompleteSerializer(AttemptSerializer):
     result = serializers.JSONField(required=False, allow_null=True, default=None)
+
+    def validate_result(self, value: Any) -> Any:
+        return storable(value)
 
 
 class FailSerializer(AttemptSerializer):

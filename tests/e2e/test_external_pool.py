@@ -81,6 +81,18 @@ def test_an_invalid_payload_of_a_pool_type_is_a_400_naming_the_field(platform, s
     assert "payload.n" in str(response.json())
 
 
+def test_a_result_the_server_refuses_fails_the_attempt_with_the_reason(platform, server, api):
+    """A NUL in a result used to make the completion a 500-ish DataError the SDK took for a
+    crash: the attempt stayed running until its lease expired, then was charged as lost."""
+    start(platform, server)
+    job_id = submit(api, type="ext.unstorable", payload={})["id"]
+    (job,) = wait_terminal([job_id], platform)
+    assert job.status == JobStatus.FAILED, platform.logs()
+    assert job.error.startswith("the server refused the result:")
+    assert "NUL" in job.error
+    assert DeadLetter.objects.get(job_id=job_id).reason != DeadLetterReason.WORKER_LOST
+
+
 def test_a_sigkilled_external_worker_job_runs_again_once_or_goes_to_the_dlq(
     platform, server, api, tmp_path
 ):

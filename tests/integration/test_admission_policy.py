@@ -108,7 +108,10 @@ def test_a_delayed_job_handed_back_ages_from_its_run_at_not_from_its_submit(
     admission.dispatch()
     delayed.refresh_from_db()
     assert job_start(job_id=delayed.id, attempt=delayed.attempt, worker="w1@host") is not None
-    assert job_hand_back(job_id=delayed.id, attempt=delayed.attempt, why="stopping") == "pending"
+    assert (
+        job_hand_back(job_id=delayed.id, attempt=delayed.attempt, worker="w1@host", why="stopping")
+        == "pending"
+    )
     (place,) = admission.ready_order()
     assert place.effective_priority == Job.objects.get(id=delayed.id).priority
 

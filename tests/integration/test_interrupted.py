@@ -42,7 +42,10 @@ def test_a_handed_back_attempt_is_pending_again_uncharged_and_its_late_outcome_r
 ) -> None:
     job = started(job_factory(max_attempts=1))
     assert lease_held(job, 1)
-    assert job_hand_back(job_id=job.id, attempt=1, why="worker w1 is shutting down") == "pending"
+    assert (
+        job_hand_back(job_id=job.id, attempt=1, worker="w1@host", why="worker w1 is shutting down")
+        == "pending"
+    )
     job.refresh_from_db()
     assert (job.status, job.attempt, job.attempt_offset) == (JobStatus.PENDING, 1, 1)
     assert not lease_held(job, 1)
@@ -51,7 +54,7 @@ def test_a_handed_back_attempt_is_pending_again_uncharged_and_its_late_outcome_r
     # The interrupted attempt's handler finishes after all: nothing it reports counts.
     assert job_complete(job_id=job.id, attempt=1, result={"late": True}) is False
     assert job_fail_attempt(job_id=job.id, attempt=1, error="late") is None
-    assert job_hand_back(job_id=job.id, attempt=1, why="again") is None
+    assert job_hand_back(job_id=job.id, attempt=1, worker="w1@host", why="again") is None
     job.refresh_from_db()
     assert (job.status, job.result) == (JobStatus.PENDING, None)
     assert not DeadLetter.objects.exists()
@@ -62,7 +65,10 @@ def test_only_charged_attempts_count_against_max_attempts(job_factory: Any) -> N
     for attempt in (1, 2):  # two shutdowns in a row
         job = started(job)
         assert job.attempt == attempt
-        assert job_hand_back(job_id=job.id, attempt=attempt, why="shutdown") == "pending"
+        assert (
+            job_hand_back(job_id=job.id, attempt=attempt, worker="w1@host", why="shutdown")
+            == "pending"
+        )
     job = started(job)
     # Attempt 3 is the first one charged: max_attempts=1 fails it for good, once.
     assert job_fail_attempt(job_id=job.id, attempt=3, error="boom") == JobStatus.FAILED
@@ -75,10 +81,25 @@ def test_a_job_whose_cancel_was_requested_ends_cancelled_when_handed_back(
 ) -> None:
     job = started(job_factory())
     job_cancel(job=job)
-    assert job_hand_back(job_id=job.id, attempt=1, why="shutdown") == JobStatus.CANCELLED
+    assert (
+        job_hand_back(job_id=job.id, attempt=1, worker="w1@host", why="shutdown")
+        == JobStatus.CANCELLED
+    )
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert not lease_held(job, 1)
+
+
+def test_only_the_worker_running_an_attempt_can_hand_it_back_or_end_its_cancel(
+    job_factory: Any,
+) -> None:
+    job = started(job_factory())
+    assert job_hand_back(job_id=job.id, attempt=1, worker="w2@host", why="shutdown") is None
+    job_cancel(job=job)
+    assert job_hand_back(job_id=job.id, attempt=1, worker="w2@host", why="shutdown") is None
+    job.refresh_from_db()
+    assert (job.status, job.attempt_offset, job.worker) == (JobStatus.RUNNING, 0, "w1@host")
+    assert lease_held(job, 1)
 
 
 def test_a_lost_attempt_is_charged_and_a_settled_one_only_frees_its_lease(

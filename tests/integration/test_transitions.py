@@ -46,7 +46,7 @@ def run_move(name: str, job: Job) -> Any:
             job_id=job.id, attempt=job.attempt, error="boom", message="failed", context={}
         ),
         "hand_back_attempt": lambda: transitions.hand_back_attempt(
-            job_id=job.id, attempt=job.attempt, message="handed back", context={}
+            job_id=job.id, attempt=job.attempt, worker="test", message="handed back", context={}
         ),
         "fail_waiting": lambda: transitions.fail_waiting(
             job_id=job.id, error="too big", message="failed", context={}

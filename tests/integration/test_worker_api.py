@@ -171,6 +171,50 @@ def test_a_stopping_worker_hands_its_attempt_back_uncharged_and_fenced_off(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/workers/attempts/complete", "result", {"text": "a\u0000b"}),
+        ("/workers/attempts/log", "context", {"a\u0000": 1}),
+        ("/workers/attempts/progress", "progress", {"step": ["x\u0000"]}),
+    ],
+)
+def test_a_json_value_jsonb_cannot_store_is_a_400_naming_its_field(api, acme, path, field, value):
+    """Unchecked, the NUL reached PostgreSQL: a DataError, a 400 naming no field, which the
+    SDK took for a crash (the attempt was later charged as worker_lost)."""
+    job_id, attempt = submit_and_start(api, acme)
+    body = {"job_id": job_id, "attempt": attempt, field: value}
+    if field == "context":
+        body["message"] = "a line"
+    response = acme.post(path, body, format="json")
+    assert response.status_code == 400, response.content
+    assert "NUL" in str(response.json()[field])
+    assert Job.objects.get(id=job_id).status == JobStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_another_worker_of_the_pool_cannot_hand_back_an_attempt_and_changes_nothing(api, acme):
+    """Any worker of a pool holds the pool's token; before the hand-back matched the worker,
+    w2 stopping could put w1's running job back to pending (to start a second time)."""
+    job_id, attempt = submit_and_start(api, acme)  # started by w1
+    before = Job.objects.get(id=job_id)
+    lines = ExecutionLog.objects.filter(job_id=job_id).count()
+    body = {"job_id": job_id, "attempt": attempt, "worker": "w2"}
+    refused = acme.post("/workers/attempts/hand-back", body, format="json")
+    assert refused.status_code == 409
+    assert "another worker" in refused.json()["detail"]
+    job = Job.objects.get(id=job_id)
+    assert (job.status, job.attempt, job.attempt_offset, job.worker) == (
+        JobStatus.RUNNING,
+        before.attempt,
+        before.attempt_offset,
+        "acme/w1",
+    )
+    assert ExecutionLog.objects.filter(job_id=job_id).count() == lines
+    assert ledger.lease_id(job_id, attempt) in ledger.ledger_leases()
+
+
+@pytest.mark.django_db
 def test_a_hand_back_of_a_job_whose_cancel_was_asked_cancels_it(api, acme):
     job_id, attempt = submit_and_start(api, acme)
     assert api.patch(f"/jobs/{job_id}/cancel").status_code == 200

@@ -51,3 +51,9 @@ def slow_first_attempt(ctx: Any, path: str, seconds: float, stubborn: bool = Fal
         else:
             ctx.wait(seconds)
     return int(ctx.attempt)
+
+
+@job_type("ext.unstorable", max_attempts=1)
+def unstorable(ctx: Any) -> dict[str, Any]:
+    """Returns a NUL character, which PostgreSQL's jsonb cannot store: the server refuses it."""
+    return {"text": "before\x00after"}

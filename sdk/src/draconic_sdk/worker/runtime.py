@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from draconic_sdk.jobtypes import JobType
-from draconic_sdk.worker.api import Stale, WorkerApi
+from draconic_sdk.worker.api import Stale, WorkerApi, WorkerApiError
 from draconic_sdk.worker.context import JobCancelled, JobContext
 
 logger = logging.getLogger("draconic_sdk.worker")
@@ -106,8 +106,17 @@ def _execute(runtime: Runtime, ctx: JobContext, started: Mapping[str, Any]) -> d
 
 
 def _report(api: WorkerApi, ctx: JobContext, outcome: dict[str, Any]) -> None:
+    """Report the outcome. A result the server refuses as invalid (400, e.g. a NUL character
+    jsonb cannot store) fails the attempt with the server's reason, rather than leaving it
+    running until its lease expires and it is charged as lost."""
     fields = {k: v for k, v in outcome.items() if k != "kind"}
     if outcome["kind"] == "complete":
-        api.complete(ctx.job_id, ctx.attempt, fields["result"])
+        try:
+            api.complete(ctx.job_id, ctx.attempt, fields["result"])
+        except WorkerApiError as exc:
+            if exc.status != 400:
+                raise
+            outcome.update(kind="fail", error=f"the server refused the result: {exc.body}"[:5000])
+            api.fail(ctx.job_id, ctx.attempt, error=outcome["error"])
     else:
         api.fail(ctx.job_id, ctx.attempt, **fields)

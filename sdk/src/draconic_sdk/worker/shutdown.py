@@ -3,12 +3,15 @@
 SIGTERM (or a first Ctrl-C) is Celery's warm shutdown: the worker takes no new deliveries and
 waits for its running attempts. Celery would wait without a bound; here they get
 ``shutdown_grace`` seconds (``--shutdown-grace``, ``DRACONIC["SHUTDOWN_GRACE_SECONDS"]``).
-Whatever still runs then is *handed back* through the worker API
-(``/workers/attempts/hand-back``): the server puts the job back to ``pending``, uncharged, so
-even a ``max_attempts: 1`` job never lands in the dead-letter queue for a shutdown, and fences
-the attempt off, so a result it produces in between is refused. Then the pool processes that
-still run those attempts are ended. A cold shutdown (SIGQUIT, a second Ctrl-C) gets no grace:
-Celery stops the pool at once and the attempts are handed back right away.
+Whatever still runs then has its pool process ended (SIGKILL) and only *then* is handed
+back through the worker API (``/workers/attempts/hand-back``): the server puts the job back
+to ``pending``, uncharged, so even a ``max_attempts: 1`` job never lands in the dead-letter
+queue for a shutdown. The order matters: a job handed back first could start on another
+worker while the old process still runs it. An attempt whose process cannot be ended (the
+worker is not ready yet, or a solo or threads pool, which cannot end one job) is not handed
+back: it finishes if the worker lets it, or is settled as lost when its lease expires. A cold
+shutdown (SIGQUIT, a second Ctrl-C) gets no grace: Celery stops the pool at once and the
+attempts are handed back right away.
 
 A worker that crashes (SIGKILL, out of memory) cannot hand anything back: the server settles
 its attempts as lost (charged) when their leases expire, as for its own workers.
@@ -16,7 +19,6 @@ its attempts as lost (charged) when their leases expire, as for its own workers.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import threading
@@ -64,7 +66,7 @@ class GracefulStop:
         nothing else here (logging could deadlock on a lock the interrupted code holds)."""
         if not self._stopping.acquire(blocking=False):
             return  # a second signal: the first one's thread is at work, and sees the pool end
-        running = {a for a in map(attempt_of, list(state.active_requests)) if a is not None}
+        running = _attempts(list(state.active_requests))
         grace = self.grace if how == "Warm" else 0.0
         threading.Thread(
             target=self.grace_then_hand_back,
@@ -74,9 +76,10 @@ class GracefulStop:
             daemon=False,
         ).start()
 
-    def grace_then_hand_back(self, running: set[tuple[str, int]], grace: float) -> int:
-        """Wait up to ``grace`` for the running attempts, then hand back those still out (and
-        any the worker ran when it was told to stop). Returns how many were handed back."""
+    def grace_then_hand_back(self, running: dict[tuple[str, int], Any], grace: float) -> int:
+        """Wait up to ``grace`` for the running attempts (``(job_id, attempt)`` -> Celery
+        request), then end the process of each one still out (and of any the worker ran when
+        it was told to stop) and hand it back. Returns how many were handed back."""
         logger.warning(
             "worker %s shutting down: taking no new jobs; %d running get %gs "
             "(shutdown grace) to finish, then are handed back",
@@ -87,13 +90,20 @@ class GracefulStop:
         deadline = time.monotonic() + grace
         while _active() and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-        requests = list(state.active_requests)
-        # A cold shutdown may have dropped a delivery from the active ones already; one that
-        # ended meanwhile is refused by the server (409) and skipped.
-        attempts = running | {a for a in map(attempt_of, requests) if a is not None}
-        handed = sum(self._hand_back(job_id, attempt) for job_id, attempt in sorted(attempts))
-        for request in requests:
-            self._end_process_of(request)
+        # A cold shutdown may have dropped a delivery from the active ones already: its noted
+        # request still names its process. One that ended meanwhile is refused (409), skipped.
+        attempts = {**running, **_attempts(list(state.active_requests))}
+        handed = 0
+        for (job_id, attempt), request in sorted(attempts.items(), key=lambda item: item[0]):
+            if self._end_process_of(request):
+                handed += self._hand_back(job_id, attempt)
+            else:
+                logger.warning(
+                    "attempt %s of %s left running: its pool process cannot be ended here; "
+                    "not handed back (it is settled as lost if its lease expires)",
+                    attempt,
+                    job_id,
+                )
         if handed:
             logger.warning("worker %s handed back %d unfinished attempts", self.worker, handed)
         return handed
@@ -109,13 +119,28 @@ class GracefulStop:
         logger.info("attempt %s of %s handed back: %s", attempt, job_id, answer.get("status"))
         return True
 
-    def _end_process_of(self, request: Any) -> None:
+    def _end_process_of(self, request: Any) -> bool:
+        """SIGKILL the pool process running ``request``. True once it cannot run the attempt
+        any more (killed now, or already gone); False if this pool cannot end it."""
         pool = getattr(self.consumer, "pool", None)
         pid = getattr(request, "worker_pid", None)
         if pool is None or pid is None:
-            return
-        with contextlib.suppress(NotImplementedError, OSError):  # a pool without processes
+            return False
+        try:
             pool.terminate_job(pid, signal.SIGKILL)
+        except (NotImplementedError, OSError):  # a pool without processes of its own
+            return False
+        return True
+
+
+def _attempts(requests: list[Any]) -> dict[tuple[str, int], Any]:
+    """The deliveries of ``draconic.execute_job`` among ``requests``, by attempt."""
+    found: dict[tuple[str, int], Any] = {}
+    for request in requests:
+        attempt = attempt_of(request)
+        if attempt is not None:
+            found[attempt] = request
+    return found
 
 
 def _active() -> bool:
