@@ -242,8 +242,11 @@ def test_the_operator_calls_health_metrics_and_the_dead_letter_queue(live: Live)
         assert client.dlq.retry_all(type="fail", dry_run=True).would_requeue == 3
         requeued = client.dlq.retry(failed[0], descendants=False)
         assert (requeued.job_id, requeued.status) == (failed[0].id, "pending")
+        # The requeued job fails again (its payload is permanent), so wait for it to be
+        # back in the queue: the bulk call then finds all three, not a race-dependent two.
+        assert client.wait(failed[0], timeout=TIMEOUT).status == "failed"
         bulk = client.dlq.retry_all(reason="non_retryable")
-        assert bulk.requeued == 2 and bulk.would_requeue is None
+        assert bulk.requeued == 3 and bulk.would_requeue is None
         with pytest.raises(NotFound):
             client.dlq.retry(str(uuid.uuid4()))
 
