@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,10 +51,23 @@ def delivery(pid: int | None) -> Any:
     return Delivery(type=TASK_NAME, args=("j1", 1), worker_pid=pid)
 
 
+def handler(started: str) -> None:
+    """The attempt's handler: says it has started, then runs on."""
+    Path(started).touch()
+    time.sleep(600)
+
+
 @pytest.fixture
-def process_pool() -> Iterator[Any]:
+def process_pool(tmp_path: Path) -> Iterator[Any]:
     pool = billiard.Pool(processes=1)
-    pool.apply_async(time.sleep, (600,))  # the attempt's handler, still running
+    started = tmp_path / "started"
+    pool.apply_async(handler, (str(started),))
+    # Wait until the handler runs: before that the pool process may be writing its ACK, and
+    # killed while it holds the result queue's lock it would leave terminate() waiting forever.
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline, "the pool process never started its job"
+        time.sleep(0.01)
     yield pool
     pool.terminate()
 
