@@ -128,8 +128,12 @@ class LivenessBeat(threading.Thread):
         except redis.RedisError:
             logger.warning("heartbeat of %s failed", self.hostname, exc_info=True)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stopped.set()
+        # A beat under way when the event was set would write the key back after ``forget``
+        # (alive for a whole ttl after the worker exited): let it finish first.
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
         try:
             forget(self.hostname)
         except redis.RedisError:

@@ -59,3 +59,18 @@ class SlowFirstAttemptHandler(Handler):
         else:
             ctx.wait(seconds)
         return {"attempt": ctx.attempt}
+
+
+@register("gate")
+class GateHandler(Handler):
+    """Runs until the file ``payload.path`` exists (waking early if cancelled): a job that
+    holds its worker process and its resources exactly until the test opens the gate, where
+    a fixed ``seconds`` would be a guess at how long the test's next steps take."""
+
+    def run(self, ctx: JobContext) -> Any:
+        from pathlib import Path
+
+        gate = Path(ctx.payload["path"])
+        while not gate.exists():
+            ctx.wait(0.05)
+        return {"opened": True}

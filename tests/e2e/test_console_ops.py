@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from tests.e2e.test_live_updates import (
     daphne,
 )
 from tests.e2e.test_offline_pages import Traffic
+from tests.e2e.test_scheduling import TEST_TYPES
 from tests.harness import wait_until
 
 __all__ = ["daphne"]
@@ -208,13 +210,17 @@ def _worker_row(page: Any, base: str, prefix: str) -> Any:
 
 
 def test_quiet_a_worker_on_the_page_it_finishes_its_job_and_takes_no_new_one(
-    platform: Any, daphne: str, staff_user: Any
+    platform: Any, staff_user: Any, tmp_path: Path
 ) -> None:
     token = Token.objects.create(user=staff_user).key
-    platform.start_worker("w1")
-    platform.start_scheduler()
-    # Long enough to still run once the page has quieted its worker (a margin, not a timing).
-    long = _submit(daphne, token, {"type": "noop", "payload": {"seconds": 20}})
+    # The web process takes the test-only "gate" type too (it validates what is submitted).
+    daphne = platform.start_web(**TEST_TYPES)
+    platform.start_worker("w1", **TEST_TYPES)
+    platform.start_scheduler(**TEST_TYPES)
+    # Runs until the gate opens: still running once the page has quieted its worker, however
+    # long a loaded machine takes to start Chromium and get there.
+    gate = tmp_path / "gate"
+    long = _submit(daphne, token, {"type": "gate", "payload": {"path": str(gate)}})
     _wait_status(daphne, token, [long], "running")
     with _operator_page(daphne) as (page, _):
         wait_until(
@@ -233,11 +239,12 @@ def test_quiet_a_worker_on_the_page_it_finishes_its_job_and_takes_no_new_one(
 
         later = [_submit(daphne, token, {"type": "noop"}) for _ in range(2)]
         _wait_status(daphne, token, later, "queued")  # published; a consuming w1 had a free slot
+        gate.touch()
         _wait_status(daphne, token, [long], "completed")
         assert _status(daphne, token, long)["worker"] == name  # it finished its running job
         for job_id in later:
             assert _status(daphne, token, job_id)["status"] == "queued"
-        platform.start_worker("w2")
+        platform.start_worker("w2", **TEST_TYPES)
         _wait_status(daphne, token, later, "completed")
         assert {_status(daphne, token, i)["worker"].split("@")[0] for i in later} == {"w2"}
 

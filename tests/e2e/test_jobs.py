@@ -8,6 +8,8 @@ import csv
 import hashlib
 import io
 import json
+import socket
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -145,12 +147,23 @@ def test_a_report_includes_the_results_of_its_processing_and_export_parents(runn
     assert f"| sha256 | {export.result['sha256']} |" in markdown
 
 
-def test_an_unreachable_mail_server_is_retried_then_dead_lettered(platform, api, storage):
-    """Nothing listens on port 18599 (this helper's range): a retryable failure per attempt."""
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses every connection: bound here and never listened on,
+    so no other process (another test run's server) can take it while the test runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+def test_an_unreachable_mail_server_is_retried_then_dead_lettered(
+    platform, api, storage, refused_port
+):
+    """Nothing listens on the mail server's port: a retryable failure per attempt."""
     platform.start_worker(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT="18599",
+        EMAIL_PORT=str(refused_port),
     )
     platform.start_scheduler()
     response = api.post(

@@ -128,7 +128,7 @@ def _check_page(page: Any, traffic: Traffic, name: str, url: str, selector: str)
     page.goto(url, wait_until="load")
     problems = []
     try:
-        page.wait_for_selector(selector, state="visible", timeout=30_000)
+        page.wait_for_selector(selector, state="visible", timeout=90_000)
         page.wait_for_load_state("networkidle")
     except PlaywrightTimeout:
         problems.append(f"{selector!r} never became visible")

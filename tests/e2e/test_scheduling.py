@@ -35,11 +35,16 @@ def wait_terminal(ids: list[str], platform: Any, timeout: float = 120) -> list[J
     return wait_until(done, timeout=timeout, message=f"{len(ids)} jobs to end\n{platform.logs()}")
 
 
-def test_critical_jobs_start_before_high_normal_and_low_and_fifo_holds(platform, api, settings):
+def test_critical_jobs_start_before_high_normal_and_low_and_fifo_holds(
+    platform, api, settings, tmp_path
+):
     settings.MAX_CPU_UNITS = 64
-    platform.start_worker(concurrency=1)
-    platform.start_scheduler()
-    blocker = submit(api, type="noop", priority="critical", payload={"seconds": 2})
+    platform.start_worker(concurrency=1, **TEST_TYPES)
+    platform.start_scheduler(**TEST_TYPES)
+    # The only worker process is busy until the gate opens: all eight wait in the queues
+    # however long submitting and admitting them takes on a loaded machine.
+    gate = tmp_path / "gate"
+    blocker = submit(api, type="gate", priority="critical", payload={"path": str(gate)})
     wait_until(
         lambda: Job.objects.filter(id=blocker["id"], status=JobStatus.RUNNING).exists(),
         message=platform.logs(),
@@ -60,6 +65,7 @@ def test_critical_jobs_start_before_high_normal_and_low_and_fifo_holds(platform,
         lambda: Job.objects.filter(id__in=ids, status=JobStatus.QUEUED).count() == 8,
         message=platform.logs(),
     )
+    gate.touch()
     jobs = wait_terminal([*ids, blocker["id"]], platform)
     started = [ids[str(j.id)] for j in sorted(jobs, key=lambda j: j.started_at) if str(j.id) in ids]
     assert started == [
@@ -119,12 +125,14 @@ def test_running_jobs_never_hold_more_than_the_capacity(platform, api, settings)
     assert ledger.ledger_usage().cpu_units == 0
 
 
-def test_a_big_job_that_does_not_fit_lets_small_ones_pass(platform, api, settings):
+def test_a_big_job_that_does_not_fit_lets_small_ones_pass(platform, api, settings, tmp_path):
     settings.MAX_CPU_UNITS = 4
     settings.DRACONIC_AGING_SECONDS = 3600  # the guard stays out of this test
-    platform.start_worker(concurrency=4)
-    platform.start_scheduler()
-    long = submit(api, type="noop", payload={"seconds": 10})["id"]
+    platform.start_worker(concurrency=4, **TEST_TYPES)
+    platform.start_scheduler(**TEST_TYPES)
+    # The long job holds its CPU until the gate opens, not for a guessed number of seconds.
+    gate = tmp_path / "gate"
+    long = submit(api, type="gate", payload={"path": str(gate)})["id"]
     wait_until(
         lambda: Job.objects.filter(id=long, status=JobStatus.RUNNING).exists(),
         message=platform.logs(),
@@ -135,6 +143,8 @@ def test_a_big_job_that_does_not_fit_lets_small_ones_pass(platform, api, setting
     done_small = wait_terminal(small, platform)
     assert {j.status for j in done_small} == {JobStatus.COMPLETED}
     assert Job.objects.get(id=big).status == JobStatus.PENDING
+    assert Job.objects.get(id=long).status == JobStatus.RUNNING
+    gate.touch()
     jobs = {str(j.id): j for j in wait_terminal([long, big], platform)}
     assert jobs[big].status == JobStatus.COMPLETED
     assert jobs[big].started_at >= jobs[long].completed_at

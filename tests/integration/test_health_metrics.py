@@ -3,6 +3,7 @@ Flower's basic auth, against the real PostgreSQL, Redis and (where marked) Celer
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -95,6 +96,29 @@ def test_a_heartbeat_counts_until_it_expires_or_is_forgotten():
         lambda: [b.hostname for b in liveness.alive_workers()] == ["a@host"], message="b to expire"
     )
     liveness.forget("a@host")
+    assert liveness.alive_workers() == []
+
+
+def test_a_stopped_beat_is_not_written_back_by_a_beat_under_way(monkeypatch):
+    """The worker's shutdown stops its beat while the thread is writing one: the worker is
+    gone once ``stop`` returns, not alive for another ttl."""
+    real, writing, go_on = liveness.beat_once, threading.Event(), threading.Event()
+
+    def slow_beat(hostname: str, info: dict[str, Any], *, ttl: float | None = None) -> None:
+        writing.set()
+        go_on.wait(10)  # the write lands after stop() began
+        real(hostname, info, ttl=ttl)
+
+    monkeypatch.setattr(liveness, "beat_once", slow_beat)
+    beat = liveness.LivenessBeat("w1@test", {"pid": 1})
+    beat.start()
+    assert writing.wait(10)
+    timer = threading.Timer(0.3, go_on.set)
+    timer.start()
+    beat.stop()
+    beat.join(10)
+    timer.join()
+    assert not beat.is_alive()
     assert liveness.alive_workers() == []
 
 
