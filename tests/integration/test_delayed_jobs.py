@@ -9,26 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.engine import admission, transitions, wakeup
 from jobs.models import Job, JobStatus
-from tests.factories import move_to, row_counts
+from tests.factories import db_now, move_to, row_counts
 
 pytestmark = pytest.mark.django_db
-
-
-def db_now() -> datetime:
-    """PostgreSQL's ``now()``, the clock admission and the next-due query compare with. In
-    these tests it is the start of the test's transaction, which can be seconds before
-    ``timezone.now()`` on a loaded machine: a time meant to be just due, or a wait meant to be
-    exact, is counted from it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (now,) = cursor.fetchone()
-    return now
 
 
 def iso(when: datetime) -> str:
