@@ -3,9 +3,11 @@ helpers the API tests share (``dead_letter``, ``row_counts``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from jobs.api.submit import JobSpec, job_submit
 from jobs.engine import transitions
@@ -73,6 +75,18 @@ def move_to(job: Job, status: JobStatus, *, result: Any = None) -> Job:
     return Job.objects.get(id=job.id)
 
 
+def db_now() -> datetime:
+    """PostgreSQL's ``now()``: the clock the engine's statements compare due times with (and
+    the metrics their windows). In a test that runs in a transaction (``django_db`` without
+    ``transaction=True``) it is that transaction's start, which on a loaded machine can be
+    seconds before ``timezone.now()``: a time meant to be just due, or a wait meant to be
+    exact, is counted from it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (now,) = cursor.fetchone()
+    return now  # type: ignore[no-any-return]
+
+
 def row_counts() -> tuple[int, int, int]:
     """Jobs, dependencies and log rows: a refused request must leave all three unchanged."""
     return Job.objects.count(), JobDependency.objects.count(), ExecutionLog.objects.count()
@@ -86,6 +100,7 @@ def dead_letter(job: Job, error: str = "boom") -> None:
 __all__ = [
     "Job",
     "JobDependency",
+    "db_now",
     "dead_letter",
     "job_factory",
     "make_spec",

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from jobs.engine import admission, transitions, wakeup
 from jobs.models import Job, JobStatus
-from tests.factories import move_to, row_counts
+from tests.factories import db_now, move_to, row_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +121,7 @@ def test_admission_leaves_a_job_before_its_time_and_admits_a_due_one(
     job_factory: Any,
 ) -> None:
     later = job_factory(run_at=timezone.now() + timedelta(hours=1))
-    due = job_factory(run_at=timezone.now() - timedelta(seconds=1))
+    due = job_factory(run_at=db_now() - timedelta(seconds=1))
     assert admission.dispatch() == 1
     assert Job.objects.get(id=due.id).status == JobStatus.QUEUED
     later = Job.objects.get(id=later.id)
@@ -129,7 +129,7 @@ def test_admission_leaves_a_job_before_its_time_and_admits_a_due_one(
 
 
 def test_admission_keeps_run_at_and_clears_the_gate(job_factory: Any) -> None:
-    due_at = timezone.now() - timedelta(seconds=1)
+    due_at = db_now() - timedelta(seconds=1)
     job = job_factory(run_at=due_at)
     admission.dispatch()
     job = Job.objects.get(id=job.id)
@@ -186,28 +186,28 @@ def test_an_invalid_scheduled_value_is_a_400_naming_it(api: APIClient) -> None:
 
 def test_seconds_until_due_is_the_earliest_future_delay_or_backoff(job_factory: Any) -> None:
     assert wakeup.seconds_until_due() is None
-    job_factory(run_at=timezone.now() - timedelta(seconds=5))  # due already: not a wake-up
-    move_to(job_factory(run_at=timezone.now() + timedelta(seconds=30)), JobStatus.CANCELLED)
+    now = db_now()  # the clock seconds_until_due counts by (the test transaction's start)
+    job_factory(run_at=now - timedelta(seconds=5))  # due already: not a wake-up
+    move_to(job_factory(run_at=now + timedelta(seconds=30)), JobStatus.CANCELLED)
     assert wakeup.seconds_until_due() is None
-    job_factory(run_at=timezone.now() + timedelta(hours=1))
-    # (now() is the test transaction's start, a little before the submit: hence the slack.)
-    assert 3590 < (wakeup.seconds_until_due() or 0) < 3610
+    job_factory(run_at=now + timedelta(hours=1))
+    assert wakeup.seconds_until_due() == pytest.approx(3600)
     retried = move_to(job_factory(), JobStatus.RUNNING)
     transitions.retry_attempt(
         job_id=retried.id,
         attempt=retried.attempt,
         error="boom",
-        next_attempt_at=timezone.now() + timedelta(minutes=10),
+        next_attempt_at=now + timedelta(minutes=10),
         message="test set-up",
         context={},
     )
-    assert 590 < (wakeup.seconds_until_due() or 0) < 610
+    assert wakeup.seconds_until_due() == pytest.approx(600)
 
 
 def test_a_due_delayed_job_has_waited_since_its_run_at_not_its_submit(job_factory: Any) -> None:
     """The starvation guard counts a delayed job's wait from its due time: a job delayed for an
     hour is not "starving" the moment it comes due."""
-    due_at = timezone.now() - timedelta(seconds=1)
+    due_at = db_now() - timedelta(seconds=1)
     job = job_factory(run_at=due_at)
     Job.objects.filter(id=job.id).update(created_at=due_at - timedelta(hours=1))
     with transaction.atomic():

@@ -44,8 +44,9 @@ def test_a_holder_whose_lease_expired_books_nothing(user: Any) -> None:
     assert fence.holder() == (999999, "1@elsewhere")  # ours was not let go: not ours
 
 
-def test_a_reserve_under_the_lease_renews_it(user: Any) -> None:
+def test_a_reserve_under_the_lease_renews_it(user: Any, settings: Any) -> None:
     """Admission renews its lease with each page's reserve, not with a call of its own."""
+    settings.DRACONIC_DISPATCH_LEASE_SECONDS = 60  # half of it outlasts any stall of the test
     ledger.ledger_rebuild([])
     claim = ledger.Claim(lease=ledger.lease_id(submit(user).id, 1), cpu_units=1, memory_mb=1)
     with fence.hold() as got:

@@ -3,6 +3,7 @@ directory or on a local SMTP server, and its failures sorted into permanent and 
 
 from __future__ import annotations
 
+import socket
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -13,15 +14,17 @@ from typing import Any
 import pytest
 
 from jobs.types import HandlerError
-from tests.harness import free_port
+from tests.harness import PORT_BASE, free_port
 from tests.integration.inprocess import messages, run
 
 pytestmark = pytest.mark.django_db
 
 FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-#: Where this module's local SMTP servers and its closed port are looked for.
-SMTP_PORT_BASE = 18500
+#: Where this module's local SMTP servers and its closed port are looked for: 18500 by default,
+#: and moved with ``DRACONIC_TEST_PORT_BASE`` like every port of a run, so that two runs on one
+#: machine do not find each other's server (or take each other's closed port).
+SMTP_PORT_BASE = PORT_BASE + 350
 
 
 @pytest.fixture
@@ -220,11 +223,15 @@ def test_send_email_retries_a_transient_reply_but_not_a_final_one(
 def test_send_email_retries_when_the_server_is_unreachable(job_factory, settings):
     settings.EMAIL_BACKEND = SMTP_BACKEND
     settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = free_port(SMTP_PORT_BASE)  # nothing listens there
     settings.EMAIL_TIMEOUT = 30
     job = job_factory(type="send_email", payload=EMAIL)
 
-    with pytest.raises(HandlerError) as caught:
-        run(job)
+    # Bound but not listening: connecting is refused, and no other process can start to
+    # listen on the port meanwhile.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", free_port(SMTP_PORT_BASE)))
+        settings.EMAIL_PORT = closed.getsockname()[1]
+        with pytest.raises(HandlerError) as caught:
+            run(job)
     assert caught.value.permanent is False
     assert "cannot reach the mail server" in str(caught.value)

@@ -17,6 +17,7 @@ from admin_api import metrics
 from draconic.celery import app as celery_app
 from jobs.engine import ledger
 from jobs.models import DeadLetter, Job, JobStatus, Priority
+from tests.factories import db_now
 from tests.harness import free_port, wait_until
 from workers import liveness
 
@@ -88,10 +89,12 @@ def test_health_names_an_unreachable_broker_and_channel_layer(staff_api, setting
 
 def test_a_heartbeat_counts_until_it_expires_or_is_forgotten():
     liveness.beat_once("a@host", {"pid": 10}, ttl=60)
-    liveness.beat_once("b@host", {"pid": 11}, ttl=1)
+    liveness.beat_once("b@host", {"pid": 11}, ttl=60)
     beats = liveness.alive_workers()
     assert [b.hostname for b in beats] == ["a@host", "b@host"]
     assert beats[0].info["pid"] == 10
+    # b's last beat, with a short TTL (given first, a stall before the read above expired it).
+    liveness.beat_once("b@host", {"pid": 11}, ttl=1)
     wait_until(
         lambda: [b.hostname for b in liveness.alive_workers()] == ["a@host"], message="b to expire"
     )
@@ -133,7 +136,9 @@ def _set(job: Job, **fields: Any) -> None:
 @pytest.fixture
 def world(job_factory, user) -> dict[str, Any]:
     """Jobs in known states, dead letters, queued messages, a ledger lease and a worker."""
-    now = timezone.now()
+    # The metrics' clock (PostgreSQL's now(), here the test transaction's start, which can be
+    # seconds earlier than timezone.now()): retry_due is due by it, whatever the machine.
+    now = db_now()
     parent = job_factory(priority="high")  # pending, ready
     job_factory(priority="low", depends_on=[parent])  # pending, waits for its parent
     retry_later = job_factory(priority="normal")

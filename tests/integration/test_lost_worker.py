@@ -19,6 +19,9 @@ def test_a_worker_lost_between_its_start_and_its_first_lease_renewal_is_settled(
     before its first lease renewal, left the job running forever, because the lease kept the
     never-expiring expiry of a queued job and no sweep looked at it."""
     settings.DRACONIC_LEASE_SECONDS = 1
+    # A backoff no tick can reach: with the suite's 0.2 s, the same tick that settles the
+    # attempt could admit the retry (the job queued, not retrying) on a slow machine.
+    settings.DRACONIC_RETRY_BASE_SECONDS = settings.DRACONIC_RETRY_MAX_SECONDS = 3600
     job, _ = job_submit(owner=user, spec=make_spec(type="noop", max_attempts=3))
     assert admission.admit_ready() == 1
     # The worker's job_start commits, then the worker dies before ledger_renew.

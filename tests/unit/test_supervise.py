@@ -146,9 +146,15 @@ def test_a_command_that_ignores_sigterm_is_killed_with_its_group_after_the_stop_
 def test_make_runs_honcho_waits_for_the_supervisors_before_it_kills(tmp_path: Path) -> None:
     """Stock honcho SIGKILLs what still runs 5 s after the first process stopped; under
     draconic.run_honcho a process that takes longer to stop (a worker's grace) is not killed."""
-    done = tmp_path / "done"
-    slow = f"trap 'sleep 7; echo done > {done}; exit 0' TERM; while true; do sleep 0.1; done"
-    (tmp_path / "Procfile").write_text(f"quick: sleep 1\nslow: {slow}\n")
+    done, ready = tmp_path / "done", tmp_path / "ready"
+    slow = (
+        f"trap 'sleep 7; echo done > {done}; exit 0' TERM; touch {ready}; "
+        "while true; do sleep 0.1; done"
+    )
+    # quick ends (and honcho stops everything) only once slow has its trap: a SIGTERM before
+    # that would kill the shell at once, however honcho waits.
+    quick = f"while [ ! -e {ready} ]; do sleep 0.1; done; sleep 1"
+    (tmp_path / "Procfile").write_text(f"quick: {quick}\nslow: {slow}\n")
     proc = subprocess.run(
         [sys.executable, "-m", "draconic.run_honcho", "-e", "/dev/null", "start"],
         cwd=tmp_path,
