@@ -177,6 +177,10 @@ def test_the_log_is_live_for_the_operator_and_the_viewer(
         for page in (operator, viewer):
             page.wait_for_selector('#logs tr:has-text("statistics computed")')
             page.wait_for_selector("#job-status.status-completed")
+            # The badge turns on the feed's event; the lines come from a logs.json fetch
+            # after it. "final" is set by an answer that read the job finished before its
+            # lines, so every line up to the end is shown by then.
+            page.wait_for_selector("body[data-logs=final]")
             assert page.evaluate("window.__notReloaded") is True
             shown = page.locator("#logs tbody tr[data-log-id]").evaluate_all(
                 "rows => rows.map(r => Number(r.dataset.logId))"

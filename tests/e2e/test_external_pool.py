@@ -98,8 +98,10 @@ def test_a_sigkilled_external_worker_job_runs_again_once_or_goes_to_the_dlq(
 ):
     path, last = tmp_path / "runs.txt", tmp_path / "last.txt"
     start(platform, server, "doomed", concurrency=2)
-    body = {"path": str(path), "seconds": 3}
-    job_id = submit(api, type="ext.count_runs", payload=body, max_attempts=3)["id"]
+    # Its first attempt outlasts the wait for the other job to start, however slow that is
+    # (a 3 s one could complete before the kill); the second attempt ends at once.
+    body = {"path": str(path), "seconds": 600, "stubborn": True}
+    job_id = submit(api, type="ext.slow_first_attempt", payload=body, max_attempts=3)["id"]
     body = {"path": str(last), "seconds": 60}
     last_id = submit(api, type="ext.count_runs", payload=body, max_attempts=1)["id"]
     wait_until(lambda: runs(path) and runs(last), timeout=120, message=platform.logs())
@@ -153,7 +155,11 @@ def test_a_worker_token_cannot_complete_another_pool_job_or_read_the_jobs(
 ):
     start(platform, server)
     job_id = submit(api, type="ext.wait", payload={"seconds": 60})["id"]
-    wait_until(lambda: Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists())
+    wait_until(
+        lambda: Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists(),
+        timeout=120,
+        message=platform.logs(),
+    )
     other = new_token("other")
     kind = {"name": "other.thing", "payload_schema": {"type": "object"}}
     registered = call(
@@ -312,7 +318,9 @@ def test_a_sigterm_lets_a_short_job_finish_and_hands_back_the_long_ones_uncharge
     path, short = tmp_path / "runs.txt", tmp_path / "short.txt"
     start(platform, server, "stopping", concurrency=3, options=("--shutdown-grace", "15"))
     ids = slow_first_attempts(api, path)
-    body = {"path": str(short), "seconds": 1}
+    # Long enough to be still running when the slow ones have started too (a 1 s one could
+    # end before), short enough to end well inside the 15 s grace.
+    body = {"path": str(short), "seconds": 5}
     short_id = submit(api, type="ext.count_runs", payload=body, max_attempts=1)["id"]
     wait_until(
         lambda: Job.objects.filter(id__in=[*ids, short_id], status=JobStatus.RUNNING).count() == 3,

@@ -27,13 +27,20 @@ import pytest
 from django.conf import settings
 from psycopg2 import sql
 
+from tests.harness import PORT_BASE as HARNESS_PORT_BASE
 from tests.harness import ROOT, free_port, send, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-DB_NAME = "draconic_makerun"
-#: Ports of the platform under test: the first two free ones from here on.
-PORT_BASE = 18310
+#: Ports of the platform under test: the first two free ones from here on (18310 unless
+#: ``DRACONIC_TEST_PORT_BASE`` moves the harness's range, for runs sharing the machine).
+PORT_BASE = HARNESS_PORT_BASE + 160
+
+
+def _db_name() -> str:
+    """The fresh database of `make run`: named after this run's test database, so that runs
+    sharing the PostgreSQL server never drop each other's."""
+    return f"{settings.DATABASES['default']['NAME']}_makerun"
 
 
 def _admin_connection() -> Any:
@@ -53,7 +60,7 @@ def _drop_database() -> None:
     conn = _admin_connection()
     with conn.cursor() as cursor:
         cursor.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(_db_name()))
         )
     conn.close()
 
@@ -62,7 +69,7 @@ def _database_url() -> str:
     db = settings.DATABASES["default"]
     user = db["USER"] or "postgres"
     auth = f"{user}:{db['PASSWORD']}" if db["PASSWORD"] else user
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{DB_NAME}"
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{_db_name()}"
 
 
 def _process_table() -> dict[int, tuple[int, str]]:
@@ -96,6 +103,14 @@ def descendants(root: int) -> set[tuple[int, str]]:
 def still_alive(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
     table = _process_table()
     return {(pid, start) for pid, start in processes if table.get(pid, (0, ""))[1] == start}
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, NUL-separated; "" if it has exited since it was listed."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 class MakeRun:
@@ -191,10 +206,6 @@ def _flower_status(base: str, path: str, credentials: tuple[str, ...]) -> int:
 
 def _celery_worker_main(processes: set[tuple[int, str]]) -> int:
     """The Celery worker's main process: the one whose parent is not a Celery worker."""
-
-    def cmdline(pid: int) -> str:
-        return (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace")
-
     table = _process_table()
     workers = {pid for pid, _ in processes if "celery" in cmdline(pid) and "worker" in cmdline(pid)}
     workers -= {pid for pid in workers if "draconic.supervise" in cmdline(pid)}
@@ -268,11 +279,7 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
     )
 
     started = descendants(run.proc.pid)
-    names = " ".join(
-        (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace")
-        for pid, _ in started
-        if (Path("/proc") / str(pid)).exists()
-    )
+    names = " ".join(cmdline(pid) for pid, _ in started)
     for program in ("honcho", "daphne", "celery", "flower", "scheduler"):
         assert program in names, f"{program} is not running under make run"
 
@@ -298,7 +305,8 @@ def test_make_run_serves_runs_a_job_and_stops_cleanly_on_sigterm(make_run):
         timeout=60,
         message=f"every process of make run to exit\n{run.output()}",
     )
-    assert "stopped" in run.output()
+    # The output is read by a thread: its last lines may not be in run.lines yet.
+    wait_until(lambda: "stopped" in run.output(), timeout=60, message=f"'stopped'\n{run.output()}")
 
 
 def _count_jobs(status: str) -> int:
@@ -319,7 +327,9 @@ def test_make_runs_defaults_run_every_job_the_capacity_admits_at_once(make_run):
     )
     assert run.proc.poll() is None, f"make run exited early:\n{run.output()}"
     capacity = settings.MAX_CPU_UNITS  # make run's too: it inherits this environment
-    job = {"type": "noop", "payload": {"seconds": 5}}
+    # Long enough that the first to start is still running when the last starts, however
+    # slowly a loaded machine starts them.
+    job = {"type": "noop", "payload": {"seconds": 30}}
     job["resource_requirements"] = {"cpu_units": 1, "memory_mb": 128}
     status, body = run.request("POST", "/jobs/batch/", {"jobs": [job] * capacity})
     assert status == 201, body
@@ -335,10 +345,7 @@ def test_make_runs_defaults_run_every_job_the_capacity_admits_at_once(make_run):
     wait_until(lambda: _count_jobs("completed") == capacity, timeout=300, message="jobs to end")
 
     # REST and the WebSocket on one port, from one daphne per core.
-    cmdlines = [
-        (Path("/proc") / str(pid) / "cmdline").read_text(errors="replace").split("\0")
-        for pid, _ in still_alive(descendants(run.proc.pid))
-    ]
+    cmdlines = [cmdline(pid).split("\0") for pid, _ in still_alive(descendants(run.proc.pid))]
     daphnes = [
         c
         for c in cmdlines

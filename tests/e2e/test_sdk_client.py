@@ -373,9 +373,16 @@ def test_limits_are_managed_by_staff_and_jobs_show_their_key_and_due_time(live: 
 
 
 def test_the_async_client_has_schedules_and_limits(live: Live) -> None:
+    # Hourly, at the minute half an hour from now: it cannot fire by itself during the test
+    # (a fire of "0 * * * *" at the top of an hour would be last_runs[0], not the trigger).
+    minute = (datetime.now(UTC) + timedelta(minutes=30)).minute
+    hourly = f"{minute} * * * *"
+
     async def scenario() -> None:
         async with AsyncClient(live.url, live.staff_token) as client:
-            made = await client.schedules.create("async-hourly", {"type": "noop"}, cron="0 * * * *")
+            made = await client.schedules.create(
+                "async-hourly", {"type": "noop"}, cron=hourly, timezone="UTC"
+            )
             job = await client.schedules.trigger(made)
             assert (await client.wait(job, timeout=TIMEOUT)).schedule == made.id
             assert [s.id async for s in client.schedules.list()] == [made.id]
