@@ -19,6 +19,7 @@ from jobs.models import Job, JobStatus, Limit
 from jobs.redis_client import get_redis
 from tests.factories import make_spec
 from tests.harness import wait_until
+from workers import liveness
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +41,17 @@ def wait_terminal(ids: list[str], platform: Any, timeout: float = 180) -> list[J
         return jobs if len(jobs) == len(ids) else None
 
     return wait_until(done, timeout=timeout, message=f"{len(ids)} jobs to end\n{platform.logs()}")
+
+
+def wait_ready(platform: Any, *names: str) -> None:
+    """Block until the workers ``names`` consume (each one's liveness beat starts on Celery's
+    ``worker_ready``): what a test measures across workers must not include one still
+    starting up while the other already runs the jobs."""
+
+    def ready() -> bool:
+        return {b.hostname.split("@")[0] for b in liveness.alive_workers()} >= set(names)
+
+    wait_until(ready, timeout=120, message=f"workers {names} to be ready\n{platform.logs()}")
 
 
 def most_at_once(jobs: list[Job]) -> int:
@@ -83,6 +95,9 @@ def test_a_type_rate_limit_holds_across_two_workers(platform, user, settings):
     platform.start_worker("w1", concurrency=2)
     platform.start_worker("w2", concurrency=2)
     platform.start_scheduler()
+    # Both workers consume before the first job is admitted: jobs admitted while they start
+    # would pile up (up to the capacity) and start in a burst longer than the first second's.
+    wait_ready(platform, "w1", "w2")
     ids = submit_many(user, 380, type="noop")
     started = wait_until(
         lambda: (
@@ -112,6 +127,9 @@ def test_a_tenant_concurrency_limit_holds_while_other_tenants_flow(platform, use
     platform.start_worker("w1", concurrency=4)
     platform.start_worker("w2", concurrency=4)
     platform.start_scheduler()
+    # Both workers consume before the jobs come: with one still starting up, the other's 4
+    # processes would run everything, and no more than 4 could run at once.
+    wait_ready(platform, "w1", "w2")
     payload = {"seconds": 0.5}
     with LedgerSampler(["tenant:a", "tenant:b", "tenant:c"]) as sampler:
         a = submit_many(user, 12, type="noop", payload=payload, concurrency_key="tenant:a")
