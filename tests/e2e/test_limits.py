@@ -179,10 +179,14 @@ def test_a_tenants_jobs_start_while_another_has_a_backlog_of_2000(
     platform, user, other_user, settings
 ):
     settings.MAX_CPU_UNITS = 4
-    platform.start_worker(concurrency=2)
     platform.start_scheduler()
     backlog = submit_many(user, 2000, type="noop")
     late = submit_many(other_user, 10, type="noop")
+    # The worker starts once the late ones are in: the scheduler has admitted what fits of
+    # the backlog meanwhile (4 CPU units' worth), but none of it ran. A worker already up
+    # would run the backlog while its 2,000 are still being submitted, ahead of the late ones
+    # by nothing the dispatcher decides.
+    platform.start_worker(concurrency=2)
     jobs = wait_terminal(late, platform)
     assert {j.status for j in jobs} == {JobStatus.COMPLETED}
     last_late_start = max(j.started_at for j in jobs)
