@@ -19,6 +19,7 @@ from jobs.models import Job, JobStatus, Limit
 from jobs.redis_client import get_redis
 from tests.factories import make_spec
 from tests.harness import wait_until
+from workers import liveness
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +41,17 @@ def wait_terminal(ids: list[str], platform: Any, timeout: float = 180) -> list[J
         return jobs if len(jobs) == len(ids) else None
 
     return wait_until(done, timeout=timeout, message=f"{len(ids)} jobs to end\n{platform.logs()}")
+
+
+def wait_ready(platform: Any, *names: str) -> None:
+    """Block until the workers ``names`` consume (each one's liveness beat starts on Celery's
+    ``worker_ready``): what a test measures across workers must not include one still
+    starting up while the other already runs the jobs."""
+
+    def ready() -> bool:
+        return {b.hostname.split("@")[0] for b in liveness.alive_workers()} >= set(names)
+
+    wait_until(ready, timeout=120, message=f"workers {names} to be ready\n{platform.logs()}")
 
 
 def most_at_once(jobs: list[Job]) -> int:
@@ -83,6 +95,9 @@ def test_a_type_rate_limit_holds_across_two_workers(platform, user, settings):
     platform.start_worker("w1", concurrency=2)
     platform.start_worker("w2", concurrency=2)
     platform.start_scheduler()
+    # Both workers consume before the first job is admitted: jobs admitted while they start
+    # would pile up (up to the capacity) and start in a burst longer than the first second's.
+    wait_ready(platform, "w1", "w2")
     ids = submit_many(user, 380, type="noop")
     started = wait_until(
         lambda: (
@@ -112,6 +127,9 @@ def test_a_tenant_concurrency_limit_holds_while_other_tenants_flow(platform, use
     platform.start_worker("w1", concurrency=4)
     platform.start_worker("w2", concurrency=4)
     platform.start_scheduler()
+    # Both workers consume before the jobs come: with one still starting up, the other's 4
+    # processes would run everything, and no more than 4 could run at once.
+    wait_ready(platform, "w1", "w2")
     payload = {"seconds": 0.5}
     with LedgerSampler(["tenant:a", "tenant:b", "tenant:c"]) as sampler:
         a = submit_many(user, 12, type="noop", payload=payload, concurrency_key="tenant:a")
@@ -161,10 +179,14 @@ def test_a_tenants_jobs_start_while_another_has_a_backlog_of_2000(
     platform, user, other_user, settings
 ):
     settings.MAX_CPU_UNITS = 4
-    platform.start_worker(concurrency=2)
     platform.start_scheduler()
     backlog = submit_many(user, 2000, type="noop")
     late = submit_many(other_user, 10, type="noop")
+    # The worker starts once the late ones are in: the scheduler has admitted what fits of
+    # the backlog meanwhile (4 CPU units' worth), but none of it ran. A worker already up
+    # would run the backlog while its 2,000 are still being submitted, ahead of the late ones
+    # by nothing the dispatcher decides.
+    platform.start_worker(concurrency=2)
     jobs = wait_terminal(late, platform)
     assert {j.status for j in jobs} == {JobStatus.COMPLETED}
     last_late_start = max(j.started_at for j in jobs)
@@ -184,7 +206,8 @@ def test_a_rate_held_job_starts_when_its_token_is_due_not_at_the_next_tick(
     platform.start_worker(concurrency=2)
     platform.start_scheduler(DRACONIC_SCHEDULER_TICK_SECONDS="60")
     ids = submit_many(user, 8, type="noop")
-    jobs = wait_terminal(ids, platform, timeout=50)  # before the scheduler's second tick
+    # A hang guard only: a job held for the scheduler's tick (60 s) shows as a gap below.
+    jobs = wait_terminal(ids, platform)
     # Admission times (a worker still starting up would bunch the start times).
     admitted = sorted(j.queued_at for j in jobs)
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(admitted)]
