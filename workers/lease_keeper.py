@@ -58,12 +58,26 @@ class LeaseKeeper:
         for target, name in ((self._run, "lease-keeper"), (self._listen, "cancel-listener")):
             threading.Thread(target=target, name=f"draconic-{name}", daemon=True).start()
 
-    def watch(self, job_id: str, attempt: int, cancel: threading.Event) -> str:
+    def watch(
+        self, job_id: str, attempt: int, cancel: threading.Event, *, renew: bool = True
+    ) -> str:
+        """Pass a cancel of this attempt on to ``cancel``, and renew its lease. With
+        ``renew=False`` the lease is only listened for until ``renewing``: an attempt is
+        watched before its start commits (so no cancel pushed once it shows running is
+        missed), and a queued job's lease keeps "never expires" until its attempt started."""
         lease = ledger.lease_id(job_id, attempt)
+        due = time.monotonic() + _renew_every() if renew else float("inf")
         with self._lock:
             self._start_here()
-            self._watched[lease] = (job_id, cancel, time.monotonic() + _renew_every())
+            self._watched[lease] = (job_id, cancel, due)
         return lease
+
+    def renewing(self, lease: str) -> None:
+        """Start renewing a lease watched with ``renew=False`` (its attempt has started)."""
+        with self._lock:
+            entry = self._watched.get(lease)
+            if entry is not None:
+                self._watched[lease] = (entry[0], entry[1], time.monotonic() + _renew_every())
 
     def unwatch(self, lease: str) -> None:
         with self._lock:

@@ -40,12 +40,16 @@ class Outcome:
 
 def run_attempt(job_id: str, attempt: int, *, worker: str) -> Outcome:
     """Run attempt ``attempt`` of ``job_id``; returns what happened."""
-    job = _start(job_id, attempt, worker)
-    if job is None:
-        return Outcome("", "skipped: stale or duplicate delivery")
     cancel = threading.Event()
-    lease = keeper.watch(str(job.id), attempt, cancel)
+    # Watched before the start commits: a cancel requested as soon as the job shows running is
+    # pushed to a lease this process already listens for. Watched after it, a push that came
+    # first was dropped, and the handler ran on until the fallback poll.
+    lease = keeper.watch(str(job_id), attempt, cancel, renew=False)
     try:
+        job = _start(job_id, attempt, worker)
+        if job is None:
+            return Outcome("", "skipped: stale or duplicate delivery")
+        keeper.renewing(lease)
         return _execute(job, cancel)
     finally:
         keeper.unwatch(lease)

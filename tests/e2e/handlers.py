@@ -47,8 +47,12 @@ class SlowFirstAttemptHandler(Handler):
         import time
 
         if "pid_path" in ctx.payload:
-            with open(ctx.payload["pid_path"], "w") as out:
+            # Written whole, then renamed into place: a test that sees the file reads the pid
+            # (it could see it created and still empty).
+            partial = f"{ctx.payload['pid_path']}.partial"
+            with open(partial, "w") as out:
                 out.write(str(os.getpid()))
+            os.replace(partial, ctx.payload["pid_path"])
         with open(ctx.payload["path"], "a") as out:
             out.write(f"{ctx.job.id}:{ctx.attempt}\n")
             out.flush()

@@ -4,7 +4,7 @@
 ``LATE_BOUND`` of its due time, generous on this noisy 2-core machine (the bench measures the
 real lateness, docs/performance.md). The scheduler runs with a 60 s tick, so only its sleeping
 until the next due job (and being woken by a submit with an earlier one) can start the jobs
-within the bound; with the old tick-only loop they start a minute late. Timeouts in
+within the bound; with the old tick-only loop they start up to a minute late. Timeouts in
 ``wait_until`` are hang guards only."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from tests.harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
-LATE_BOUND = timedelta(seconds=5)
+#: A quarter of the tick: a loaded machine may stall the scheduler's wake-up, the delivery and
+#: the start by seconds (5 s left little room), and the old tick-only loop is still far outside.
+LATE_BOUND = timedelta(seconds=15)
 #: Long enough that no tick can admit the jobs within LATE_BOUND.
 SLOW_TICK = {"DRACONIC_SCHEDULER_TICK_SECONDS": "60"}
 
@@ -36,7 +38,7 @@ def wait_completed(ids: list[str], platform: Any) -> dict[str, Job]:
         jobs = {str(j.id): j for j in Job.objects.filter(id__in=ids, status=JobStatus.COMPLETED)}
         return jobs if len(jobs) == len(ids) else None
 
-    return wait_until(done, timeout=40, message=f"{ids} to complete\n{platform.logs()}")
+    return wait_until(done, timeout=120, message=f"{ids} to complete\n{platform.logs()}")
 
 
 def warm_up(api: Any, platform: Any) -> None:
@@ -63,10 +65,14 @@ def test_a_delayed_job_starts_neither_early_nor_late_and_an_earlier_one_wakes_th
     assert response.status_code == 201, response.content
     batch = [j["id"] for j in response.json()["jobs"]]
     early = wait_completed(batch, platform)
-    assert Job.objects.get(id=later).status == JobStatus.PENDING  # its time has not come
+    waiting, checked_at = Job.objects.get(id=later), timezone.now()
+    assert waiting.run_at is not None
+    if checked_at < waiting.run_at:  # its time has not come: still waiting (the batch may
+        assert waiting.status == JobStatus.PENDING  # end later than that on a loaded machine)
     jobs = {**early, **wait_completed([later], platform)}
     for job in jobs.values():
         assert job.run_at is not None and job.started_at is not None
+        assert job.queued_at is not None and job.queued_at >= job.run_at  # never admitted early
         assert job.started_at >= job.run_at, (job.started_at, job.run_at)  # never early
         assert job.started_at - job.run_at < LATE_BOUND, (job.started_at, job.run_at)
         assert job.attempt == 1
@@ -76,8 +82,9 @@ def test_a_job_cancelled_before_its_time_never_runs(platform: Any, api: Any) -> 
     platform.start_worker()
     platform.start_scheduler(**SLOW_TICK)
     warm_up(api, platform)
-    cancelled = submit(api, delay_seconds=2)
-    control = submit(api, delay_seconds=2)  # the same time: it shows the time did come
+    # Due in 5 s: the cancel comes well before (with 2 s, a stalled request could come after).
+    cancelled = submit(api, delay_seconds=5)
+    control = submit(api, delay_seconds=5)  # the same time: it shows the time did come
     response = api.patch(f"/jobs/{cancelled}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     wait_completed([control], platform)

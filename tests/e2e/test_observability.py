@@ -63,7 +63,9 @@ def test_the_worker_and_the_scheduler_write_json_lines_for_a_job_they_run(platfo
 
 @pytest.mark.e2e
 def test_a_real_worker_beats_and_disappears_when_stopped_or_killed(platform, staff_api):
-    fast = {"DRACONIC_WORKER_HEARTBEAT_SECONDS": "0.5", "DRACONIC_WORKER_HEARTBEAT_TTL": "2"}
+    # A TTL of twelve beats: w2 stays listed through w1's shutdown even if a loaded machine
+    # delays a few of its beats (with 2 s, one beat 1.5 s late dropped it).
+    fast = {"DRACONIC_WORKER_HEARTBEAT_SECONDS": "0.5", "DRACONIC_WORKER_HEARTBEAT_TTL": "6"}
     platform.start_worker("w1", **fast)
     platform.start_worker("w2", **fast)
     platform.start_scheduler()

@@ -30,8 +30,13 @@ def test_a_job_of_a_killed_worker_runs_again_as_a_new_attempt(platform, api, set
     runs = tmp_path / "runs.txt"
     platform.start_worker("doomed", **FAST_LEASE)
     platform.start_scheduler(**FAST_LEASE)
+    # Its first attempt outlasts any delay before the kill; the second returns at once, so no
+    # lease of 2 s has to be renewed on the rescuer (a stalled renewal would be a third run).
     job_id = submit(
-        api, type="count_runs", payload={"path": str(runs), "seconds": 3}, max_attempts=3
+        api,
+        type="slow_first_attempt",
+        payload={"path": str(runs), "seconds": 600},
+        max_attempts=3,
     )["id"]
     wait_until(lambda: run_lines(runs), message=platform.logs())
     platform.kill("doomed", signal.SIGKILL)  # the whole worker: main process and children

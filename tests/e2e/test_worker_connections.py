@@ -5,6 +5,7 @@ client port and mapped to its process through /proc."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
+import tests.e2e.handlers  # noqa: F401  (registers the test-only job types here too)
 from jobs.models import Job, JobStatus
 from tests.e2e.conftest import THROUGH_PGBOUNCER
+from tests.e2e.test_scheduling import TEST_TYPES
 from tests.harness import Supervisor, wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -21,7 +24,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 JOBS = 2
-SECONDS = 4  # long enough for several renewals and cancel polls of each attempt
+#: How long both jobs are watched running: several cancel polls of each attempt. The jobs run
+#: until the test opens their gate, so neither can end before the other has started.
+SECONDS = 4
 
 
 def process_tree(root: int) -> set[int]:
@@ -78,13 +83,14 @@ def connections_by_process(root: int) -> Counter[int]:
 
 
 def test_each_worker_process_holds_one_connection_with_jobs_in_flight(
-    platform: Supervisor, api: Any
+    platform: Supervisor, api: Any, tmp_path: Path
 ) -> None:
-    platform.start_worker(concurrency=JOBS, DRACONIC_CANCEL_POLL_SECONDS="0.2")
-    platform.start_scheduler()
+    platform.start_worker(concurrency=JOBS, DRACONIC_CANCEL_POLL_SECONDS="0.2", **TEST_TYPES)
+    platform.start_scheduler(**TEST_TYPES)
+    gate = tmp_path / "gate"
     ids = []
     for _ in range(JOBS):
-        body = {"type": "noop", "payload": {"seconds": SECONDS}}
+        body = {"type": "gate", "payload": {"path": str(gate)}}
         response = api.post("/jobs/", body, format="json")
         assert response.status_code == 201, response.content
         ids.append(response.json()["id"])
@@ -93,10 +99,13 @@ def test_each_worker_process_holds_one_connection_with_jobs_in_flight(
 
     worst: Counter[int] = Counter()
     samples = 0
-    while running.count() == JOBS:
+    until = time.monotonic() + SECONDS
+    while time.monotonic() < until:
         for pid, n in connections_by_process(platform.pid("worker")).items():
             worst[pid] = max(worst[pid], n)
         samples += 1
+        assert running.count() == JOBS, platform.logs()  # gated: both still run
+    gate.touch()
     assert samples > 0
     assert worst, "the worker's processes were found"
     assert max(worst.values()) == 1, worst  # none holds two
