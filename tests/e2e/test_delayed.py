@@ -53,7 +53,8 @@ def test_a_delayed_job_starts_neither_early_nor_late_and_an_earlier_one_wakes_th
     platform.start_scheduler(**SLOW_TICK)
     warm_up(api, platform)
     # The scheduler goes to sleep until the later job; the batch, due sooner, must wake it.
-    later = submit(api, delay_seconds=8)
+    # 35 s: a batch left to start with the later job would be 32 s late, over LATE_BOUND.
+    later = submit(api, delay_seconds=35)
     soon = timezone.now() + timedelta(seconds=2)
     body = {
         "jobs": [
