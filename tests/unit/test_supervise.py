@@ -153,7 +153,8 @@ def test_make_runs_honcho_waits_for_the_supervisors_before_it_kills(tmp_path: Pa
     )
     # quick ends (and honcho stops everything) only once slow has its trap: a SIGTERM before
     # that would kill the shell at once, however honcho waits.
-    quick = f"while [ ! -e {ready} ]; do sleep 0.1; done; sleep 1"
+    # (At most 60 s, so a failing run leaves no loop behind.)
+    quick = f"for _ in $(seq 600); do [ -e {ready} ] && break; sleep 0.1; done; sleep 1"
     (tmp_path / "Procfile").write_text(f"quick: {quick}\nslow: {slow}\n")
     proc = subprocess.run(
         [sys.executable, "-m", "draconic.run_honcho", "-e", "/dev/null", "start"],
