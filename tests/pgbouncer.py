@@ -17,12 +17,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests import harness
 from tests.harness import free_port, wait_until
 
 BINARY = os.environ.get("PGBOUNCER", "/usr/sbin/pgbouncer")
 #: Where its port is looked for: the tests' range, above what the servers of a test take
-#: (``DRACONIC_TEST_PGBOUNCER_PORT`` moves it, for a machine shared by several test runs).
-PORT_BASE = int(os.environ.get("DRACONIC_TEST_PGBOUNCER_PORT", "18240"))
+#: (18240 by default). It moves with ``DRACONIC_TEST_PORT_BASE``, as every port of a run does:
+#: two runs on one machine that each picked the same free port at the same moment would
+#: otherwise share one PgBouncer, the loser's ``pg_isready`` answered by the winner's.
+#: ``DRACONIC_TEST_PGBOUNCER_PORT`` sets it outright.
+PORT_BASE = int(os.environ.get("DRACONIC_TEST_PGBOUNCER_PORT", harness.PORT_BASE + 90))
 
 CONFIG = """\
 [databases]

@@ -38,7 +38,7 @@ from tests.chaos.experiment import Chaos, drive, revive, say
 from tests.chaos.plan import FULL_FAULTS, QUICK_FAULTS, make_plan
 from tests.chaos.services import Postgres, RedisServer
 from tests.chaos.verify import evidence, explain, summary, verify
-from tests.harness import ROOT, Supervisor, free_port
+from tests.harness import PORT_BASE, ROOT, Supervisor, free_port
 
 RUN_LOG_ENV = "DRACONIC_CHAOS_RUN_LOG"  # the same name as in tests.chaos.handlers
 
@@ -157,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=600, help="hang guard in seconds (default 600)"
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed of the load")
+    # 18700 by default; it moves with DRACONIC_TEST_PORT_BASE, as every port of a test run does
+    # (two runs' chaos tests start at about the same time: it is the suite's first test).
     parser.add_argument(
-        "--port-base", type=int, default=int(os.environ.get("CHAOS_PORT_BASE", 18700))
+        "--port-base",
+        type=int,
+        default=int(os.environ.get("CHAOS_PORT_BASE", PORT_BASE + 550)),
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

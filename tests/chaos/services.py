@@ -122,9 +122,21 @@ class RedisServer:
         log.close()
         deadline = time.monotonic() + 30
         while not self.ping():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start-up:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
+        # The answer may be another run's server, on the port ours could not bind (it was free
+        # when chosen, and on a restart it was free for a second): never use it.
+        pid = self.client().info("server")["process_id"]
+        if pid != self.proc.pid:
+            self.kill()
+            raise RuntimeError(f"port {self.port} is another redis-server's (pid {pid})")
+
+    def log_tail(self) -> str:
+        path = self.root / "redis.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
     def client(self) -> Any:
         import redis

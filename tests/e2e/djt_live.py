@@ -64,8 +64,10 @@ def start_team_worker(platform: Supervisor, live: Live, name: str = "djt-worker"
     env.pop("DATABASE_URL")
     env.update(DJANGO_SETTINGS_MODULE="tests.e2e.external.djt_settings")
     platform.start(name, [sys.executable, "-m", "django", "draconic_worker", "--name", name], env)
+    # The whole log: Celery's banner and warnings, printed just after the line, can push it
+    # out of a tail before a poll of a loaded machine reads it.
     wait_until(
-        lambda: "registered" in platform.log_tail(name) or platform.check(name),
+        lambda: "registered" in platform.log_tail(name, chars=10**7) or platform.check(name),
         timeout=120,
         message=f"{name} to register\n{platform.logs()}",
     )
