@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -160,15 +161,19 @@ def test_shell_completion_is_clicks(live: Live) -> None:
 def test_schedules_commands(live: Live, tmp_path: Path) -> None:
     job_file = tmp_path / "job.json"
     job_file.write_text('{"type": "noop", "payload": {"seconds": 0.1}}')
+    # Daily, at the hour twelve hours from now in Amsterdam: it cannot fire by itself during
+    # the test (a fixed 03:00 would, for a run that crosses it), so the trigger is its last run.
+    hour = (datetime.now(ZoneInfo("Europe/Amsterdam")) + timedelta(hours=12)).hour
+    daily = f"0 {hour} * * *"
     made = draconic(
-        live, "--json", "schedules", "create", "nightly", "--cron", "0 3 * * *",
+        live, "--json", "schedules", "create", "nightly", "--cron", daily,
         "--timezone", "Europe/Amsterdam", "--job", f"@{job_file}",
     )  # fmt: skip
     assert made.exit_code == 0, made.output
     schedule_id = as_json(made)["id"]
     assert len(as_json(made)["next_fire_times"]) == 5
     listed = draconic(live, "schedules", "ls")
-    assert schedule_id in listed.stdout and "0 3 * * *" in listed.stdout
+    assert schedule_id in listed.stdout and daily in listed.stdout
     fired = as_json(draconic(live, "--json", "schedules", "trigger", schedule_id))
     assert fired["schedule"] == schedule_id
     Client(live.url, live.token).wait(fired["id"], timeout=120)
