@@ -58,22 +58,19 @@ class LeaseKeeper:
         for target, name in ((self._run, "lease-keeper"), (self._listen, "cancel-listener")):
             threading.Thread(target=target, name=f"draconic-{name}", daemon=True).start()
 
-    def watch(
-        self, job_id: str, attempt: int, cancel: threading.Event, *, renew: bool = True
-    ) -> str:
-        """Pass a cancel of this attempt on to ``cancel``, and renew its lease. With
-        ``renew=False`` the lease is only listened for until ``renewing``: an attempt is
-        watched before its start commits (so no cancel pushed once it shows running is
-        missed), and a queued job's lease keeps "never expires" until its attempt started."""
+    def watch(self, job_id: str, attempt: int, cancel: threading.Event) -> str:
+        """Pass a cancel of this attempt on to ``cancel``; its lease is renewed only from
+        ``renewing``. An attempt is watched before its start commits (so no cancel pushed once
+        it shows running is missed), and a queued job's lease keeps "never expires" until its
+        attempt has started."""
         lease = ledger.lease_id(job_id, attempt)
-        due = time.monotonic() + _renew_every() if renew else float("inf")
         with self._lock:
             self._start_here()
-            self._watched[lease] = (job_id, cancel, due)
+            self._watched[lease] = (job_id, cancel, float("inf"))
         return lease
 
     def renewing(self, lease: str) -> None:
-        """Start renewing a lease watched with ``renew=False`` (its attempt has started)."""
+        """Start renewing a watched lease: its attempt has started."""
         with self._lock:
             entry = self._watched.get(lease)
             if entry is not None:

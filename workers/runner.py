@@ -44,7 +44,7 @@ def run_attempt(job_id: str, attempt: int, *, worker: str) -> Outcome:
     # Watched before the start commits: a cancel requested as soon as the job shows running is
     # pushed to a lease this process already listens for. Watched after it, a push that came
     # first was dropped, and the handler ran on until the fallback poll.
-    lease = keeper.watch(str(job_id), attempt, cancel, renew=False)
+    lease = keeper.watch(str(job_id), attempt, cancel)
     try:
         job = _start(job_id, attempt, worker)
         if job is None:
